@@ -1,0 +1,672 @@
+//! The lab's stand-in for kube-controller-manager, the scheduler, the kubelet
+//! and Istio's sidecar injector: it turns what a scenario declares
+//! (Deployments, bare Pods, Services) into what a cluster would show
+//! (ReplicaSets, running Pods with IPs, EndpointSlices and Endpoints).
+//!
+//! [`Controller::reconcile`] is pure apart from the controller's memory of
+//! which pod got which address, so tests can call it on a list of objects.
+
+use crate::net::PodAddrs;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Annotation prefix for lab-only behaviour (see tests/lab/README.md).
+pub const LAB_PREFIX: &str = "lab.mesh503.io/";
+/// Node name every pod is "scheduled" on.
+pub const NODE: &str = "lab-node";
+
+/// Identity of an object in the store.
+pub type Key = (String, String, String, String); // (apiVersion group, kind, namespace, name)
+
+pub fn key_of(obj: &Value) -> Key {
+    let api = obj["apiVersion"].as_str().unwrap_or("");
+    let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    (
+        group.to_string(),
+        obj["kind"].as_str().unwrap_or("").to_string(),
+        obj["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+        obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// What one reconcile wants: objects to write (create or replace) and keys to delete.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub apply: Vec<Value>,
+    pub delete: Vec<Key>,
+}
+
+#[derive(Debug, Default)]
+pub struct Controller {
+    /// Pod (namespace, name) → address block index, stable for the pod's life.
+    addresses: HashMap<(String, String), u32>,
+    next_index: u32,
+    /// Keys of objects this controller created (so it can delete them later).
+    owned: BTreeSet<Key>,
+}
+
+fn labels(obj: &Value, path: &[&str]) -> BTreeMap<String, String> {
+    let mut v = obj;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ns_of(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or("default")
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn is(obj: &Value, api_version: &str, kind: &str) -> bool {
+    obj["apiVersion"].as_str() == Some(api_version) && obj["kind"].as_str() == Some(kind)
+}
+
+/// `selector ⊆ labels` (an empty selector selects nothing, like a Service without selector).
+pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// FNV-1a, for deterministic ReplicaSet hashes and pod name suffixes.
+fn fnv(data: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Kubernetes' "safe" alphabet for generated names (no vowels, no 0/1/3).
+fn safe_suffix(mut n: u64, len: usize) -> String {
+    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut s = String::new();
+    for _ in 0..len {
+        s.push(ALPHA[(n % ALPHA.len() as u64) as usize] as char);
+        n /= ALPHA.len() as u64;
+    }
+    s
+}
+
+/// The Istio minor version the scenario models (ConfigMap `istio` label
+/// `lab.mesh503.io/istio-version`, e.g. "1.0" or "1.24"; default 24).
+pub fn istio_minor(objects: &[Value]) -> u32 {
+    objects
+        .iter()
+        .find(|o| is(o, "v1", "ConfigMap") && name_of(o) == "istio")
+        .and_then(|o| o["metadata"]["labels"]["lab.mesh503.io/istio-version"].as_str())
+        .and_then(|v| v.split('.').nth(1))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(24)
+}
+
+/// Would Istio's injector add a sidecar to this pod template?
+/// Mirrors istio/istio pkg/kube/inject/webhook.go `injectRequired`: the pod's
+/// `sidecar.istio.io/inject` (annotation, or label from 1.10 on) decides when
+/// set; otherwise the namespace label `istio-injection=enabled` (or an
+/// `istio.io/rev` label) does. Host-network pods are never injected.
+pub fn injection_wanted(
+    pod_meta: &Value,
+    pod_spec: &Value,
+    namespace_labels: &BTreeMap<String, String>,
+) -> bool {
+    if pod_spec["hostNetwork"].as_bool() == Some(true) {
+        return false;
+    }
+    let explicit = pod_meta["labels"]["sidecar.istio.io/inject"]
+        .as_str()
+        .or_else(|| pod_meta["annotations"]["sidecar.istio.io/inject"].as_str());
+    match namespace_labels.get("istio-injection").map(String::as_str) {
+        Some("disabled") => return false,
+        Some("enabled") => return explicit.map(|v| v == "true" || v == "yes").unwrap_or(true),
+        _ => {}
+    }
+    if namespace_labels.contains_key("istio.io/rev") {
+        return explicit.map(|v| v == "true" || v == "yes").unwrap_or(true);
+    }
+    explicit == Some("true") || explicit == Some("yes")
+}
+
+impl Controller {
+    pub fn new() -> Controller {
+        Controller::default()
+    }
+
+    fn address_for(&mut self, ns: &str, name: &str) -> PodAddrs {
+        let key = (ns.to_string(), name.to_string());
+        let idx = match self.addresses.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.next_index;
+                self.next_index += 1;
+                self.addresses.insert(key, i);
+                i
+            }
+        };
+        PodAddrs::for_index(idx)
+    }
+
+    /// Compute what should change so the store looks like a running cluster.
+    /// `now` is the RFC 3339 time stamped on new status fields.
+    pub fn reconcile(&mut self, objects: &[Value], now: &str) -> Changes {
+        let minor = istio_minor(objects);
+        let ns_labels: HashMap<String, BTreeMap<String, String>> = objects
+            .iter()
+            .filter(|o| is(o, "v1", "Namespace"))
+            .map(|o| (name_of(o).to_string(), labels(o, &["metadata", "labels"])))
+            .collect();
+        let existing: HashMap<Key, &Value> = objects.iter().map(|o| (key_of(o), o)).collect();
+
+        let mut desired: Vec<Value> = Vec::new();
+        let mut pods: Vec<Value> = Vec::new();
+
+        // Namespaces referenced but not declared exist implicitly (like `default`).
+        let mut namespaces: BTreeSet<String> = objects
+            .iter()
+            .filter_map(|o| o["metadata"]["namespace"].as_str().map(str::to_string))
+            .collect();
+        namespaces.insert("default".into());
+        for ns in namespaces {
+            let k = (String::new(), "Namespace".to_string(), String::new(), ns.clone());
+            if !ns_labels.contains_key(&ns) || self.owned.contains(&k) {
+                desired.push(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"}}));
+            }
+        }
+        for o in objects.iter().filter(|o| is(o, "v1", "Namespace")) {
+            if o["status"]["phase"].is_null() {
+                let mut n = o.clone();
+                n["status"] = json!({"phase": "Active"});
+                desired.push(n);
+            }
+        }
+
+        // ServiceAccounts referenced by pods exist implicitly too.
+        let mut sas: BTreeSet<(String, String)> = BTreeSet::new();
+
+        // Deployments → ReplicaSet → Pods.
+        for d in objects.iter().filter(|o| is(o, "apps/v1", "Deployment")) {
+            let ns = ns_of(d).to_string();
+            let dname = name_of(d).to_string();
+            let template = &d["spec"]["template"];
+            let replicas = d["spec"]["replicas"].as_u64().unwrap_or(1);
+            let hash = safe_suffix(fnv(&template.to_string()), 10);
+            let rs_name = format!("{dname}-{hash}");
+            let dep_uid = d["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            let mut tmpl_labels = template["metadata"]["labels"].clone();
+            if !tmpl_labels.is_object() {
+                tmpl_labels = json!({});
+            }
+            tmpl_labels["pod-template-hash"] = json!(hash);
+            let rs_key = ("apps".to_string(), "ReplicaSet".to_string(), ns.clone(), rs_name.clone());
+            let rs_uid = existing
+                .get(&rs_key)
+                .and_then(|r| r["metadata"]["uid"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let mut ready = 0u64;
+            for i in 0..replicas {
+                let pname = format!("{rs_name}-{}", safe_suffix(fnv(&format!("{rs_name}/{i}")), 5));
+                let mut meta = template["metadata"].clone();
+                if !meta.is_object() {
+                    meta = json!({});
+                }
+                meta["name"] = json!(pname);
+                meta["namespace"] = json!(ns);
+                meta["labels"] = tmpl_labels.clone();
+                meta["generateName"] = json!(format!("{rs_name}-"));
+                meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
+                let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                    "spec": template["spec"].clone()});
+                let pod = self.admit_pod(pod, &ns_labels, minor, now, &existing);
+                if pod_ready(&pod) {
+                    ready += 1;
+                }
+                pods.push(pod);
+            }
+            desired.push(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs_name, "namespace": ns, "labels": tmpl_labels,
+                    "annotations": {"deployment.kubernetes.io/revision": "1"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": dname,
+                        "uid": dep_uid, "controller": true, "blockOwnerDeletion": true}]},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": d["spec"]["selector"]["matchLabels"].clone()},
+                    "template": template.clone()},
+                "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+                    "fullyLabeledReplicas": replicas, "observedGeneration": 1}}));
+            let mut dep = (*d).clone();
+            let since = d["status"]["conditions"][0]["lastTransitionTime"].as_str().unwrap_or(now);
+            dep["status"] = json!({"replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
+                "availableReplicas": ready, "observedGeneration": d["metadata"]["generation"].as_u64().unwrap_or(1),
+                "conditions": [{"type": "Available", "status": if ready == replicas {"True"} else {"False"},
+                    "reason": "MinimumReplicasAvailable", "lastTransitionTime": since, "lastUpdateTime": since}]});
+            desired.push(dep);
+        }
+
+        // Bare pods (not created by this controller): admit them once.
+        for p in objects.iter().filter(|o| is(o, "v1", "Pod")) {
+            let k = key_of(p);
+            if self.owned.contains(&k) || p["metadata"]["ownerReferences"].is_array() {
+                continue;
+            }
+            let pod = self.admit_pod(p.clone(), &ns_labels, minor, now, &existing);
+            pods.push(pod);
+        }
+
+        for p in &pods {
+            let sa = p["spec"]["serviceAccountName"].as_str().unwrap_or("default");
+            sas.insert((ns_of(p).to_string(), sa.to_string()));
+        }
+        for (ns, sa) in sas {
+            let k = (String::new(), "ServiceAccount".to_string(), ns.clone(), sa.clone());
+            if !existing.contains_key(&k) || self.owned.contains(&k) {
+                desired.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": sa, "namespace": ns}}));
+            }
+        }
+
+        // Services → ClusterIP, EndpointSlices, Endpoints.
+        let mut svc_index = 0u32;
+        for s in objects.iter().filter(|o| is(o, "v1", "Service")) {
+            svc_index += 1;
+            let ns = ns_of(s).to_string();
+            let sname = name_of(s).to_string();
+            let mut svc = (*s).clone();
+            if svc["spec"]["type"].is_null() {
+                svc["spec"]["type"] = json!("ClusterIP");
+            }
+            if svc["spec"]["clusterIP"].is_null() {
+                // Documentation-range style address (never dialled: the lab has no kube-proxy).
+                let ip = format!("10.96.{}.{}", svc_index / 250, svc_index % 250 + 1);
+                svc["spec"]["clusterIP"] = json!(ip);
+                svc["spec"]["clusterIPs"] = json!([ip]);
+            }
+            if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            let selector = labels(&svc, &["spec", "selector"]);
+            if selector.is_empty() {
+                desired.push(svc);
+                continue;
+            }
+            let backing: Vec<&Value> = pods
+                .iter()
+                .filter(|p| ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"])))
+                .collect();
+            let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            let resolved: Vec<Value> = svc_ports
+                .iter()
+                .map(|sp| {
+                    let port = resolve_target_port(sp, backing.first().copied());
+                    json!({"name": sp["name"].as_str().unwrap_or(""), "port": port,
+                        "protocol": sp["protocol"].clone(), "appProtocol": sp["appProtocol"].clone()})
+                })
+                .map(strip_nulls)
+                .collect();
+            let eps: Vec<Value> = backing
+                .iter()
+                .map(|p| {
+                    let ready = pod_ready(p);
+                    json!({"addresses": [p["status"]["podIP"].clone()],
+                        "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                        "nodeName": NODE,
+                        "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p),
+                            "uid": p["metadata"]["uid"].clone()}})
+                })
+                .collect();
+            let slice_name = format!("{sname}-{}", safe_suffix(fnv(&format!("{ns}/{sname}")), 5));
+            desired.push(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": slice_name, "namespace": ns, "generateName": format!("{sname}-"),
+                    "labels": {"kubernetes.io/service-name": sname,
+                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": sname,
+                        "uid": s["metadata"]["uid"].clone(), "controller": true, "blockOwnerDeletion": true}]},
+                "addressType": "IPv4", "endpoints": eps, "ports": resolved}));
+            let (ready_addrs, not_ready): (Vec<&&Value>, Vec<&&Value>) = backing.iter().partition(|p| pod_ready(p));
+            let addr = |p: &&&Value| json!({"ip": p["status"]["podIP"].clone(), "nodeName": NODE,
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p), "uid": p["metadata"]["uid"].clone()}});
+            let mut subset = Map::new();
+            if !ready_addrs.is_empty() {
+                subset.insert("addresses".into(), Value::Array(ready_addrs.iter().map(addr).collect()));
+            }
+            if !not_ready.is_empty() {
+                subset.insert("notReadyAddresses".into(), Value::Array(not_ready.iter().map(addr).collect()));
+            }
+            let subsets = if subset.is_empty() {
+                json!([])
+            } else {
+                subset.insert(
+                    "ports".into(),
+                    Value::Array(resolved.iter().map(|p| {
+                        let mut p = p.clone();
+                        if p["name"] == json!("") { p.as_object_mut().map(|m| m.remove("name")); }
+                        p
+                    }).collect()),
+                );
+                json!([Value::Object(subset)])
+            };
+            desired.push(json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": sname, "namespace": ns}, "subsets": subsets}));
+            desired.push(svc);
+        }
+
+        desired.extend(pods);
+
+        // Diff against the store.
+        let mut changes = Changes::default();
+        let mut still_owned = BTreeSet::new();
+        for d in desired {
+            let k = key_of(&d);
+            let created_by_us = !existing.contains_key(&k) || self.owned.contains(&k);
+            if created_by_us {
+                still_owned.insert(k.clone());
+            }
+            match existing.get(&k) {
+                Some(cur) if same_ignoring_server_fields(cur, &d) => {}
+                _ => changes.apply.push(d),
+            }
+        }
+        for k in &self.owned {
+            if !still_owned.contains(k) && existing.contains_key(k) {
+                changes.delete.push(k.clone());
+            }
+        }
+        self.owned = still_owned;
+        changes
+    }
+
+    /// Inject (if wanted), schedule and "start" a pod: what the API server's
+    /// admission, the scheduler and the kubelet would have done.
+    fn admit_pod(
+        &mut self,
+        mut pod: Value,
+        ns_labels: &HashMap<String, BTreeMap<String, String>>,
+        minor: u32,
+        now: &str,
+        existing: &HashMap<Key, &Value>,
+    ) -> Value {
+        let ns = ns_of(&pod).to_string();
+        let name = name_of(&pod).to_string();
+        if pod["metadata"]["namespace"].is_null() {
+            pod["metadata"]["namespace"] = json!(ns);
+        }
+        // Keep what the store already has for this pod (uid, status) stable.
+        if let Some(cur) = existing.get(&key_of(&pod)) {
+            pod["metadata"]["uid"] = cur["metadata"]["uid"].clone();
+            if pod["metadata"]["uid"].is_null() {
+                pod["metadata"].as_object_mut().map(|m| m.remove("uid"));
+            }
+        }
+        let nsl = ns_labels.get(&ns).cloned().unwrap_or_default();
+        let already = pod["spec"]["containers"]
+            .as_array()
+            .map(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"))
+            .unwrap_or(false);
+        if !already && injection_wanted(&pod["metadata"], &pod["spec"], &nsl) {
+            inject(&mut pod, minor);
+        }
+        let addrs = self.address_for(&ns, &name);
+        if pod["spec"]["serviceAccountName"].is_null() {
+            pod["spec"]["serviceAccountName"] = json!("default");
+            pod["spec"]["serviceAccount"] = json!("default");
+        }
+        pod["spec"]["nodeName"] = json!(NODE);
+        if pod["spec"]["restartPolicy"].is_null() {
+            pod["spec"]["restartPolicy"] = json!("Always");
+        }
+        let ready = pod["metadata"]["annotations"][format!("{LAB_PREFIX}ready")].as_str() != Some("false");
+        let status_ready = if ready { "True" } else { "False" };
+        let started = existing
+            .get(&key_of(&pod))
+            .and_then(|c| c["status"]["startTime"].as_str())
+            .unwrap_or(now)
+            .to_string();
+        let container_statuses: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| json!({"name": c["name"], "image": c["image"], "imageID": "",
+                "ready": ready, "started": true, "restartCount": 0,
+                "containerID": format!("lab://{ns}/{name}/{}", c["name"].as_str().unwrap_or("")),
+                "state": {"running": {"startedAt": started}}}))
+            .collect();
+        pod["status"] = json!({
+            "phase": "Running", "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": addrs.pod_ip.to_string(), "podIPs": [{"ip": addrs.pod_ip.to_string()}],
+            "startTime": started, "qosClass": "BestEffort",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+                {"type": "Ready", "status": status_ready, "lastTransitionTime": started},
+                {"type": "ContainersReady", "status": status_ready, "lastTransitionTime": started},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started}],
+            "containerStatuses": container_statuses});
+        pod
+    }
+}
+
+/// What Istio's injector adds (istio/istio pkg/kube/inject, `injection-template`):
+/// the `istio-proxy` container and `istio-init` init container, the
+/// `sidecar.istio.io/status` annotation, and, from 1.4 on, the label
+/// `security.istio.io/tlsMode: istio` that auto mTLS keys on; from 1.6 on
+/// the canonical-service labels.
+pub fn inject(pod: &mut Value, minor: u32) {
+    let image = format!("docker.io/istio/proxyv2:1.{minor}.0");
+    let app = pod["metadata"]["labels"]["app"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| name_of(pod).split('-').next().unwrap_or("").to_string());
+    let version = pod["metadata"]["labels"]["version"].as_str().unwrap_or("latest").to_string();
+    if !pod["metadata"]["labels"].is_object() {
+        pod["metadata"]["labels"] = json!({});
+    }
+    if minor >= 4 {
+        pod["metadata"]["labels"]["security.istio.io/tlsMode"] = json!("istio");
+    }
+    if minor >= 6 {
+        pod["metadata"]["labels"]["service.istio.io/canonical-name"] = json!(app);
+        pod["metadata"]["labels"]["service.istio.io/canonical-revision"] = json!(version);
+    }
+    if !pod["metadata"]["annotations"].is_object() {
+        pod["metadata"]["annotations"] = json!({});
+    }
+    pod["metadata"]["annotations"]["sidecar.istio.io/status"] = json!(
+        r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null}"#
+    );
+    let proxy = json!({"name": "istio-proxy", "image": image,
+        "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
+                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+        "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021}}});
+    let init = json!({"name": "istio-init", "image": image,
+        "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]});
+    if let Some(cs) = pod["spec"]["containers"].as_array_mut() {
+        cs.push(proxy);
+    } else {
+        pod["spec"]["containers"] = json!([proxy]);
+    }
+    if let Some(ic) = pod["spec"]["initContainers"].as_array_mut() {
+        ic.insert(0, init);
+    } else {
+        pod["spec"]["initContainers"] = json!([init]);
+    }
+}
+
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .map(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .unwrap_or(false)
+}
+
+/// Resolve a Service port's targetPort (number or container port name) on a pod.
+pub fn resolve_target_port(service_port: &Value, pod: Option<&Value>) -> u64 {
+    let tp = &service_port["targetPort"];
+    if let Some(n) = tp.as_u64() {
+        return n;
+    }
+    if let Some(s) = tp.as_str() {
+        if let Ok(n) = s.parse() {
+            return n;
+        }
+        if let Some(pod) = pod {
+            for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+                for p in c["ports"].as_array().into_iter().flatten() {
+                    if p["name"].as_str() == Some(s) {
+                        if let Some(n) = p["containerPort"].as_u64() {
+                            return n;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    service_port["port"].as_u64().unwrap_or(0)
+}
+
+fn strip_nulls(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    v
+}
+
+/// Compare two versions of an object ignoring what the store fills in.
+fn same_ignoring_server_fields(a: &Value, b: &Value) -> bool {
+    fn norm(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v["metadata"].as_object_mut() {
+            for f in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+                m.remove(f);
+            }
+        }
+        v
+    }
+    norm(a) == norm(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objs(yaml: &str) -> Vec<Value> {
+        serde_yaml::Deserializer::from_str(yaml)
+            .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+            .collect()
+    }
+    use serde::Deserialize;
+
+    const WORLD: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: foo, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: httpbin, namespace: foo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: httpbin}}
+  template:
+    metadata: {labels: {app: httpbin, version: v1}}
+    spec:
+      containers: [{name: httpbin, image: httpbin, ports: [{containerPort: 8080, name: web}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: foo}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: web}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, namespace: foo, annotations: {sidecar.istio.io/inject: "false"}}
+spec:
+  containers: [{name: c, image: x}]
+"#;
+
+    /// Apply changes to a list the way the store would (no server fields).
+    fn apply(objects: &mut Vec<Value>, ch: Changes) {
+        for d in ch.apply {
+            let k = key_of(&d);
+            objects.retain(|o| key_of(o) != k);
+            objects.push(d);
+        }
+        objects.retain(|o| !ch.delete.contains(&key_of(o)));
+    }
+
+    #[test]
+    fn deployment_becomes_injected_running_pods_with_endpoints() {
+        let mut world = objs(WORLD);
+        let mut c = Controller::new();
+        let ch = c.reconcile(&world, "2026-01-01T00:00:00Z");
+        apply(&mut world, ch);
+        let pods: Vec<&Value> = world.iter().filter(|o| o["kind"] == "Pod").collect();
+        assert_eq!(pods.len(), 3);
+        let hb: Vec<&&Value> = pods.iter().filter(|p| p["metadata"]["labels"]["app"] == "httpbin").collect();
+        assert_eq!(hb.len(), 2);
+        for p in &hb {
+            let name = p["metadata"]["name"].as_str().unwrap();
+            assert!(name.starts_with("httpbin-"), "{name}");
+            assert_eq!(p["metadata"]["labels"]["security.istio.io/tlsMode"], "istio");
+            assert!(p["spec"]["containers"].as_array().unwrap().iter().any(|c| c["name"] == "istio-proxy"));
+            assert!(p["status"]["podIP"].as_str().unwrap().starts_with("127.10."));
+        }
+        let plain = pods.iter().find(|p| p["metadata"]["name"] == "plain").unwrap();
+        assert_eq!(plain["spec"]["containers"].as_array().unwrap().len(), 1, "inject: false respected");
+        let slice = world.iter().find(|o| o["kind"] == "EndpointSlice").unwrap();
+        assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
+        assert_eq!(slice["ports"][0]["port"], 8080, "named targetPort resolved");
+        // A second reconcile over the result changes nothing (no write loops).
+        let again = c.reconcile(&world, "2026-01-01T00:00:05Z");
+        assert!(again.apply.is_empty(), "{:?}", again.apply);
+        assert!(again.delete.is_empty());
+    }
+
+    #[test]
+    fn scaling_down_deletes_pods_and_endpoints_follow() {
+        let mut world = objs(WORLD);
+        let mut c = Controller::new();
+        let ch = c.reconcile(&world, "t");
+        apply(&mut world, ch);
+        for o in world.iter_mut() {
+            if o["kind"] == "Deployment" {
+                o["spec"]["replicas"] = json!(1);
+            }
+        }
+        let ch = c.reconcile(&world, "t");
+        assert_eq!(ch.delete.len(), 1);
+        apply(&mut world, ch);
+        let slice = world.iter().find(|o| o["kind"] == "EndpointSlice").unwrap();
+        assert_eq!(slice["endpoints"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn injection_rules() {
+        let enabled: BTreeMap<String, String> = [("istio-injection".to_string(), "enabled".to_string())].into();
+        let none = BTreeMap::new();
+        assert!(injection_wanted(&json!({}), &json!({}), &enabled));
+        assert!(!injection_wanted(&json!({}), &json!({}), &none));
+        assert!(!injection_wanted(&json!({"annotations": {"sidecar.istio.io/inject": "false"}}), &json!({}), &enabled));
+        assert!(injection_wanted(&json!({"labels": {"sidecar.istio.io/inject": "true"}}), &json!({}), &none));
+        assert!(!injection_wanted(&json!({}), &json!({"hostNetwork": true}), &enabled));
+    }
+}

@@ -1,0 +1,218 @@
+//! Traffic: send requests from a pod "as its app would".
+//!
+//! With a sidecar, the app's connection to `httpbin.foo:8000` is captured by
+//! iptables into the sidecar's outbound listener; the lab has no iptables, so
+//! the request goes to the pod's egress address (see `net.rs`) on the URL's
+//! port, keeping the `Host` header the app would send. Without a sidecar the
+//! request goes straight to a ready endpoint of the Service, as kube-proxy
+//! would route it. Only the Kubernetes API is used to find pods and
+//! endpoints, so this works against any running lab from its kubeconfig.
+
+use crate::net::PodAddrs;
+use anyhow::{anyhow, Context};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Where the lab API is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct ApiAccess {
+    pub server: String,
+    pub token: Option<String>,
+}
+
+impl ApiAccess {
+    /// Read the current context's server and token from a kubeconfig file.
+    pub fn from_kubeconfig(path: &std::path::Path) -> anyhow::Result<ApiAccess> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+        let y: serde_yaml::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("kubeconfig {} is not YAML", path.display()))?;
+        let cur = y["current-context"].as_str().unwrap_or("");
+        let ctx = y["contexts"]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(cur)))
+            .ok_or_else(|| anyhow!("kubeconfig {}: current context {cur:?} not found", path.display()))?;
+        let cluster_name = ctx["context"]["cluster"].as_str().unwrap_or("");
+        let user_name = ctx["context"]["user"].as_str().unwrap_or("");
+        let server = y["clusters"]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(cluster_name)))
+            .and_then(|c| c["cluster"]["server"].as_str())
+            .ok_or_else(|| anyhow!("kubeconfig {}: cluster {cluster_name:?} has no server", path.display()))?
+            .to_string();
+        let token = y["users"]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|u| u["name"].as_str() == Some(user_name)))
+            .and_then(|u| u["user"]["token"].as_str())
+            .map(str::to_string);
+        Ok(ApiAccess { server, token })
+    }
+
+    async fn get(&self, http: &reqwest::Client, path: &str) -> anyhow::Result<Option<Value>> {
+        let mut req = http.get(format!("{}{}", self.server.trim_end_matches('/'), path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.with_context(|| format!("GET {path}"))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(anyhow!("GET {path}: {}", resp.status()));
+        }
+        Ok(Some(resp.json().await.with_context(|| format!("GET {path}: not JSON"))?))
+    }
+}
+
+/// One request's outcome.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "HTTP/1.1 {}", self.status)?;
+        for (k, v) in &self.headers {
+            writeln!(f, "{k}: {v}")?;
+        }
+        writeln!(f)?;
+        write!(f, "{}", self.body)
+    }
+}
+
+/// `from` is `<ns>/<pod or deployment name>`.
+pub async fn curl(
+    api: &ApiAccess,
+    from: &str,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Result<Response, String>>> {
+    let (ns, name) = from
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--from {from:?}: expected <namespace>/<pod or deployment>"))?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let pod = find_pod(api, &http, ns, name).await?;
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url:?}"))?;
+    let host = parsed.host_str().ok_or_else(|| anyhow!("URL {url:?} has no host"))?.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let authority = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let path = &url[url.find(parsed.path()).unwrap_or(url.len())..];
+    let pod_ip: Ipv4Addr = pod["status"]["podIP"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("pod {ns}/{name} has no status.podIP yet"))?;
+    let injected = pod["spec"]["containers"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"));
+    let target = if injected {
+        format!("{}:{port}", PodAddrs::from_pod_ip(pod_ip).egress)
+    } else {
+        direct_endpoint(api, &http, ns, &host, port).await?
+    };
+    let target_url = format!("http://{target}{}", if path.is_empty() { "/" } else { path });
+
+    // The app's own client: keep-alive pool, no retries, no proxy.
+    let app = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .no_proxy()
+        .build()?;
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for _ in 0..count.max(1) {
+        let app = app.clone();
+        let u = target_url.clone();
+        let a = authority.clone();
+        let sem = sem.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
+            let resp = app
+                .get(&u)
+                .header(reqwest::header::HOST, a)
+                .send()
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let body = resp.text().await.unwrap_or_default();
+            Ok(Response { status, headers, body })
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.map_err(|e| e.to_string()).and_then(|r| r));
+    }
+    Ok(out)
+}
+
+async fn find_pod(api: &ApiAccess, http: &reqwest::Client, ns: &str, name: &str) -> anyhow::Result<Value> {
+    if let Some(p) = api.get(http, &format!("/api/v1/namespaces/{ns}/pods/{name}")).await? {
+        return Ok(p);
+    }
+    let dep = api
+        .get(http, &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
+        .await?
+        .ok_or_else(|| anyhow!("no pod or deployment {name:?} in namespace {ns:?}"))?;
+    let sel = dep["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let list = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/pods?labelSelector={sel}"))
+        .await?
+        .unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["status"]["podIP"].is_string()).cloned())
+        .ok_or_else(|| anyhow!("deployment {ns}/{name} has no running pod"))
+}
+
+/// kube-proxy's part: a ready endpoint of the Service `host` names.
+async fn direct_endpoint(api: &ApiAccess, http: &reqwest::Client, client_ns: &str, host: &str, port: u16) -> anyhow::Result<String> {
+    let mut parts = host.split('.');
+    let svc = parts.next().unwrap_or(host);
+    let ns = parts.next().unwrap_or(client_ns);
+    let service = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/services/{svc}"))
+        .await?
+        .ok_or_else(|| anyhow!("no Service {svc} in namespace {ns} for host {host}"))?;
+    let sport = service["spec"]["ports"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["port"].as_u64() == Some(port as u64)))
+        .ok_or_else(|| anyhow!("Service {ns}/{svc} has no port {port}"))?;
+    let port_name = sport["name"].as_str().unwrap_or("");
+    let slices = api
+        .get(http, &format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io/service-name={svc}"))
+        .await?
+        .unwrap_or(Value::Null);
+    for s in slices["items"].as_array().into_iter().flatten() {
+        let tport = s["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"].as_str().unwrap_or("") == port_name))
+            .and_then(|p| p["port"].as_u64());
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            if e["conditions"]["ready"].as_bool() == Some(true) {
+                if let (Some(ip), Some(tp)) = (e["addresses"][0].as_str(), tport) {
+                    return Ok(format!("{ip}:{tp}"));
+                }
+            }
+        }
+    }
+    Err(anyhow!("Service {ns}/{svc} has no ready endpoint"))
+}
