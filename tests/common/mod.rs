@@ -1,0 +1,85 @@
+//! Shared helpers for the plugin's integration tests: start a lab on a
+//! scenario, send traffic, run the plugin binary and the installed kubectl
+//! against the lab's kubeconfig.
+#![allow(dead_code)]
+
+use mesh503_lab::curl::Response;
+use mesh503_lab::lab::{Lab, LabOptions};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+pub fn start(name: &str) -> Lab {
+    Lab::start(&scenario(name), LabOptions::default())
+        .unwrap_or_else(|e| panic!("lab did not start on {name}: {e:#}"))
+}
+
+/// One request from `from` (`ns/deploy`), panicking on transport errors.
+pub fn request(lab: &Lab, from: &str, url: &str) -> Response {
+    let mut r = lab.curl(from, url, 1, 1).expect("curl ran");
+    r.remove(0)
+        .unwrap_or_else(|e| panic!("request {url} from {from} failed: {e}"))
+}
+
+/// The installed kubectl (KUBECTL, else PATH); tests fail loudly without it.
+pub fn kubectl_bin() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+}
+
+pub fn kubectl(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(kubectl_bin());
+    cmd.arg("--kubeconfig").arg(lab.kubeconfig()).args(args);
+    run(cmd, stdin)
+}
+
+/// Run the plugin binary with the lab's kubeconfig.
+pub fn mesh503(lab: Option<&Lab>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"));
+    cmd.env_remove("KUBECONFIG").env("NO_COLOR", "1");
+    if let Some(lab) = lab {
+        cmd.arg("--kubeconfig").arg(lab.kubeconfig());
+    }
+    cmd.args(args);
+    run(cmd, None)
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(s) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit={:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
+}

@@ -1,0 +1,220 @@
+//! End to end: real Envoy sidecars in the lab fail the way Istio's do, and
+//! `kubectl mesh503 diagnose` names the cause and a fix that really works.
+
+mod common;
+use common::*;
+
+const URL: &str = "http://httpbin.foo:8000/get";
+
+/// The seed and its modern forms: plaintext client → STRICT server.
+fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
+    let lab = start(scenario);
+    let before = request(&lab, "foo/sleep", URL);
+    assert_eq!(
+        before.status, 503,
+        "{scenario}: expected a real 503 from Envoy, got {before}"
+    );
+
+    let out = mesh503(
+        Some(&lab),
+        &["diagnose", "svc/httpbin", "-n", "foo", "-o", "json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "error findings exit 1\n{}",
+        text(&out)
+    );
+    let report = json(&out);
+    assert_eq!(report["schema"], "mesh503.io/report/v1");
+    let first = &report["findings"][0];
+    assert_eq!(
+        first["id"],
+        "MTLS_PLAINTEXT_TO_STRICT",
+        "{scenario}: first finding\n{}",
+        text(&out)
+    );
+    assert_eq!(first["severity"], "error");
+    let why = first["explanation"].to_string();
+    assert!(
+        why.contains("foo/httpbin"),
+        "{scenario}: names the applying rule: {why}"
+    );
+    if let Some(rule) = replaced_rule {
+        assert!(
+            why.contains(rule),
+            "{scenario}: names the replaced rule {rule}: {why}"
+        );
+    }
+    let evidence = first["evidence"].to_string();
+    assert!(
+        evidence.contains("data-plane"),
+        "{scenario}: confirmed by the data plane: {evidence}"
+    );
+    assert!(first["confidence"].as_u64().unwrap() >= 80, "{first}");
+
+    // The printed fix, applied through the API, turns the 503 into a 200.
+    let fix = first["fix"]["yaml"].as_str().expect("fix yaml");
+    let applied = kubectl(&lab, &["replace", "-f", "-"], Some(fix));
+    assert!(
+        applied.status.success(),
+        "kubectl replace of the fix\n{}",
+        text(&applied)
+    );
+    lab.wait_synced().expect("sidecars updated");
+    let after = request(&lab, "foo/sleep", URL);
+    assert_eq!(after.status, 200, "{scenario}: after the fix: {after}");
+}
+
+#[test]
+fn seed_2018_meshpolicy_and_dr_without_tls() {
+    seed_case("seed-2018.yaml", Some("istio-system/default"));
+}
+
+#[test]
+fn seed_modern_strict_without_auto_mtls() {
+    seed_case("seed-strict-no-automtls.yaml", Some("istio-system/default"));
+}
+
+#[test]
+fn seed_modern_tls_disable_beats_auto_mtls() {
+    seed_case("seed-disable-automtls.yaml", None);
+}
+
+#[test]
+fn healthy_control_has_no_error_finding() {
+    let lab = start("healthy.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    let errors: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "healthy mesh has no error finding: {errors:?}"
+    );
+    assert!(
+        !report["checked"].as_array().unwrap().is_empty(),
+        "says what it checked"
+    );
+    let table = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("No cause of 503s found"),
+        "{}",
+        text(&table)
+    );
+}
+
+#[test]
+fn mtls_to_a_server_without_sidecar() {
+    let lab = start("mtls-to-no-sidecar.yaml");
+    let r = request(&lab, "foo/sleep", URL);
+    assert_eq!(r.status, 503, "{r}");
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    let report = json(&out);
+    assert_eq!(
+        report["findings"][0]["id"],
+        "MTLS_TO_PLAINTEXT_SERVER",
+        "{}",
+        text(&out)
+    );
+    assert!(report["findings"][0]["fix"]["yaml"]
+        .as_str()
+        .unwrap()
+        .contains("DISABLE"));
+}
+
+#[test]
+fn table_output_reads_like_a_report() {
+    let lab = start("seed-strict-no-automtls.yaml");
+    let _ = request(&lab, "foo/sleep", URL);
+    let out = mesh503(Some(&lab), &["diagnose", "svc/httpbin", "-n", "foo"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "MTLS_PLAINTEXT_TO_STRICT",
+        "Why:",
+        "Evidence:",
+        "Fix:",
+        "ISTIO_MUTUAL",
+        "Checked:",
+    ] {
+        assert!(
+            s.contains(want),
+            "table output lacks {want:?}\n{}",
+            text(&out)
+        );
+    }
+    assert!(!s.contains("\u{1b}["), "NO_COLOR: no ANSI escapes");
+}
+
+#[test]
+fn snapshot_round_trip_gives_the_same_report() {
+    let lab = start("seed-2018.yaml");
+    let _ = request(&lab, "foo/sleep", URL);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.json");
+    let live = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--save-snapshot",
+            snap.to_str().unwrap(),
+        ],
+    );
+    drop(lab);
+    let offline = mesh503(
+        None,
+        &[
+            "diagnose",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(json(&live), json(&offline), "same code path, same report");
+}
