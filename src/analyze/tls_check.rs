@@ -92,6 +92,7 @@ struct Named {
 /// Offline: saved `/config_dump` files (full dumps, any Istio from 1.1; v2 or v3).
 pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsCheck, String> {
     let mut named = Vec::new();
+    let mut notes = Vec::new();
     for (name, v) in dumps {
         let dump = parse_config_dump(v).map_err(|e| format!("{name}: {e}"))?;
         let mut ips: Vec<String> = dump
@@ -107,16 +108,20 @@ pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsChe
         {
             ips.push(ip.to_string());
         }
-        let label = dump
+        // The pod (from the node id) names the rows; the file goes in the notes.
+        let pod = dump
             .bootstrap
             .as_ref()
-            .and_then(|b| {
-                b.node_id
-                    .as_deref()
-                    .and_then(|id| id.split('~').nth(2))
-                    .map(|p| format!("{p} ({name})"))
-            })
-            .unwrap_or_else(|| name.clone());
+            .and_then(|b| b.node_id.as_deref())
+            .and_then(|id| id.split('~').nth(2))
+            .map(str::to_string);
+        let label = pod.unwrap_or_else(|| {
+            std::path::Path::new(name)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.clone())
+        });
+        notes.push(format!("{label}: read from {name}"));
         named.push(Named {
             name: label,
             dump,
@@ -124,7 +129,9 @@ pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsChe
             client: true,
         });
     }
-    Ok(build(named))
+    let mut t = build(named);
+    t.notes.extend(notes);
+    Ok(t)
 }
 
 /// Live: from a snapshot's proxies.
