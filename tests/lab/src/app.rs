@@ -149,7 +149,12 @@ async fn serve_conn(
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let header = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         // Drain a body so the next request on the connection parses.
         if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
             let mut body = vec![0u8; len];
@@ -158,7 +163,8 @@ async fn serve_conn(
             loop {
                 let mut size = String::new();
                 r.read_line(&mut size).await?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
                 let mut chunk = vec![0u8; n + 2];
                 r.read_exact(&mut chunk).await?;
                 if n == 0 {
@@ -174,7 +180,10 @@ async fn serve_conn(
         if let Some(code) = p.strip_prefix("/status/").and_then(|c| c.parse().ok()) {
             status = code;
         }
-        if let Some(secs) = p.strip_prefix("/delay/").and_then(|c| c.parse::<f64>().ok()) {
+        if let Some(secs) = p
+            .strip_prefix("/delay/")
+            .and_then(|c| c.parse::<f64>().ok())
+        {
             delay = Some(Duration::from_secs_f64(secs.min(30.0)));
         }
         if let Some(d) = delay {
@@ -235,13 +244,18 @@ mod tests {
         let _app = App::start(
             "t",
             &[addr],
-            AppBehaviour { keepalive_timeout: Some(Duration::from_millis(100)), ..Default::default() },
+            AppBehaviour {
+                keepalive_timeout: Some(Duration::from_millis(100)),
+                ..Default::default()
+            },
             dir.path().join("app.log"),
         )
         .await
         .unwrap();
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /status/418 HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /status/418 HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = vec![0u8; 1024];
         let n = s.read(&mut buf).await.unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 418 "));

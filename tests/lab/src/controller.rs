@@ -24,7 +24,10 @@ pub fn key_of(obj: &Value) -> Key {
     (
         group.to_string(),
         obj["kind"].as_str().unwrap_or("").to_string(),
-        obj["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
         obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
     )
 }
@@ -43,6 +46,8 @@ pub struct Controller {
     next_index: u32,
     /// Keys of objects this controller created (so it can delete them later).
     owned: BTreeSet<Key>,
+    /// Second octet of this lab's pod addresses (see `net::SlotLock`).
+    slot: u8,
 }
 
 fn labels(obj: &Value, path: &[&str]) -> BTreeMap<String, String> {
@@ -137,8 +142,17 @@ pub fn injection_wanted(
 }
 
 impl Controller {
+    /// A controller handing out addresses in 127.10.0.0/16.
     pub fn new() -> Controller {
-        Controller::default()
+        Controller::in_slot(10)
+    }
+
+    /// A controller handing out addresses in 127.`slot`.0.0/16.
+    pub fn in_slot(slot: u8) -> Controller {
+        Controller {
+            slot,
+            ..Controller::default()
+        }
     }
 
     fn address_for(&mut self, ns: &str, name: &str) -> PodAddrs {
@@ -152,7 +166,7 @@ impl Controller {
                 i
             }
         };
-        PodAddrs::for_index(idx)
+        PodAddrs::for_slot_index(self.slot, idx)
     }
 
     /// Compute what should change so the store looks like a running cluster.
@@ -176,7 +190,12 @@ impl Controller {
             .collect();
         namespaces.insert("default".into());
         for ns in namespaces {
-            let k = (String::new(), "Namespace".to_string(), String::new(), ns.clone());
+            let k = (
+                String::new(),
+                "Namespace".to_string(),
+                String::new(),
+                ns.clone(),
+            );
             if !ns_labels.contains_key(&ns) || self.owned.contains(&k) {
                 desired.push(json!({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
@@ -208,7 +227,12 @@ impl Controller {
                 tmpl_labels = json!({});
             }
             tmpl_labels["pod-template-hash"] = json!(hash);
-            let rs_key = ("apps".to_string(), "ReplicaSet".to_string(), ns.clone(), rs_name.clone());
+            let rs_key = (
+                "apps".to_string(),
+                "ReplicaSet".to_string(),
+                ns.clone(),
+                rs_name.clone(),
+            );
             let rs_uid = existing
                 .get(&rs_key)
                 .and_then(|r| r["metadata"]["uid"].as_str())
@@ -216,7 +240,10 @@ impl Controller {
                 .to_string();
             let mut ready = 0u64;
             for i in 0..replicas {
-                let pname = format!("{rs_name}-{}", safe_suffix(fnv(&format!("{rs_name}/{i}")), 5));
+                let pname = format!(
+                    "{rs_name}-{}",
+                    safe_suffix(fnv(&format!("{rs_name}/{i}")), 5)
+                );
                 let mut meta = template["metadata"].clone();
                 if !meta.is_object() {
                     meta = json!({});
@@ -245,7 +272,9 @@ impl Controller {
                 "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
                     "fullyLabeledReplicas": replicas, "observedGeneration": 1}}));
             let mut dep = (*d).clone();
-            let since = d["status"]["conditions"][0]["lastTransitionTime"].as_str().unwrap_or(now);
+            let since = d["status"]["conditions"][0]["lastTransitionTime"]
+                .as_str()
+                .unwrap_or(now);
             dep["status"] = json!({"replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
                 "availableReplicas": ready, "observedGeneration": d["metadata"]["generation"].as_u64().unwrap_or(1),
                 "conditions": [{"type": "Available", "status": if ready == replicas {"True"} else {"False"},
@@ -264,11 +293,18 @@ impl Controller {
         }
 
         for p in &pods {
-            let sa = p["spec"]["serviceAccountName"].as_str().unwrap_or("default");
+            let sa = p["spec"]["serviceAccountName"]
+                .as_str()
+                .unwrap_or("default");
             sas.insert((ns_of(p).to_string(), sa.to_string()));
         }
         for (ns, sa) in sas {
-            let k = (String::new(), "ServiceAccount".to_string(), ns.clone(), sa.clone());
+            let k = (
+                String::new(),
+                "ServiceAccount".to_string(),
+                ns.clone(),
+                sa.clone(),
+            );
             if !existing.contains_key(&k) || self.owned.contains(&k) {
                 desired.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
                     "metadata": {"name": sa, "namespace": ns}}));
@@ -308,7 +344,9 @@ impl Controller {
             }
             let backing: Vec<&Value> = pods
                 .iter()
-                .filter(|p| ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"])))
+                .filter(|p| {
+                    ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"]))
+                })
                 .collect();
             let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
             let resolved: Vec<Value> = svc_ports
@@ -339,26 +377,42 @@ impl Controller {
                     "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": sname,
                         "uid": s["metadata"]["uid"].clone(), "controller": true, "blockOwnerDeletion": true}]},
                 "addressType": "IPv4", "endpoints": eps, "ports": resolved}));
-            let (ready_addrs, not_ready): (Vec<&&Value>, Vec<&&Value>) = backing.iter().partition(|p| pod_ready(p));
-            let addr = |p: &&&Value| json!({"ip": p["status"]["podIP"].clone(), "nodeName": NODE,
-                "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p), "uid": p["metadata"]["uid"].clone()}});
+            let (ready_addrs, not_ready): (Vec<&&Value>, Vec<&&Value>) =
+                backing.iter().partition(|p| pod_ready(p));
+            let addr = |p: &&&Value| {
+                json!({"ip": p["status"]["podIP"].clone(), "nodeName": NODE,
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p), "uid": p["metadata"]["uid"].clone()}})
+            };
             let mut subset = Map::new();
             if !ready_addrs.is_empty() {
-                subset.insert("addresses".into(), Value::Array(ready_addrs.iter().map(addr).collect()));
+                subset.insert(
+                    "addresses".into(),
+                    Value::Array(ready_addrs.iter().map(addr).collect()),
+                );
             }
             if !not_ready.is_empty() {
-                subset.insert("notReadyAddresses".into(), Value::Array(not_ready.iter().map(addr).collect()));
+                subset.insert(
+                    "notReadyAddresses".into(),
+                    Value::Array(not_ready.iter().map(addr).collect()),
+                );
             }
             let subsets = if subset.is_empty() {
                 json!([])
             } else {
                 subset.insert(
                     "ports".into(),
-                    Value::Array(resolved.iter().map(|p| {
-                        let mut p = p.clone();
-                        if p["name"] == json!("") { p.as_object_mut().map(|m| m.remove("name")); }
-                        p
-                    }).collect()),
+                    Value::Array(
+                        resolved
+                            .iter()
+                            .map(|p| {
+                                let mut p = p.clone();
+                                if p["name"] == json!("") {
+                                    p.as_object_mut().map(|m| m.remove("name"));
+                                }
+                                p
+                            })
+                            .collect(),
+                    ),
                 );
                 json!([Value::Object(subset)])
             };
@@ -431,7 +485,8 @@ impl Controller {
         if pod["spec"]["restartPolicy"].is_null() {
             pod["spec"]["restartPolicy"] = json!("Always");
         }
-        let ready = pod["metadata"]["annotations"][format!("{LAB_PREFIX}ready")].as_str() != Some("false");
+        let ready =
+            pod["metadata"]["annotations"][format!("{LAB_PREFIX}ready")].as_str() != Some("false");
         let status_ready = if ready { "True" } else { "False" };
         let started = existing
             .get(&key_of(&pod))
@@ -443,10 +498,12 @@ impl Controller {
             .cloned()
             .unwrap_or_default()
             .iter()
-            .map(|c| json!({"name": c["name"], "image": c["image"], "imageID": "",
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "imageID": "",
                 "ready": ready, "started": true, "restartCount": 0,
                 "containerID": format!("lab://{ns}/{name}/{}", c["name"].as_str().unwrap_or("")),
-                "state": {"running": {"startedAt": started}}}))
+                "state": {"running": {"startedAt": started}}})
+            })
             .collect();
         pod["status"] = json!({
             "phase": "Running", "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
@@ -473,7 +530,10 @@ pub fn inject(pod: &mut Value, minor: u32) {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| name_of(pod).split('-').next().unwrap_or("").to_string());
-    let version = pod["metadata"]["labels"]["version"].as_str().unwrap_or("latest").to_string();
+    let version = pod["metadata"]["labels"]["version"]
+        .as_str()
+        .unwrap_or("latest")
+        .to_string();
     if !pod["metadata"]["labels"].is_object() {
         pod["metadata"]["labels"] = json!({});
     }
@@ -512,7 +572,10 @@ pub fn inject(pod: &mut Value, minor: u32) {
 pub fn pod_ready(pod: &Value) -> bool {
     pod["status"]["conditions"]
         .as_array()
-        .map(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .map(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
         .unwrap_or(false)
 }
 
@@ -553,7 +616,13 @@ fn same_ignoring_server_fields(a: &Value, b: &Value) -> bool {
     fn norm(v: &Value) -> Value {
         let mut v = v.clone();
         if let Some(m) = v["metadata"].as_object_mut() {
-            for f in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+            for f in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+            ] {
                 m.remove(f);
             }
         }
@@ -621,17 +690,37 @@ spec:
         apply(&mut world, ch);
         let pods: Vec<&Value> = world.iter().filter(|o| o["kind"] == "Pod").collect();
         assert_eq!(pods.len(), 3);
-        let hb: Vec<&&Value> = pods.iter().filter(|p| p["metadata"]["labels"]["app"] == "httpbin").collect();
+        let hb: Vec<&&Value> = pods
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "httpbin")
+            .collect();
         assert_eq!(hb.len(), 2);
         for p in &hb {
             let name = p["metadata"]["name"].as_str().unwrap();
             assert!(name.starts_with("httpbin-"), "{name}");
-            assert_eq!(p["metadata"]["labels"]["security.istio.io/tlsMode"], "istio");
-            assert!(p["spec"]["containers"].as_array().unwrap().iter().any(|c| c["name"] == "istio-proxy"));
-            assert!(p["status"]["podIP"].as_str().unwrap().starts_with("127.10."));
+            assert_eq!(
+                p["metadata"]["labels"]["security.istio.io/tlsMode"],
+                "istio"
+            );
+            assert!(p["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "istio-proxy"));
+            assert!(p["status"]["podIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.10."));
         }
-        let plain = pods.iter().find(|p| p["metadata"]["name"] == "plain").unwrap();
-        assert_eq!(plain["spec"]["containers"].as_array().unwrap().len(), 1, "inject: false respected");
+        let plain = pods
+            .iter()
+            .find(|p| p["metadata"]["name"] == "plain")
+            .unwrap();
+        assert_eq!(
+            plain["spec"]["containers"].as_array().unwrap().len(),
+            1,
+            "inject: false respected"
+        );
         let slice = world.iter().find(|o| o["kind"] == "EndpointSlice").unwrap();
         assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
         assert_eq!(slice["ports"][0]["port"], 8080, "named targetPort resolved");
@@ -661,12 +750,25 @@ spec:
 
     #[test]
     fn injection_rules() {
-        let enabled: BTreeMap<String, String> = [("istio-injection".to_string(), "enabled".to_string())].into();
+        let enabled: BTreeMap<String, String> =
+            [("istio-injection".to_string(), "enabled".to_string())].into();
         let none = BTreeMap::new();
         assert!(injection_wanted(&json!({}), &json!({}), &enabled));
         assert!(!injection_wanted(&json!({}), &json!({}), &none));
-        assert!(!injection_wanted(&json!({"annotations": {"sidecar.istio.io/inject": "false"}}), &json!({}), &enabled));
-        assert!(injection_wanted(&json!({"labels": {"sidecar.istio.io/inject": "true"}}), &json!({}), &none));
-        assert!(!injection_wanted(&json!({}), &json!({"hostNetwork": true}), &enabled));
+        assert!(!injection_wanted(
+            &json!({"annotations": {"sidecar.istio.io/inject": "false"}}),
+            &json!({}),
+            &enabled
+        ));
+        assert!(injection_wanted(
+            &json!({"labels": {"sidecar.istio.io/inject": "true"}}),
+            &json!({}),
+            &none
+        ));
+        assert!(!injection_wanted(
+            &json!({}),
+            &json!({"hostNetwork": true}),
+            &enabled
+        ));
     }
 }

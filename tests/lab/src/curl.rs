@@ -32,14 +32,24 @@ impl ApiAccess {
         let ctx = y["contexts"]
             .as_sequence()
             .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(cur)))
-            .ok_or_else(|| anyhow!("kubeconfig {}: current context {cur:?} not found", path.display()))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "kubeconfig {}: current context {cur:?} not found",
+                    path.display()
+                )
+            })?;
         let cluster_name = ctx["context"]["cluster"].as_str().unwrap_or("");
         let user_name = ctx["context"]["user"].as_str().unwrap_or("");
         let server = y["clusters"]
             .as_sequence()
             .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(cluster_name)))
             .and_then(|c| c["cluster"]["server"].as_str())
-            .ok_or_else(|| anyhow!("kubeconfig {}: cluster {cluster_name:?} has no server", path.display()))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "kubeconfig {}: cluster {cluster_name:?} has no server",
+                    path.display()
+                )
+            })?
             .to_string();
         let token = y["users"]
             .as_sequence()
@@ -61,7 +71,11 @@ impl ApiAccess {
         if !resp.status().is_success() {
             return Err(anyhow!("GET {path}: {}", resp.status()));
         }
-        Ok(Some(resp.json().await.with_context(|| format!("GET {path}: not JSON"))?))
+        Ok(Some(
+            resp.json()
+                .await
+                .with_context(|| format!("GET {path}: not JSON"))?,
+        ))
     }
 }
 
@@ -95,10 +109,15 @@ pub async fn curl(
     let (ns, name) = from
         .split_once('/')
         .ok_or_else(|| anyhow!("--from {from:?}: expected <namespace>/<pod or deployment>"))?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let pod = find_pod(api, &http, ns, name).await?;
     let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url:?}"))?;
-    let host = parsed.host_str().ok_or_else(|| anyhow!("URL {url:?} has no host"))?.to_string();
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow!("URL {url:?} has no host"))?
+        .to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let authority = match parsed.port() {
         Some(p) => format!("{host}:{p}"),
@@ -117,7 +136,10 @@ pub async fn curl(
     } else {
         direct_endpoint(api, &http, ns, &host, port).await?
     };
-    let target_url = format!("http://{target}{}", if path.is_empty() { "/" } else { path });
+    let target_url = format!(
+        "http://{target}{}",
+        if path.is_empty() { "/" } else { path }
+    );
 
     // The app's own client: keep-alive pool, no retries, no proxy.
     let app = reqwest::Client::builder()
@@ -146,7 +168,11 @@ pub async fn curl(
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                 .collect();
             let body = resp.text().await.unwrap_or_default();
-            Ok(Response { status, headers, body })
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
         }));
     }
     let mut out = Vec::new();
@@ -156,12 +182,23 @@ pub async fn curl(
     Ok(out)
 }
 
-async fn find_pod(api: &ApiAccess, http: &reqwest::Client, ns: &str, name: &str) -> anyhow::Result<Value> {
-    if let Some(p) = api.get(http, &format!("/api/v1/namespaces/{ns}/pods/{name}")).await? {
+async fn find_pod(
+    api: &ApiAccess,
+    http: &reqwest::Client,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<Value> {
+    if let Some(p) = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/pods/{name}"))
+        .await?
+    {
         return Ok(p);
     }
     let dep = api
-        .get(http, &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
+        .get(
+            http,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        )
         .await?
         .ok_or_else(|| anyhow!("no pod or deployment {name:?} in namespace {ns:?}"))?;
     let sel = dep["spec"]["selector"]["matchLabels"]
@@ -174,17 +211,31 @@ async fn find_pod(api: &ApiAccess, http: &reqwest::Client, ns: &str, name: &str)
         })
         .unwrap_or_default();
     let list = api
-        .get(http, &format!("/api/v1/namespaces/{ns}/pods?labelSelector={sel}"))
+        .get(
+            http,
+            &format!("/api/v1/namespaces/{ns}/pods?labelSelector={sel}"),
+        )
         .await?
         .unwrap_or(Value::Null);
     list["items"]
         .as_array()
-        .and_then(|items| items.iter().find(|p| p["status"]["podIP"].is_string()).cloned())
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|p| p["status"]["podIP"].is_string())
+                .cloned()
+        })
         .ok_or_else(|| anyhow!("deployment {ns}/{name} has no running pod"))
 }
 
 /// kube-proxy's part: a ready endpoint of the Service `host` names.
-async fn direct_endpoint(api: &ApiAccess, http: &reqwest::Client, client_ns: &str, host: &str, port: u16) -> anyhow::Result<String> {
+async fn direct_endpoint(
+    api: &ApiAccess,
+    http: &reqwest::Client,
+    client_ns: &str,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<String> {
     let mut parts = host.split('.');
     let svc = parts.next().unwrap_or(host);
     let ns = parts.next().unwrap_or(client_ns);
@@ -204,7 +255,10 @@ async fn direct_endpoint(api: &ApiAccess, http: &reqwest::Client, client_ns: &st
     for s in slices["items"].as_array().into_iter().flatten() {
         let tport = s["ports"]
             .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"].as_str().unwrap_or("") == port_name))
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"].as_str().unwrap_or("") == port_name)
+            })
             .and_then(|p| p["port"].as_u64());
         for e in s["endpoints"].as_array().into_iter().flatten() {
             if e["conditions"]["ready"].as_bool() == Some(true) {

@@ -24,10 +24,16 @@ pub struct PodAddrs {
 }
 
 impl PodAddrs {
-    /// The block for the `index`-th pod the lab created (0-based):
+    /// The block for the `index`-th pod of the lab in slot 10:
     /// 127.10.0.4, 127.10.0.8, … (127.10.0.0 itself is never used).
     pub fn for_index(index: u32) -> PodAddrs {
-        let base = u32::from(Ipv4Addr::new(127, 10, 0, 0)) + 4 * (index + 1);
+        Self::for_slot_index(10, index)
+    }
+
+    /// The block for the `index`-th pod of the lab holding `slot`
+    /// (127.`slot`.0.0/16, see [`SlotLock`]).
+    pub fn for_slot_index(slot: u8, index: u32) -> PodAddrs {
+        let base = u32::from(Ipv4Addr::new(127, slot, 0, 0)) + 4 * (index + 1);
         Self::from_pod_ip(Ipv4Addr::from(base))
     }
 
@@ -40,6 +46,29 @@ impl PodAddrs {
             app_ip: Ipv4Addr::from(base + 2),
             egress: Ipv4Addr::from(base + 3),
         }
+    }
+}
+
+/// Several labs may run at once (parallel tests, a lab started by hand):
+/// each takes its own 127.`slot`.0.0/16. The slot is held by a listening
+/// socket on 127.`slot`.255.254:1 for the lab's lifetime, so the claim is
+/// exclusive across processes and released when the lab (or process) ends.
+pub struct SlotLock {
+    pub slot: u8,
+    _held: std::net::TcpListener,
+}
+
+impl SlotLock {
+    /// Claim the first free slot from 10 to 250.
+    pub fn claim() -> std::io::Result<SlotLock> {
+        let mut last = None;
+        for slot in 10..=250u8 {
+            match std::net::TcpListener::bind((Ipv4Addr::new(127, slot, 255, 254), 1)) {
+                Ok(l) => return Ok(SlotLock { slot, _held: l }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free lab slot")))
     }
 }
 
@@ -58,5 +87,16 @@ mod tests {
             }
             assert_eq!(PodAddrs::from_pod_ip(a.pod_ip), a);
         }
+    }
+
+    #[test]
+    fn slots_are_exclusive() {
+        let a = SlotLock::claim().unwrap();
+        let b = SlotLock::claim().unwrap();
+        assert_ne!(a.slot, b.slot);
+        let s = a.slot;
+        drop(a);
+        let c = SlotLock::claim().unwrap();
+        assert!(c.slot <= s || c.slot != b.slot);
     }
 }

@@ -32,7 +32,10 @@ fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     v.sort();
     if v.is_empty() {
-        return Err(anyhow!("scenario directory {} holds no .yaml or .yml file", path.display()));
+        return Err(anyhow!(
+            "scenario directory {} holds no .yaml or .yml file",
+            path.display()
+        ));
     }
     Ok(v)
 }
@@ -56,7 +59,9 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
 fn push_object(v: Value, origin: &str, doc: usize, out: &mut Vec<Value>) -> anyhow::Result<()> {
     let kind = v["kind"].as_str().unwrap_or("");
     if v["apiVersion"].as_str().is_none() || kind.is_empty() {
-        return Err(anyhow!("{origin}: document {doc} has no apiVersion or kind"));
+        return Err(anyhow!(
+            "{origin}: document {doc} has no apiVersion or kind"
+        ));
     }
     if kind == "List" || (kind.ends_with("List") && v["items"].is_array()) {
         for item in v["items"].as_array().cloned().unwrap_or_default() {
@@ -65,7 +70,9 @@ fn push_object(v: Value, origin: &str, doc: usize, out: &mut Vec<Value>) -> anyh
         return Ok(());
     }
     if v["metadata"]["name"].as_str().is_none() {
-        return Err(anyhow!("{origin}: document {doc} ({kind}) has no metadata.name"));
+        return Err(anyhow!(
+            "{origin}: document {doc} ({kind}) has no metadata.name"
+        ));
     }
     out.push(v);
     Ok(())
@@ -84,7 +91,11 @@ mod tests {
         .unwrap();
         assert_eq!(v.len(), 2);
         let e = parse("apiVersion: v1\nkind: Pod\nmetadata: {}\n", "x.yaml").unwrap_err();
-        assert!(e.to_string().contains("x.yaml: document 1 (Pod) has no metadata.name"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("x.yaml: document 1 (Pod) has no metadata.name"),
+            "{e}"
+        );
         let e = parse("a: [", "y.yaml").unwrap_err();
         assert!(e.to_string().contains("y.yaml: document 1"), "{e}");
     }

@@ -1,0 +1,614 @@
+//! The running lab: store + API server + controller + istiod model + pods
+//! (in-process apps and real Envoy sidecars), kept in step in the background.
+//!
+//! [`Lab`] is synchronous on purpose: it owns its own multi-threaded tokio
+//! runtime, so a test can run `kubectl` or the plugin as a blocking child
+//! process while the lab keeps answering. Dropping the lab (also during a
+//! panic's unwinding) stops every Envoy and app; Envoys are additionally
+//! started with a parent-death signal, so they die with the process.
+
+use crate::api::{ApiOptions, ApiServer};
+use crate::app::{parse_duration, App, AppBehaviour};
+use crate::controller::{self, Controller, LAB_PREFIX};
+use crate::envoy::{find_envoy, spec_for_pod, Sidecar};
+use crate::istiod::{pod_is_injected, render_sidecar, World};
+use crate::net::PodAddrs;
+use crate::pki::Pki;
+use crate::resources::Registry;
+use crate::runtime::PodRuntime;
+use crate::store::Store;
+use anyhow::{anyhow, Context};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How to start a lab.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// A ClusterRole (YAML file): the API answers 403 outside its rules.
+    pub rbac: Option<PathBuf>,
+    /// Require this bearer token (401 without it).
+    pub token: Option<String>,
+    /// Envoy binary; default: `ENVOY_BIN`, then `envoy` on PATH.
+    pub envoy_bin: Option<PathBuf>,
+    /// Where to write the kubeconfig; default: inside the lab's temp dir.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// One pod as the lab runs it.
+struct PodRun {
+    addrs: PodAddrs,
+    apps: HashMap<String, App>,
+    sidecar: Option<Sidecar>,
+    /// The xDS last written, to update only on change.
+    last_xds: Option<String>,
+    /// The pod spec the apps were started from (restart apps if it changes).
+    spec_fingerprint: String,
+}
+
+struct Shared {
+    store: Store,
+    pki: Pki,
+    envoy: PathBuf,
+    dir: PathBuf,
+    pods: Mutex<HashMap<(String, String), PodRun>>,
+    /// Errors from the last sync (render failures etc.), for `up` and tests.
+    errors: Mutex<Vec<String>>,
+    /// One sync at a time per lab (background loop vs. explicit waits).
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+pub struct Lab {
+    shared: Arc<Shared>,
+    api: Option<ApiServer>,
+    kubeconfig: PathBuf,
+    bg: Option<tokio::task::JoinHandle<()>>,
+    // Dropped last: the runtime owns every task above.
+    rt: Option<tokio::runtime::Runtime>,
+    _tmp: tempfile::TempDir,
+    _slot: crate::net::SlotLock,
+}
+
+impl PodRuntime for Shared {
+    fn log_path(&self, namespace: &str, pod: &str, container: &str) -> Option<PathBuf> {
+        let pods = self.pods.lock().ok()?;
+        let run = pods.get(&(namespace.to_string(), pod.to_string()))?;
+        if container == "istio-proxy" {
+            return run.sidecar.as_ref().map(|s| s.log_path());
+        }
+        if let Some(app) = run.apps.get(container) {
+            return Some(app.log_path.clone());
+        }
+        // A container without ports has an empty log, like `sleep`.
+        let p = self.dir.join(format!("{namespace}.{pod}.{container}.log"));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p);
+        Some(p)
+    }
+
+    fn forward_targets(&self, namespace: &str, pod: &str, port: u16) -> Vec<SocketAddr> {
+        // kubelet dials localhost:port inside the pod's network namespace.
+        let Ok(pods) = self.pods.lock() else {
+            return vec![];
+        };
+        pods.get(&(namespace.to_string(), pod.to_string()))
+            .map(|r| vec![SocketAddr::new(IpAddr::V4(r.addrs.localhost), port)])
+            .unwrap_or_default()
+    }
+}
+
+impl Lab {
+    /// Load a scenario (file or directory), start everything, and return
+    /// when the API answers and every sidecar is ready.
+    pub fn start(scenario: &Path, opts: LabOptions) -> anyhow::Result<Lab> {
+        let objects = crate::scenario::load(scenario)?;
+        Self::start_objects(objects, opts)
+    }
+
+    pub fn start_objects(objects: Vec<Value>, opts: LabOptions) -> anyhow::Result<Lab> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("mesh503-lab")
+            .build()?;
+        let tmp = tempfile::Builder::new().prefix("mesh503-lab-").tempdir()?;
+        let envoy = match &opts.envoy_bin {
+            Some(p) => p.clone(),
+            None => find_envoy()?,
+        };
+        let minor = controller::istio_minor(&objects);
+        let store = Store::new(Registry::for_istio(minor));
+        for o in objects {
+            let what = format!(
+                "{} {}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            );
+            store
+                .apply(o)
+                .map_err(|e| anyhow!("scenario object {what}: {} ({})", e.message, e.reason))?;
+        }
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            pki: Pki::new()?,
+            envoy,
+            dir: tmp.path().to_path_buf(),
+            pods: Mutex::new(HashMap::new()),
+            errors: Mutex::new(Vec::new()),
+            sync_lock: tokio::sync::Mutex::new(()),
+        });
+        let rbac = match &opts.rbac {
+            Some(p) => {
+                let objs = crate::scenario::load(p)?;
+                Some(
+                    objs.into_iter()
+                        .next()
+                        .ok_or_else(|| anyhow!("{}: no ClusterRole", p.display()))?,
+                )
+            }
+            None => None,
+        };
+        let kubeconfig = opts
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("kubeconfig"));
+        let slot = crate::net::SlotLock::claim().context("claiming an address slot for the lab")?;
+        let mut controller = Controller::in_slot(slot.slot);
+        let (api, bg) = rt.block_on(async {
+            settle(&shared, &mut controller).await?;
+            sync_pods(&shared, true).await?;
+            let api = ApiServer::start(
+                store.clone(),
+                shared.clone() as Arc<dyn PodRuntime>,
+                ApiOptions {
+                    rbac,
+                    token: opts.token.clone(),
+                    server_version: "v1.33.0".into(),
+                },
+            )
+            .await?;
+            crate::kubeconfig::write_kubeconfig(
+                &kubeconfig,
+                &api.url(),
+                opts.token.as_deref(),
+                None,
+            )?;
+            let bg = tokio::spawn(background(shared.clone(), controller));
+            anyhow::Ok((api, bg))
+        })?;
+        Ok(Lab {
+            shared,
+            api: Some(api),
+            kubeconfig,
+            bg: Some(bg),
+            rt: Some(rt),
+            _tmp: tmp,
+            _slot: slot,
+        })
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn api_url(&self) -> String {
+        self.api.as_ref().map(|a| a.url()).unwrap_or_default()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Run a future on the lab's runtime (for library callers in sync tests).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt
+            .as_ref()
+            .expect("runtime alive until drop")
+            .block_on(f)
+    }
+
+    /// Send `count` requests from `<ns>/<pod|deploy>` as its app would.
+    pub fn curl(
+        &self,
+        from: &str,
+        url: &str,
+        count: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<Result<crate::curl::Response, String>>> {
+        let access = crate::curl::ApiAccess::from_kubeconfig(&self.kubeconfig)?;
+        self.block_on(crate::curl::curl(&access, from, url, count, concurrency))
+    }
+
+    /// Apply an object as `kubectl apply` would (create or replace), then
+    /// wait until every affected sidecar runs the new config.
+    pub fn apply(&self, obj: Value) -> anyhow::Result<()> {
+        self.shared
+            .store
+            .apply(obj)
+            .map_err(|e| anyhow!("{}: {}", e.reason, e.message))?;
+        self.wait_synced()
+    }
+
+    /// Wait until the background loop has rendered the store's current state.
+    pub fn wait_synced(&self) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        self.block_on(async move {
+            // The background task runs on every change; syncing again here is
+            // idempotent and makes the wait deterministic.
+            sync_pods(&shared, true).await
+        })
+    }
+
+    /// Errors the last syncs met (render failures), oldest first.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared
+            .errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Pids of every Envoy the lab runs (for leak tests).
+    pub fn envoy_pids(&self) -> Vec<u32> {
+        self.shared
+            .pods
+            .lock()
+            .map(|p| {
+                p.values()
+                    .filter_map(|r| r.sidecar.as_ref().map(|s| s.pid()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(bg) = self.bg.take() {
+            bg.abort();
+        }
+        if let (Some(rt), Some(api)) = (self.rt.as_ref(), self.api.take()) {
+            rt.block_on(api.shutdown());
+        }
+        // Sidecars (Envoy processes) and apps stop as their handles drop.
+        if let Ok(mut pods) = self.shared.pods.lock() {
+            pods.clear();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+        .split('.')
+        .next()
+        .map(|s| format!("{}Z", s.trim_end_matches('Z')))
+        .unwrap_or_default()
+}
+
+/// Run the controller until the store stops changing.
+async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<()> {
+    for _ in 0..10 {
+        let objects = shared.store.all();
+        let ch = controller.reconcile(&objects, &now());
+        if ch.apply.is_empty() && ch.delete.is_empty() {
+            return Ok(());
+        }
+        for o in ch.apply {
+            shared
+                .store
+                .apply(o)
+                .map_err(|e| anyhow!("controller: {}: {}", e.reason, e.message))?;
+        }
+        for (g, k, ns, n) in ch.delete {
+            let ns = if ns.is_empty() {
+                None
+            } else {
+                Some(ns.as_str())
+            };
+            let _ = shared.store.delete(&g, &k, ns, &n);
+        }
+    }
+    Err(anyhow!("controller did not settle after 10 rounds"))
+}
+
+/// React to every store change: reconcile, then bring pods in line.
+async fn background(shared: Arc<Shared>, mut controller: Controller) {
+    let mut rx = shared.store.subscribe();
+    loop {
+        if rx.changed().await.is_err() {
+            return;
+        }
+        // Let a burst of writes land before rendering.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        rx.borrow_and_update();
+        if let Err(e) = settle(&shared, &mut controller).await {
+            record(&shared, format!("{e:#}"));
+        }
+        if let Err(e) = sync_pods(&shared, true).await {
+            record(&shared, format!("{e:#}"));
+        }
+        rx.borrow_and_update();
+    }
+}
+
+fn record(shared: &Shared, e: String) {
+    eprintln!("mesh503-lab: {e}");
+    if let Ok(mut v) = shared.errors.lock() {
+        v.push(e);
+    }
+}
+
+fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
+    pod["metadata"]["annotations"][format!("{LAB_PREFIX}{key}")].as_str()
+}
+
+/// Start, update or stop apps and sidecars so they match the store's pods.
+async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
+    let _one_at_a_time = shared.sync_lock.lock().await;
+    let objects = shared.store.all();
+    let world = World {
+        objects: objects.clone(),
+    };
+    let pods: Vec<&Value> = objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "Pod" && o["apiVersion"] == "v1" && o["status"]["podIP"].is_string()
+        })
+        .collect();
+    let mut waiting: Vec<(String, String)> = Vec::new();
+    let mut errors = Vec::new();
+    let live: std::collections::HashSet<(String, String)> = pods
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    {
+        let mut runs = shared
+            .pods
+            .lock()
+            .map_err(|_| anyhow!("pod table poisoned"))?;
+        runs.retain(|k, _| live.contains(k));
+    }
+    for pod in pods {
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let key = (ns.clone(), name.clone());
+        let ip = pod["status"]["podIP"]
+            .as_str()
+            .unwrap_or("")
+            .parse()
+            .context("podIP")?;
+        let addrs = PodAddrs::from_pod_ip(ip);
+        let injected = pod_is_injected(pod);
+        let fingerprint = format!("{}{}", pod["spec"], pod["metadata"]["annotations"]);
+        let needs_apps = {
+            let runs = shared
+                .pods
+                .lock()
+                .map_err(|_| anyhow!("pod table poisoned"))?;
+            runs.get(&key)
+                .map(|r| r.spec_fingerprint != fingerprint)
+                .unwrap_or(true)
+        };
+        if needs_apps {
+            // (Re)start: drop the old run first so ports are free.
+            shared
+                .pods
+                .lock()
+                .map_err(|_| anyhow!("pod table poisoned"))?
+                .remove(&key);
+            let apps = start_apps(shared, pod, &addrs, injected).await;
+            let apps = match apps {
+                Ok(a) => a,
+                Err(e) => {
+                    errors.push(format!("pod {ns}/{name}: {e:#}"));
+                    HashMap::new()
+                }
+            };
+            let mut run = PodRun {
+                addrs,
+                apps,
+                sidecar: None,
+                last_xds: None,
+                spec_fingerprint: fingerprint,
+            };
+            if injected {
+                match render_and_start(shared, &world, pod, &addrs) {
+                    Ok((sc, xds)) => {
+                        run.sidecar = Some(sc);
+                        run.last_xds = Some(xds);
+                        waiting.push(key.clone());
+                    }
+                    Err(e) => errors.push(format!("pod {ns}/{name}: sidecar: {e:#}")),
+                }
+            }
+            shared
+                .pods
+                .lock()
+                .map_err(|_| anyhow!("pod table poisoned"))?
+                .insert(key, run);
+        } else if injected {
+            let xds = render_sidecar(&world, pod, &shared.pki);
+            match xds {
+                Ok(xds) => {
+                    let text = xds_fingerprint(&xds);
+                    let changed = {
+                        let runs = shared
+                            .pods
+                            .lock()
+                            .map_err(|_| anyhow!("pod table poisoned"))?;
+                        runs.get(&key)
+                            .map(|r| r.last_xds.as_deref() != Some(text.as_str()))
+                            .unwrap_or(false)
+                    };
+                    if changed {
+                        // Take the sidecar out while awaiting (no lock across await).
+                        let sc = shared
+                            .pods
+                            .lock()
+                            .map_err(|_| anyhow!("pod table poisoned"))?
+                            .get_mut(&key)
+                            .and_then(|r| r.sidecar.take());
+                        if let Some(sc) = sc {
+                            let res = sc.update(&xds).await;
+                            let mut runs = shared
+                                .pods
+                                .lock()
+                                .map_err(|_| anyhow!("pod table poisoned"))?;
+                            if let Some(r) = runs.get_mut(&key) {
+                                r.sidecar = Some(sc);
+                                if res.is_ok() {
+                                    r.last_xds = Some(text);
+                                }
+                            }
+                            if let Err(e) = res {
+                                errors.push(format!("pod {ns}/{name}: sidecar update: {e:#}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("pod {ns}/{name}: render: {e}")),
+            }
+        }
+    }
+    if wait && !waiting.is_empty() {
+        // Wait for every new sidecar concurrently.
+        let mut futs = Vec::new();
+        for key in &waiting {
+            let sc = shared
+                .pods
+                .lock()
+                .map_err(|_| anyhow!("pod table poisoned"))?
+                .get_mut(key)
+                .and_then(|r| r.sidecar.take());
+            if let Some(sc) = sc {
+                let key = key.clone();
+                futs.push(async move {
+                    let r = sc.wait_ready(Duration::from_secs(20)).await;
+                    (key, sc, r)
+                });
+            }
+        }
+        for (key, sc, r) in futures::future::join_all(futs).await {
+            if let Err(e) = r {
+                errors.push(format!("pod {}/{}: sidecar not ready: {e:#}", key.0, key.1));
+            }
+            if let Some(run) = shared
+                .pods
+                .lock()
+                .map_err(|_| anyhow!("pod table poisoned"))?
+                .get_mut(&key)
+            {
+                run.sidecar = Some(sc);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        for e in &errors[..errors.len() - 1] {
+            record(shared, e.clone());
+        }
+        Err(anyhow!(errors.pop().unwrap_or_default()))
+    }
+}
+
+fn xds_fingerprint(x: &crate::istiod::SidecarXds) -> String {
+    serde_json::json!([x.clusters, x.endpoints, x.listeners, x.routes, x.secrets]).to_string()
+}
+
+fn render_and_start(
+    shared: &Shared,
+    world: &World,
+    pod: &Value,
+    addrs: &PodAddrs,
+) -> anyhow::Result<(Sidecar, String)> {
+    let xds = render_sidecar(world, pod, &shared.pki).map_err(|e| anyhow!("render: {e}"))?;
+    let spec = spec_for_pod(world, pod).map_err(|e| anyhow!("spec: {e}"))?;
+    let dir = shared.dir.join(format!(
+        "{}.{}",
+        pod["metadata"]["namespace"].as_str().unwrap_or(""),
+        pod["metadata"]["name"].as_str().unwrap_or("")
+    ));
+    std::fs::create_dir_all(&dir)?;
+    debug_assert_eq!(spec.addrs, *addrs);
+    let sc = Sidecar::start(&shared.envoy, &dir, &spec, &xds)?;
+    Ok((sc, xds_fingerprint(&xds)))
+}
+
+async fn start_apps(
+    shared: &Shared,
+    pod: &Value,
+    addrs: &PodAddrs,
+    injected: bool,
+) -> anyhow::Result<HashMap<String, App>> {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    // `lab.mesh503.io/listen`: `0.0.0.0` (default, like most apps: the pod IP
+    // and localhost), `127.0.0.1`/`localhost` (localhost only), or `pod-ip` /
+    // the pod's IP (the pod IP only). With a sidecar the app's view of the pod
+    // IP is `app_ip`, since the sidecar holds `pod_ip` (see net.rs).
+    let own_ip = if injected { addrs.app_ip } else { addrs.pod_ip };
+    let ips: Vec<std::net::Ipv4Addr> = match annotation(pod, "listen").map(str::trim) {
+        None | Some("0.0.0.0") | Some("") => vec![own_ip, addrs.localhost],
+        Some(l) if l.starts_with("127.") || l == "localhost" => vec![addrs.localhost],
+        Some(_) => vec![own_ip],
+    };
+    let behaviour = AppBehaviour {
+        status: annotation(pod, "status").and_then(|s| s.parse().ok()),
+        delay: annotation(pod, "delay").and_then(parse_duration),
+        keepalive_timeout: annotation(pod, "keepalive-timeout").and_then(parse_duration),
+    };
+    let mut apps = HashMap::new();
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let cname = c["name"].as_str().unwrap_or("");
+        if cname == "istio-proxy" {
+            continue;
+        }
+        let ports: Vec<SocketAddr> = c["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| p["containerPort"].as_u64())
+            .flat_map(|p| {
+                ips.iter()
+                    .map(move |ip| SocketAddr::new(IpAddr::V4(*ip), p as u16))
+            })
+            .collect();
+        if ports.is_empty() {
+            continue;
+        }
+        let log = shared.dir.join(format!("{ns}.{name}.{cname}.log"));
+        let app = App::start(
+            &format!("{ns}/{name}/{cname}"),
+            &ports,
+            behaviour.clone(),
+            log,
+        )
+        .await?;
+        apps.insert(cname.to_string(), app);
+    }
+    Ok(apps)
+}

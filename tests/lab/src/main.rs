@@ -1,0 +1,146 @@
+//! `mesh503-lab`: run a scenario by hand, or send traffic through it.
+//!
+//!     mesh503-lab up tests/scenarios/seed-2018.yaml
+//!     export KUBECONFIG=…            # printed by `up`
+//!     mesh503-lab curl --from foo/sleep http://httpbin.foo:8000/get
+
+use clap::{Parser, Subcommand};
+use mesh503_lab::curl::{curl, ApiAccess};
+use mesh503_lab::lab::{Lab, LabOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mesh503-lab",
+    version,
+    about = "A local Istio-like mesh: Kubernetes API on loopback, real Envoy sidecars"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario (a YAML file or directory) in the foreground until Ctrl-C or SIGTERM.
+    Up {
+        scenario: PathBuf,
+        /// Answer 403 outside this ClusterRole's rules.
+        #[arg(long)]
+        rbac: Option<PathBuf>,
+        /// Require this bearer token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Write the kubeconfig here (default: a temp file, printed).
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+    },
+    /// Send requests from a pod as its app would, through its sidecar.
+    Curl {
+        /// kubeconfig of a running lab (default: $KUBECONFIG).
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+        /// `<namespace>/<pod or deployment>`.
+        #[arg(long)]
+        from: String,
+        url: String,
+        /// Number of requests.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        count: usize,
+        /// Requests in flight at once.
+        #[arg(short = 'c', long, default_value_t = 1)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mesh503-lab: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Up {
+            scenario,
+            rbac,
+            token,
+            kubeconfig_out,
+        } => {
+            let lab = Lab::start(
+                &scenario,
+                LabOptions {
+                    rbac,
+                    token,
+                    envoy_bin: None,
+                    kubeconfig: kubeconfig_out,
+                },
+            )?;
+            for e in lab.errors() {
+                eprintln!("mesh503-lab: warning: {e}");
+            }
+            println!("export KUBECONFIG={}", lab.kubeconfig().display());
+            eprintln!("mesh503-lab: API at {} — Ctrl-C to stop", lab.api_url());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                anyhow::Ok(())
+            })?;
+            drop(lab);
+            eprintln!("mesh503-lab: stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Curl {
+            kubeconfig,
+            from,
+            url,
+            count,
+            concurrency,
+        } => {
+            let access = ApiAccess::from_kubeconfig(&kubeconfig)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let results = rt.block_on(curl(&access, &from, &url, count, concurrency))?;
+            let mut failed = false;
+            if count <= 1 {
+                match &results[0] {
+                    Ok(r) => println!("{r}"),
+                    Err(e) => {
+                        eprintln!("mesh503-lab: {e}");
+                        failed = true;
+                    }
+                }
+            } else {
+                let mut by_code = std::collections::BTreeMap::<String, usize>::new();
+                for r in &results {
+                    let k = match r {
+                        Ok(r) => r.status.to_string(),
+                        Err(e) => e.clone(),
+                    };
+                    *by_code.entry(k).or_default() += 1;
+                }
+                for (k, n) in by_code {
+                    println!("{k}: {n}");
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
