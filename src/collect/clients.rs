@@ -62,22 +62,29 @@ pub struct Probe {
 }
 
 /// Clients chosen from sampled pods: those whose `/clusters` shows requests
-/// (`rq_total` > 0) to the service, most requests first (ties keep the
-/// order of `probes`), at most `max`.
+/// (`rq_total` > 0) or connection attempts (`cx_total` > 0: a failed TLS
+/// handshake never becomes a request) to the service, most first (ties keep
+/// the order of `probes`), at most `max`.
 pub fn clients_from_probes(probes: &[Probe], service: &str, max: usize) -> Vec<(Probe, String)> {
-    let mut with_traffic: Vec<&Probe> = probes.iter().filter(|p| p.traffic.rq_total > 0).collect();
+    let mut with_traffic: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| p.traffic.rq_total > 0 || p.traffic.cx_total > 0)
+        .collect();
     // Stable: on a tie the sample order (target namespace first) stays.
-    with_traffic.sort_by_key(|p| std::cmp::Reverse(p.traffic.rq_total));
+    with_traffic.sort_by_key(|p| std::cmp::Reverse(p.traffic.rq_total + p.traffic.cx_total));
     with_traffic
         .into_iter()
         .take(max)
         .map(|p| {
             let t = &p.traffic;
-            let errors = if t.rq_error > 0 {
+            let mut errors = if t.rq_error > 0 {
                 format!(" ({} failed)", t.rq_error)
             } else {
                 String::new()
             };
+            if t.cx_connect_fail > 0 {
+                errors.push_str(&format!(" and {} failed connection(s)", t.cx_connect_fail));
+            }
             let clusters: Vec<&str> = t.clusters.iter().map(String::as_str).collect();
             (
                 p.clone(),

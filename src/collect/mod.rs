@@ -412,7 +412,7 @@ pub fn proxy_evidence(
                 if read.is_json() {
                     match proxy::check_config_dump(*read, &body) {
                         Ok(v) => match read {
-                            AdminRead::ServerInfo => ev.server_info = Some(v),
+                            AdminRead::ServerInfo => ev.server_info = Some(trim_server_info(v)),
                             AdminRead::ClustersConfig => ev.clusters_config = Some(v),
                             AdminRead::ListenersConfig => ev.listeners_config = Some(v),
                             AdminRead::EndpointsConfig => ev.endpoints_config = Some(v),
@@ -1312,6 +1312,8 @@ impl<'a> Run<'a> {
                     for (sname, sns) in services {
                         let t = proxy::traffic_to(&text, sname, sns, port);
                         traffic.rq_total += t.rq_total;
+                        traffic.cx_total += t.cx_total;
+                        traffic.cx_connect_fail += t.cx_connect_fail;
                         traffic.rq_error += t.rq_error;
                         traffic.clusters.extend(t.clusters);
                     }
@@ -1419,6 +1421,15 @@ impl<'a> Run<'a> {
 
         self.list_istio_fallback(&wanted).await;
     }
+}
+
+/// `/server_info` without `node.extensions` (Envoy lists every compiled-in
+/// extension there: ~100 KB per proxy that no analysis uses).
+fn trim_server_info(mut v: Value) -> Value {
+    if let Some(node) = v.get_mut("node").and_then(Value::as_object_mut) {
+        node.remove("extensions");
+    }
+    v
 }
 
 #[cfg(test)]

@@ -115,6 +115,11 @@ pub struct Traffic {
     pub rq_total: u64,
     /// Sum of `rq_error`.
     pub rq_error: u64,
+    /// Sum of `cx_total`: connections opened, even when no request got
+    /// through (a failed TLS handshake counts here, not in `rq_total`).
+    pub cx_total: u64,
+    /// Sum of `cx_connect_fail`.
+    pub cx_connect_fail: u64,
     /// The outbound clusters seen for the service (with or without hosts).
     pub clusters: BTreeSet<String>,
 }
@@ -166,6 +171,8 @@ pub fn traffic_to(clusters_text: &str, name: &str, namespace: &str, port: Option
         match stat {
             "rq_total" => t.rq_total += value,
             "rq_error" => t.rq_error += value,
+            "cx_total" => t.cx_total += value,
+            "cx_connect_fail" => t.cx_connect_fail += value,
             _ => {}
         }
     }
