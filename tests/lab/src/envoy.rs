@@ -7,7 +7,8 @@
 //!   (istio/istio `pkg/envoy/proxy.go`: `--drain-strategy immediate
 //!   --local-address-ip-version v4 --file-flush-interval-msec 1000
 //!   --disable-hot-restart --allow-unknown-static-fields`, Istio's log
-//!   format) plus `--concurrency 1 --log-level warning` and
+//!   format, `--component-log-level misc:error` as Istio's default
+//!   `proxyComponentLogLevel`) plus `--concurrency 1 --log-level warning` and
 //!   `--service-cluster`/`--service-node`, so `/server_info` shows them.
 //!   No status port 15020/15021; `sds-grpc` is a static cluster to a pipe
 //!   that does not exist (never used).
@@ -497,6 +498,9 @@ struct XdsServer {
     state: std::sync::Arc<ServerState>,
 }
 
+/// (node id, type URL, resource names) of one REST subscription.
+type Subscription = (String, String, Vec<String>);
+
 #[derive(Default)]
 struct ServerState {
     /// Node id → (registration generation, resources).
@@ -505,7 +509,7 @@ struct ServerState {
     /// (node, type, names) → (version last answered, when): a subscription
     /// that asks again for a version it was just given rejected it; it is
     /// answered at most once a second so a bad resource does not spin.
-    answered: Mutex<HashMap<(String, String, Vec<String>), (String, Instant)>>,
+    answered: Mutex<HashMap<Subscription, (String, Instant)>>,
 }
 
 impl ServerState {
@@ -926,6 +930,8 @@ impl Sidecar {
             .args(["--service-node", &spec.node_id()])
             .args(["--concurrency", "1"])
             .args(["--log-level", "warning"])
+            // Istio's default `proxyComponentLogLevel` (silences deprecated-field warnings).
+            .args(["--component-log-level", "misc:error"])
             .args(["--drain-time-s", "45", "--drain-strategy", "immediate"])
             .args(["--local-address-ip-version", "v4"])
             .args(["--file-flush-interval-msec", "1000"])
@@ -1232,5 +1238,120 @@ impl Drop for Sidecar {
         if let Ok(s) = self.state.lock() {
             s.unpublish(&self.node_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn python_console_script_resolves_to_the_real_binary() {
+        // pip's `bin/envoy` wrapper → site-packages/envoy/_bin/envoy of the same venv.
+        let venv = tempfile::tempdir().unwrap();
+        let bin = venv.path().join("bin");
+        let real = venv
+            .path()
+            .join("lib/python3.11/site-packages/envoy/_bin/envoy");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, b"\x7fELF").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wrapper = bin.join("envoy");
+        let script = format!(
+            "#!{}/python3\nimport sys\nfrom envoy._main import main\n",
+            bin.display()
+        );
+        std::fs::write(&wrapper, script).unwrap();
+        assert_eq!(resolve_python_wrapper(&wrapper), Some(real.clone()));
+        assert_eq!(resolve_python_wrapper(&real), None);
+    }
+
+    fn pod(annotations: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "httpbin-7d9f8c-abcde", "namespace": "foo", "labels": {"app": "httpbin"}, "annotations": annotations,
+                            "ownerReferences": [{"kind": "ReplicaSet", "name": "httpbin-7d9f8c"}]},
+               "spec": {"serviceAccountName": "httpbin", "containers": [{"name": "httpbin", "ports": [{"containerPort": 8080}]}, {"name": "istio-proxy"}]},
+               "status": {"podIP": "127.10.0.4"}})
+    }
+
+    #[test]
+    fn spec_and_bootstrap_look_like_pilot_agents() {
+        let world = World {
+            objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "istio", "namespace": "istio-system", "labels": {"lab.mesh503.io/istio-version": "1.24"}},
+                "data": {"mesh": "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"}})],
+        };
+        let p =
+            pod(json!({"sidecar.istio.io/statsInclusionPrefixes": "cluster.outbound,listener"}));
+        let spec = spec_for_pod(&world, &p).unwrap();
+        assert_eq!(spec.service_cluster, "httpbin.foo");
+        assert_eq!(
+            spec.node_id(),
+            "sidecar~127.10.0.4~httpbin-7d9f8c-abcde.foo~foo.svc.cluster.local"
+        );
+        assert_eq!(spec.access_log, Some(AccessLog::Json));
+        assert_eq!(spec.admin_addr().to_string(), "127.10.0.5:15000");
+        assert_eq!(spec.node_metadata["WORKLOAD_NAME"], "httpbin");
+        assert_eq!(spec.node_metadata["SERVICE_ACCOUNT"], "httpbin");
+        let b = bootstrap(&spec, "127.0.0.1:9".parse().unwrap());
+        // pkg/bootstrap/config.go: annotation entries first, then the required ones.
+        let patterns = &b["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"];
+        let prefixes: Vec<&str> = patterns
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["prefix"].as_str())
+            .collect();
+        assert_eq!(
+            prefixes,
+            vec![
+                "reporter=",
+                "cluster.outbound",
+                "listener",
+                "cluster_manager",
+                "listener_manager",
+                "server",
+                "cluster.xds-grpc",
+                "wasm",
+                "component",
+                "istio"
+            ]
+        );
+        assert!(patterns
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["safe_regex"]["regex"] == r"vhost\..*\.route\..*"));
+        assert_eq!(
+            b["admin"]["address"]["socket_address"]["address"],
+            "127.10.0.5"
+        );
+        assert_eq!(
+            b["dynamic_resources"]["cds_config"]["path_config_source"]["watched_directory"]["path"],
+            "xds"
+        );
+        // Not injected: no sidecar.
+        let mut plain = pod(json!({}));
+        plain["spec"]["containers"].as_array_mut().unwrap().pop();
+        assert!(matches!(
+            spec_for_pod(&world, &plain),
+            Err(RenderError::NotInjected { .. })
+        ));
+    }
+
+    #[test]
+    fn old_releases_keep_every_stat_unless_annotated() {
+        // Istio 1.0/1.1 set no stats matcher by default.
+        let world = World {
+            objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "istio", "namespace": "istio-system", "labels": {"lab.mesh503.io/istio-version": "1.0"}}})],
+        };
+        let spec = spec_for_pod(&world, &pod(json!({}))).unwrap();
+        assert!(bootstrap(&spec, "127.0.0.1:9".parse().unwrap())
+            .get("stats_config")
+            .is_none());
+        assert_eq!(spec.access_log, None);
     }
 }
