@@ -13,7 +13,10 @@ fn load(rel: &str) -> Snapshot {
 }
 
 fn ids(r: &Report) -> Vec<(&str, String)> {
-    r.findings.iter().map(|f| (f.id.as_str(), f.severity.to_string())).collect()
+    r.findings
+        .iter()
+        .map(|f| (f.id.as_str(), f.severity.to_string()))
+        .collect()
 }
 
 #[test]
@@ -22,50 +25,106 @@ fn seed_2018_first_finding_is_the_tls_mismatch_with_its_chain() {
     let f = &r.findings[0];
     assert_eq!(f.id, "MTLS_PLAINTEXT_TO_STRICT");
     let why = f.explanation.join("\n");
-    assert!(why.contains("foo/httpbin") && why.contains("istio-system/default") && why.contains("ISTIO_MUTUAL"), "{why}");
-    assert!(why.contains("MeshPolicy default"), "legacy authn named: {why}");
-    assert!(f.confidence >= 90, "config + data plane agree: {}", f.confidence);
+    assert!(
+        why.contains("foo/httpbin")
+            && why.contains("istio-system/default")
+            && why.contains("ISTIO_MUTUAL"),
+        "{why}"
+    );
+    assert!(
+        why.contains("MeshPolicy default"),
+        "legacy authn named: {why}"
+    );
+    assert!(
+        f.confidence >= 90,
+        "config + data plane agree: {}",
+        f.confidence
+    );
     let yaml = f.fix.as_ref().and_then(|x| x.yaml.as_deref()).unwrap();
     let fixed: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    assert_eq!(fixed["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
-    assert_eq!(fixed["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 1, "keeps the rest of the rule");
-    insta::assert_snapshot!("seed_2018_table", kubectl_mesh503::report::table::render(&r, false, Some(160)));
+    assert_eq!(
+        fixed["spec"]["trafficPolicy"]["tls"]["mode"],
+        "ISTIO_MUTUAL"
+    );
+    assert_eq!(
+        fixed["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 1,
+        "keeps the rest of the rule"
+    );
+    insta::assert_snapshot!(
+        "seed_2018_table",
+        kubectl_mesh503::report::table::render(&r, false, Some(160))
+    );
 }
 
 #[test]
 fn modern_forms_and_controls() {
     for (file, first) in [
-        ("tests/recordings/seed-strict-no-automtls.snapshot.json", Some("MTLS_PLAINTEXT_TO_STRICT")),
-        ("tests/recordings/seed-disable-automtls.snapshot.json", Some("MTLS_PLAINTEXT_TO_STRICT")),
-        ("tests/recordings/mtls-to-no-sidecar.snapshot.json", Some("MTLS_TO_PLAINTEXT_SERVER")),
+        (
+            "tests/recordings/seed-strict-no-automtls.snapshot.json",
+            Some("MTLS_PLAINTEXT_TO_STRICT"),
+        ),
+        (
+            "tests/recordings/seed-disable-automtls.snapshot.json",
+            Some("MTLS_PLAINTEXT_TO_STRICT"),
+        ),
+        (
+            "tests/recordings/mtls-to-no-sidecar.snapshot.json",
+            Some("MTLS_TO_PLAINTEXT_SERVER"),
+        ),
         ("tests/recordings/healthy.snapshot.json", None),
     ] {
         let r = analyze(&load(file));
         match first {
-            Some(id) => assert_eq!(r.findings.first().map(|f| f.id.as_str()), Some(id), "{file}: {:?}", ids(&r)),
-            None => assert!(!r.has_errors(), "{file}: healthy has no error: {:?}", ids(&r)),
+            Some(id) => assert_eq!(
+                r.findings.first().map(|f| f.id.as_str()),
+                Some(id),
+                "{file}: {:?}",
+                ids(&r)
+            ),
+            None => assert!(
+                !r.has_errors(),
+                "{file}: healthy has no error: {:?}",
+                ids(&r)
+            ),
         }
         insta::assert_json_snapshot!(
-            file.rsplit('/').next().unwrap().trim_end_matches(".snapshot.json"),
-            r.findings.iter().map(|f| (&f.id, f.severity, f.confidence, &f.claim)).collect::<Vec<_>>()
+            file.rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".snapshot.json"),
+            r.findings
+                .iter()
+                .map(|f| (&f.id, f.severity, f.confidence, &f.claim))
+                .collect::<Vec<_>>()
         );
     }
 }
 
 #[test]
 fn disable_rule_fix_replaces_disable() {
-    let r = analyze(&load("tests/recordings/seed-disable-automtls.snapshot.json"));
+    let r = analyze(&load(
+        "tests/recordings/seed-disable-automtls.snapshot.json",
+    ));
     let f = &r.findings[0];
-    assert!(f.explanation.join(" ").contains("DISABLE"), "{:?}", f.explanation);
-    let y: serde_yaml::Value = serde_yaml::from_str(f.fix.as_ref().unwrap().yaml.as_deref().unwrap()).unwrap();
+    assert!(
+        f.explanation.join(" ").contains("DISABLE"),
+        "{:?}",
+        f.explanation
+    );
+    let y: serde_yaml::Value =
+        serde_yaml::from_str(f.fix.as_ref().unwrap().yaml.as_deref().unwrap()).unwrap();
     assert_eq!(y["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
 }
 
 #[test]
 fn stats_exclusion_is_reported_as_a_gap_not_hidden() {
-    let r = analyze(&load("tests/recordings/seed-strict-no-automtls.snapshot.json"));
+    let r = analyze(&load(
+        "tests/recordings/seed-strict-no-automtls.snapshot.json",
+    ));
     assert!(
-        r.gaps.iter().any(|g| g.reason.contains("excluded by Istio's default stats inclusion")),
+        r.gaps.iter().any(|g| g
+            .reason
+            .contains("excluded by Istio's default stats inclusion")),
         "{:?}",
         r.gaps
     );
@@ -79,12 +138,20 @@ fn cli(args: &[&str]) -> (Option<i32>, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn the_readme_command_works_offline() {
-    let (code, out, _) = cli(&["diagnose", "--snapshot", "docs/examples/seed-2018.snapshot.json"]);
+    let (code, out, _) = cli(&[
+        "diagnose",
+        "--snapshot",
+        "docs/examples/seed-2018.snapshot.json",
+    ]);
     assert_eq!(code, Some(1), "error findings exit 1");
     assert!(out.contains("MTLS_PLAINTEXT_TO_STRICT"));
 }
@@ -97,16 +164,41 @@ fn errors_name_what_and_where() {
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("missing_target", vec!["diagnose"]),
         ("bad_target", vec!["diagnose", "cm/istio"]),
-        ("missing_snapshot", vec!["diagnose", "--snapshot", "does/not/exist.json"]),
-        ("old_schema", vec!["diagnose", "--snapshot", bad.to_str().unwrap()]),
-        ("bad_duration", vec!["diagnose", "svc/x", "--request-timeout", "5x"]),
+        (
+            "missing_snapshot",
+            vec!["diagnose", "--snapshot", "does/not/exist.json"],
+        ),
+        (
+            "old_schema",
+            vec!["diagnose", "--snapshot", bad.to_str().unwrap()],
+        ),
+        (
+            "bad_duration",
+            vec!["diagnose", "svc/x", "--request-timeout", "5x"],
+        ),
         ("tls_check_no_pod", vec!["tls-check", "svc/httpbin"]),
-        ("unreachable_api", vec!["--kubeconfig", "tests/fixtures/unreachable.kubeconfig", "diagnose", "svc/httpbin", "--request-timeout", "2s"]),
+        (
+            "unreachable_api",
+            vec![
+                "--kubeconfig",
+                "tests/fixtures/unreachable.kubeconfig",
+                "diagnose",
+                "svc/httpbin",
+                "--request-timeout",
+                "2s",
+            ],
+        ),
     ];
     for (name, args) in cases {
         let (code, _, err) = cli(&args);
-        assert!(matches!(code, Some(2) | Some(3)), "{name}: exit {code:?}: {err}");
+        assert!(
+            matches!(code, Some(2) | Some(3)),
+            "{name}: exit {code:?}: {err}"
+        );
         let err = err.replace(bad.to_str().unwrap(), "[TMP]/old.json");
-        insta::assert_snapshot!(format!("error_{name}"), format!("exit {}\n{err}", code.unwrap()));
+        insta::assert_snapshot!(
+            format!("error_{name}"),
+            format!("exit {}\n{err}", code.unwrap())
+        );
     }
 }

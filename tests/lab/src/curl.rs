@@ -141,10 +141,17 @@ pub async fn curl(
         if path.is_empty() { "/" } else { path }
     );
 
-    // The app's own client: keep-alive pool, no retries, no proxy.
+    // The app's own client: keep-alive pool, no retries, no proxy, and its
+    // connections leave from the pod's own address, as in a pod.
+    let source = std::net::IpAddr::V4(if injected {
+        PodAddrs::from_pod_ip(pod_ip).app_ip
+    } else {
+        pod_ip
+    });
     let app = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .no_proxy()
+        .local_address(source)
         .build()?;
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::new();

@@ -321,6 +321,11 @@ pub fn bootstrap(spec: &SidecarSpec, xds_server: SocketAddr) -> Value {
             "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": "/dev/null"}}],
             "address": {"socket_address": {"address": spec.addrs.localhost.to_string(), "port_value": 15000}},
         },
+        // LAB DIFFERENCE: in a pod the kernel picks the pod IP as the source
+        // of the sidecar's upstream connections; on the lab's shared loopback
+        // it would pick 127.0.0.1, so bind them to the pod IP explicitly
+        // (servers then log the client pod as DOWNSTREAM_REMOTE_ADDRESS).
+        "cluster_manager": {"upstream_bind_config": {"source_address": {"address": spec.addrs.pod_ip.to_string(), "port_value": 0}}},
         "dynamic_resources": {"lds_config": cds_lds(xds::LDS_FILE), "cds_config": cds_lds(xds::CDS_FILE)},
         "static_resources": {
             "listeners": [{
