@@ -218,3 +218,35 @@ fn snapshot_round_trip_gives_the_same_report() {
     );
     assert_eq!(json(&live), json(&offline), "same code path, same report");
 }
+
+#[test]
+fn near_misses_do_not_fire() {
+    // PERMISSIVE server takes the plaintext; a DISABLE rule in an unrelated
+    // namespace is not exported to the client.
+    let lab = start("near-miss-permissive.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
+        "{}",
+        text(&out)
+    );
+}

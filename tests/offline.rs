@@ -72,6 +72,7 @@ fn modern_forms_and_controls() {
             Some("MTLS_TO_PLAINTEXT_SERVER"),
         ),
         ("tests/recordings/healthy.snapshot.json", None),
+        ("tests/recordings/near-miss-permissive.snapshot.json", None),
     ] {
         let r = analyze(&load(file));
         match first {
