@@ -1,0 +1,108 @@
+//! mTLS is the first cause, not the only one: overflow, undefined subsets and
+//! an app bound to localhost, each a real Envoy failure in the lab.
+
+mod common;
+use common::*;
+
+const URL: &str = "http://httpbin.foo:8000/get";
+
+fn ids(out: &std::process::Output) -> Vec<String> {
+    json(out)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn circuit_breaker_overflow() {
+    let lab = start("overflow.yaml");
+    let results = lab.curl("foo/sleep", URL, 20, 10).unwrap();
+    let overflowed = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| {
+            r.status == 503
+                && r.headers
+                    .iter()
+                    .any(|(k, v)| k == "x-envoy-overloaded" && v == "true")
+        })
+        .count();
+    assert!(
+        overflowed > 0,
+        "some calls overflow: {:?}",
+        results
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.status))
+            .collect::<Vec<_>>()
+    );
+    let out = mesh503(
+        Some(&lab),
+        &["diagnose", "svc/httpbin", "-n", "foo", "-o", "json"],
+    );
+    assert_eq!(
+        ids(&out).first().map(String::as_str),
+        Some("CIRCUIT_BREAKER_OVERFLOW"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn undefined_subset() {
+    let lab = start("subset-missing.yaml");
+    let r = request(&lab, "foo/sleep", URL);
+    assert_eq!(r.status, 503, "{r}");
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    let ids = ids(&out);
+    assert_eq!(
+        ids.first().map(String::as_str),
+        Some("SUBSET_NOT_FOUND"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn app_bound_to_localhost() {
+    let lab = start("app-on-localhost.yaml");
+    let r = request(&lab, "foo/sleep", URL);
+    assert_eq!(r.status, 503, "{r}");
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    assert!(
+        ids(&out).contains(&"APP_NOT_LISTENING".to_string()),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        json(&out)["findings"][0]["id"],
+        "APP_NOT_LISTENING",
+        "{}",
+        text(&out)
+    );
+}
