@@ -484,9 +484,8 @@ fn build(
                     ),
                 });
                 format!(
-                    "{}'s sidecar is {} on port {}: {}",
+                    "{}'s sidecar on port {} is {}",
                     svc.name,
-                    m.mode,
                     server.container_port,
                     m.explain()
                 )

@@ -168,7 +168,7 @@ pub fn decide(
         ),
         None if !auto_mtls => (
             ClientTlsMode::Plaintext,
-            "no DestinationRule tls and auto mTLS is off (enableAutoMtls false), so the client sends plaintext".to_string(),
+            "no DestinationRule tls and auto mTLS is off, so the client sends plaintext".to_string(),
         ),
         None if server_namespace_mode == MtlsMode::Disable => (
             ClientTlsMode::Plaintext,
