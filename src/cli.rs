@@ -47,7 +47,7 @@ pub struct KubeFlags {
     /// Namespace of the target (default: the context's namespace, else "default").
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// Look for client pods in all namespaces, not only the target's.
+    /// When sampling for client pods (no --from), look in all namespaces, not only the target's.
     #[arg(short = 'A', long, global = true)]
     pub all_namespaces: bool,
     /// Time limit for each API request, e.g. 5s, 1m, 500ms (0 = none).

@@ -118,6 +118,7 @@ fn collect_options(
         concurrency: proxy.concurrency.max(1),
         log_tail_lines: proxy.log_lines,
         max_clients: proxy.max_clients,
+        all_namespaces: kube.all_namespaces,
     })
 }
 

@@ -69,12 +69,7 @@ fn forbidden_port_forward_is_a_gap_and_config_still_explains() {
 #[test]
 fn tls_check_shows_the_conflict_from_live_sidecars() {
     let lab = start("seed-strict-no-automtls.yaml");
-    let pods = kubectl(&lab, &["get", "pods", "-n", "foo", "-o", "name"], None);
-    let sleep = String::from_utf8_lossy(&pods.stdout)
-        .lines()
-        .find(|l| l.contains("sleep-"))
-        .map(|l| l.trim_start_matches("pod/").to_string())
-        .expect("a sleep pod");
+    let sleep = pod_name(&lab, "foo", "sleep-");
     let out = mesh503(
         Some(&lab),
         &[
@@ -109,12 +104,7 @@ fn tls_check_shows_the_conflict_from_live_sidecars() {
 #[test]
 fn healthy_tls_check_has_no_conflict() {
     let lab = start("healthy.yaml");
-    let pods = kubectl(&lab, &["get", "pods", "-n", "foo", "-o", "name"], None);
-    let sleep = String::from_utf8_lossy(&pods.stdout)
-        .lines()
-        .find(|l| l.contains("sleep-"))
-        .map(|l| l.trim_start_matches("pod/").to_string())
-        .unwrap();
+    let sleep = pod_name(&lab, "foo", "sleep-");
     let out = mesh503(
         Some(&lab),
         &[

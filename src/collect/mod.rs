@@ -65,6 +65,9 @@ pub struct CollectOptions {
     pub log_tail_lines: i64,
     /// Cap on discovered clients (default 5).
     pub max_clients: usize,
+    /// `-A`: when sampling for clients, look beyond the target's namespace
+    /// (lists pods cluster-wide, which needs that RBAC).
+    pub all_namespaces: bool,
 }
 
 impl Default for CollectOptions {
@@ -80,6 +83,7 @@ impl Default for CollectOptions {
             concurrency: 8,
             log_tail_lines: 500,
             max_clients: 5,
+            all_namespaces: false,
         }
     }
 }
@@ -1256,7 +1260,7 @@ impl<'a> Run<'a> {
                 candidates.push(p);
             }
         }
-        if candidates.len() < cap {
+        if candidates.len() < cap && self.opts.all_namespaces {
             if let Some(all) = self.pods_in("").await {
                 for p in all {
                     if candidates.len() >= cap {
@@ -1339,11 +1343,13 @@ impl<'a> Run<'a> {
                 "client discovery",
                 format!(
                     "no client was found: the server sidecars' access logs name no caller (access logging may be off), \
-                     and of {} sampled injected pods ({} unreadable) none shows requests to {service_text} in /clusters \
-                     ({} know the service); name a client with --from deploy/NAME",
+                     and of {} sampled injected pods ({} unreadable) in {} none shows requests to {service_text} in /clusters \
+                     ({} know the service); name a client with --from deploy/NAME{}",
                     candidates.len(),
                     unreadable,
-                    knows
+                    if self.opts.all_namespaces { "all namespaces".to_string() } else { format!("namespace {ns}") },
+                    knows,
+                    if self.opts.all_namespaces { "" } else { ", or sample every namespace with -A" }
                 ),
             );
             return Vec::new();

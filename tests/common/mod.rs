@@ -83,3 +83,14 @@ pub fn text(o: &Output) -> String {
 pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
 }
+
+/// Name of the first pod in `ns` whose name starts with `prefix`, via kubectl.
+pub fn pod_name(lab: &Lab, ns: &str, prefix: &str) -> String {
+    let out = kubectl(lab, &["get", "pods", "-n", ns, "-o", "name"], None);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("pod/"))
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no pod {prefix}* in {ns}\n{}", text(&out)))
+        .to_string()
+}
