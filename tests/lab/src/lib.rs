@@ -5,7 +5,7 @@
 //! into Endpoints, an `istiod` model that renders each pod's sidecar config the
 //! way istiod would, and real Envoy processes running that config.
 //!
-//! This crate never imports kubectl-mesh503: it is an independent model of
+//! This crate never imports the plugin crate: it is an independent model of
 //! Istio, so tests of the plugin against it prove something.
 
 pub mod api;
