@@ -250,3 +250,56 @@ fn near_misses_do_not_fire() {
         text(&out)
     );
 }
+
+/// Run diagnose with --from deploy/sleep; the first finding's id and the report.
+fn first_finding(lab: &mesh503_lab::lab::Lab) -> (String, serde_json::Value) {
+    let out = mesh503(
+        Some(lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    let r = json(&out);
+    (r["findings"][0]["id"].as_str().unwrap_or("").to_string(), r)
+}
+
+#[test]
+fn auto_mtls_cannot_see_a_workload_disable() {
+    let lab = start("automtls-blind-spot.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let (id, r) = first_finding(&lab);
+    assert_eq!(id, "MTLS_TO_PLAINTEXT_SERVER", "{r:#}");
+    let why = r["findings"][0]["explanation"].to_string();
+    assert!(
+        why.contains("foo/httpbin-plaintext") && why.contains("32788"),
+        "{why}"
+    );
+}
+
+#[test]
+fn two_rules_for_one_host_first_traffic_policy_wins() {
+    let lab = start("two-rules-one-host.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let (id, r) = first_finding(&lab);
+    assert_eq!(id, "MTLS_PLAINTEXT_TO_STRICT", "{r:#}");
+    let why = r["findings"][0]["explanation"].to_string();
+    assert!(
+        why.contains("foo/httpbin-tls"),
+        "names the rule whose tls was discarded: {why}"
+    );
+}
+
+#[test]
+fn simple_tls_towards_a_strict_sidecar() {
+    let lab = start("simple-tls-to-sidecar.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let (id, r) = first_finding(&lab);
+    assert_eq!(id, "TLS_ORIGINATION_TO_SIDECAR", "{r:#}");
+}

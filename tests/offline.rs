@@ -203,3 +203,21 @@ fn errors_name_what_and_where() {
         );
     }
 }
+
+#[test]
+fn proxy_running_an_older_rule_is_reported() {
+    // The API no longer has foo/httpbin (deleted, or hidden from the tool);
+    // the client's cluster was still built from it: what a pending push looks like.
+    let mut snap = load("tests/recordings/seed-strict-no-automtls.snapshot.json");
+    snap.objects
+        .retain(|o| !(o["kind"] == "DestinationRule" && o["metadata"]["name"] == "httpbin"));
+    let r = analyze(&snap);
+    let ids: Vec<&str> = r.findings.iter().map(|f| f.id.as_str()).collect();
+    assert!(ids.contains(&"PROXY_CONFIG_DIFFERS"), "{ids:?}");
+    // The data plane still sends plaintext: that is what is reported, not the API's prediction.
+    assert_eq!(ids[0], "MTLS_PLAINTEXT_TO_STRICT", "{ids:?}");
+    assert!(r.findings[0]
+        .explanation
+        .iter()
+        .any(|l| l.contains("running config differs")));
+}
