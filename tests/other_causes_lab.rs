@@ -106,3 +106,37 @@ fn app_bound_to_localhost() {
         text(&out)
     );
 }
+
+#[test]
+fn keepalive_race_with_the_app() {
+    let lab = start("keepalive-race.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
+    // Let the pooled app connection go stale, then reuse it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = request(&lab, "foo/sleep", URL);
+    assert_eq!(r.status, 503, "the reused connection is reset: {r}");
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "-n",
+            "foo",
+            "-o",
+            "json",
+            "--from",
+            "deploy/sleep",
+        ],
+    );
+    let report = json(&out);
+    assert_eq!(
+        report["findings"][0]["id"],
+        "UPSTREAM_CONNECTION_RESET",
+        "{}",
+        text(&out)
+    );
+    assert!(report["findings"][0]["fix"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("idleTimeout"));
+}

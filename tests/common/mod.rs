@@ -38,10 +38,15 @@ pub fn kubectl(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 /// Run the plugin binary with the lab's kubeconfig.
+///
+/// Envoy writes access logs out every second (pilot-agent starts it with
+/// `--file-flush-interval-msec 1000`), so a diagnosis right after the traffic
+/// first waits for that flush, as any real diagnosis comes after the failures.
 pub fn mesh503(lab: Option<&Lab>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"));
     cmd.env_remove("KUBECONFIG").env("NO_COLOR", "1");
     if let Some(lab) = lab {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         cmd.arg("--kubeconfig").arg(lab.kubeconfig());
     }
     cmd.args(args);

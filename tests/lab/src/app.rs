@@ -115,20 +115,34 @@ async fn serve_conn(
     b: AppBehaviour,
     log: Arc<Mutex<std::fs::File>>,
 ) -> std::io::Result<()> {
+    if b.keepalive_timeout.is_some() {
+        // Closing below must reset the connection, as a server's close does
+        // when a request is already on its way.
+        sock.set_linger(Some(Duration::ZERO))?;
+    }
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
+    let mut idle_since = std::time::Instant::now();
     loop {
-        // Wait for the next request line; an idle keep-alive connection is
-        // closed after `keepalive_timeout` like a server with a short timeout.
         let mut line = String::new();
-        let read = r.read_line(&mut line);
-        let n = match b.keepalive_timeout {
-            Some(t) => match tokio::time::timeout(t, read).await {
-                Ok(n) => n?,
-                Err(_) => return Ok(()),
-            },
-            None => read.await?,
-        };
+        let n = r.read_line(&mut line).await?;
+        // The keep-alive race, made deterministic: a connection idle longer
+        // than `keepalive_timeout` counts as closed by the app, and a request
+        // arriving on it is met by the close (RST), exactly what a proxy that
+        // reuses a pooled connection sees when the server's idle close and
+        // its request cross (Envoy: 503 UC, connection termination).
+        if let Some(t) = b.keepalive_timeout {
+            if n > 0 && idle_since.elapsed() > t {
+                if let Ok(mut f) = log.lock() {
+                    let _ = writeln!(
+                        f,
+                        "{peer} closed after {:?} idle (keepalive-timeout {t:?})",
+                        idle_since.elapsed()
+                    );
+                }
+                return Ok(());
+            }
+        }
         if n == 0 {
             return Ok(());
         }
@@ -211,6 +225,7 @@ async fn serve_conn(
             if close { "connection: close\r\n" } else { "" }
         );
         w.write_all(resp.as_bytes()).await?;
+        idle_since = std::time::Instant::now();
         if let Ok(mut f) = log.lock() {
             let _ = writeln!(f, "{peer} \"{method} {path}\" {status}");
         }
@@ -234,7 +249,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn serves_status_and_closes_idle_keepalive() {
+    async fn serves_status_and_resets_requests_on_idle_connections() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         // Bind to an ephemeral port first to learn a free one.
@@ -259,10 +274,25 @@ mod tests {
         let mut buf = vec![0u8; 1024];
         let n = s.read(&mut buf).await.unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 418 "));
-        // Idle past the keep-alive timeout: the app closes the connection.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A request within the timeout is served on the same connection.
+        s.write_all(b"GET /get HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         let n = s.read(&mut buf).await.unwrap();
-        assert_eq!(n, 0, "connection should be closed by the app");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 "));
+        // Idle past the keep-alive timeout: the next request meets a reset.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(b"GET /get HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        match s.read(&mut buf).await {
+            Ok(0) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            Ok(n) => panic!(
+                "expected a reset, got {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+        }
         let log = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
         assert!(log.contains("\"GET /status/418\" 418"), "{log}");
     }
