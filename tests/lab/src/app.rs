@@ -118,7 +118,7 @@ async fn serve_conn(
     if b.keepalive_timeout.is_some() {
         // Closing below must reset the connection, as a server's close does
         // when a request is already on its way.
-        sock.set_linger(Some(Duration::ZERO))?;
+        sock.set_zero_linger()?;
     }
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
