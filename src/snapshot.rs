@@ -162,10 +162,113 @@ impl Snapshot {
         })
     }
 
+    /// Remove what a snapshot must not carry when it is attached to a bug
+    /// report: container environment values (often credentials), and
+    /// `last-applied-configuration` annotations (a second copy of them).
+    /// Names and `valueFrom` references stay: they are not secrets.
+    pub fn redact(&mut self) {
+        for o in &mut self.objects {
+            redact_object(o);
+        }
+    }
+
     /// Objects of one kind (any API group version), in snapshot order.
     pub fn objects_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .iter()
             .filter(move |o| o.get("kind").and_then(Value::as_str) == Some(kind))
+    }
+}
+
+const REDACTED: &str = "<redacted by kubectl-mesh503>";
+
+fn redact_object(o: &mut Value) {
+    if let Some(a) = o
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        if a.contains_key("kubectl.kubernetes.io/last-applied-configuration") {
+            a.insert(
+                "kubectl.kubernetes.io/last-applied-configuration".into(),
+                Value::String(REDACTED.into()),
+            );
+        }
+    }
+    // Pod spec, or a workload's pod template.
+    let spec = if o.get("kind").and_then(Value::as_str) == Some("Pod") {
+        o.get_mut("spec")
+    } else {
+        o.get_mut("spec")
+            .and_then(|s| s.get_mut("template"))
+            .and_then(|t| t.get_mut("spec"))
+    };
+    let Some(spec) = spec else { return };
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for e in c
+                .get_mut("env")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(v) = e.get_mut("value") {
+                    *v = Value::String(REDACTED.into());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redaction_removes_env_values_and_last_applied() {
+        let mut s = Snapshot {
+            schema: SCHEMA.into(),
+            tool_version: "t".into(),
+            taken_at: "t".into(),
+            context: None,
+            target: "svc/x".into(),
+            namespace: "foo".into(),
+            istio_namespace: "istio-system".into(),
+            server_version: None,
+            served_resources: vec![],
+            objects: vec![
+                json!({"kind": "Pod", "metadata": {"name": "p", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{secret}"}},
+                       "spec": {"containers": [{"name": "app", "env": [{"name": "DB_PASSWORD", "value": "hunter2"},
+                                                                       {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}),
+                json!({"kind": "Deployment", "metadata": {"name": "d"},
+                       "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [{"name": "K", "value": "v"}]}]}}}}),
+            ],
+            proxies: vec![],
+            gaps: vec![],
+        };
+        s.redact();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("{secret}") && !text.contains("\"v\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("DB_PASSWORD") && text.contains("secretKeyRef"),
+            "names stay: {text}"
+        );
+    }
+
+    #[test]
+    fn wrong_schema_is_refused_with_a_hint() {
+        let e = Snapshot::from_json(r#"{"schema": "other"}"#, "f.json").unwrap_err();
+        assert!(e.to_string().contains("Re-take it"), "{e}");
+        let e = Snapshot::from_json("not json", "f.json").unwrap_err();
+        assert!(e.to_string().contains("f.json"), "{e}");
     }
 }

@@ -275,6 +275,7 @@ pub async fn collect_for_target(
     run.snap.proxies.extend(clients);
 
     run.finish(&resolved).await;
+    run.snap.redact();
     Ok(run.snap)
 }
 
@@ -328,6 +329,7 @@ pub async fn collect_for_pod(
     let clients = run.read_proxies(jobs).await;
     run.snap.proxies.extend(clients);
     run.finish(&resolved).await;
+    run.snap.redact();
     Ok(run.snap)
 }
 
