@@ -15,10 +15,7 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
         "{scenario}: expected a real 503 from Envoy, got {before}"
     );
 
-    let out = mesh503(
-        Some(&lab),
-        &["diagnose", "svc/httpbin", "-n", "foo", "-o", "json"],
-    );
+    let out = diagnose(&lab, &[]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -85,19 +82,7 @@ fn seed_modern_tls_disable_beats_auto_mtls() {
 fn healthy_control_has_no_error_finding() {
     let lab = start("healthy.yaml");
     assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = json(&out);
     let errors: Vec<_> = report["findings"]
@@ -137,19 +122,7 @@ fn mtls_to_a_server_without_sidecar() {
     let lab = start("mtls-to-no-sidecar.yaml");
     let r = request(&lab, "foo/sleep", URL);
     assert_eq!(r.status, 503, "{r}");
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     let report = json(&out);
     assert_eq!(
         report["findings"][0]["id"],
@@ -225,19 +198,7 @@ fn near_misses_do_not_fire() {
     // namespace is not exported to the client.
     let lab = start("near-miss-permissive.yaml");
     assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = json(&out);
     assert!(
@@ -253,19 +214,7 @@ fn near_misses_do_not_fire() {
 
 /// Run diagnose with --from deploy/sleep; the first finding's id and the report.
 fn first_finding(lab: &mesh503_lab::lab::Lab) -> (String, serde_json::Value) {
-    let out = mesh503(
-        Some(lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(lab, &["--from", "deploy/sleep"]);
     let r = json(&out);
     (r["findings"][0]["id"].as_str().unwrap_or("").to_string(), r)
 }

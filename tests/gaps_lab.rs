@@ -33,19 +33,7 @@ fn forbidden_port_forward_is_a_gap_and_config_still_explains() {
     )
     .expect("lab");
     assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -127,19 +115,7 @@ fn healthy_tls_check_has_no_conflict() {
 fn access_logs_off_is_a_gap_and_config_dumps_still_confirm() {
     let lab = start("seed-no-access-log.yaml");
     assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     let r = json(&out);
     let first = &r["findings"][0];
     assert_eq!(first["id"], "MTLS_PLAINTEXT_TO_STRICT", "{}", text(&out));

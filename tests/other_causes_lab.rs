@@ -6,15 +6,6 @@ use common::*;
 
 const URL: &str = "http://httpbin.foo:8000/get";
 
-fn ids(out: &std::process::Output) -> Vec<String> {
-    json(out)["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn circuit_breaker_overflow() {
     let lab = start("overflow.yaml");
@@ -37,12 +28,9 @@ fn circuit_breaker_overflow() {
             .map(|r| r.as_ref().map(|r| r.status))
             .collect::<Vec<_>>()
     );
-    let out = mesh503(
-        Some(&lab),
-        &["diagnose", "svc/httpbin", "-n", "foo", "-o", "json"],
-    );
+    let out = diagnose(&lab, &[]);
     assert_eq!(
-        ids(&out).first().map(String::as_str),
+        finding_ids(&out).first().map(String::as_str),
         Some("CIRCUIT_BREAKER_OVERFLOW"),
         "{}",
         text(&out)
@@ -54,20 +42,8 @@ fn undefined_subset() {
     let lab = start("subset-missing.yaml");
     let r = request(&lab, "foo/sleep", URL);
     assert_eq!(r.status, 503, "{r}");
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
-    let ids = ids(&out);
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
+    let ids = finding_ids(&out);
     assert_eq!(
         ids.first().map(String::as_str),
         Some("SUBSET_NOT_FOUND"),
@@ -81,21 +57,9 @@ fn app_bound_to_localhost() {
     let lab = start("app-on-localhost.yaml");
     let r = request(&lab, "foo/sleep", URL);
     assert_eq!(r.status, 503, "{r}");
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     assert!(
-        ids(&out).contains(&"APP_NOT_LISTENING".to_string()),
+        finding_ids(&out).contains(&"APP_NOT_LISTENING".to_string()),
         "{}",
         text(&out)
     );
@@ -115,19 +79,7 @@ fn keepalive_race_with_the_app() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let r = request(&lab, "foo/sleep", URL);
     assert_eq!(r.status, 503, "the reused connection is reset: {r}");
-    let out = mesh503(
-        Some(&lab),
-        &[
-            "diagnose",
-            "svc/httpbin",
-            "-n",
-            "foo",
-            "-o",
-            "json",
-            "--from",
-            "deploy/sleep",
-        ],
-    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
     let report = json(&out);
     assert_eq!(
         report["findings"][0]["id"],

@@ -99,3 +99,22 @@ pub fn pod_name(lab: &Lab, ns: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no pod {prefix}* in {ns}\n{}", text(&out)))
         .to_string()
 }
+
+/// `diagnose svc/httpbin -n foo -o json` plus `extra`, against the lab.
+pub fn diagnose(lab: &Lab, extra: &[&str]) -> Output {
+    let mut args = vec!["diagnose", "svc/httpbin", "-n", "foo", "-o", "json"];
+    args.extend_from_slice(extra);
+    mesh503(Some(lab), &args)
+}
+
+/// The finding ids of a JSON report, in rank order.
+pub fn finding_ids(out: &Output) -> Vec<String> {
+    json(out)["findings"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
