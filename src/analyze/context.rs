@@ -153,7 +153,21 @@ impl<'a> Context<'a> {
             None => (MeshConfig::default(), false),
         };
         let pods: Vec<&Value> = snap.objects_of_kind("Pod").collect();
-        let version = pods.iter().filter_map(|p| sidecar_version(p)).max();
+        // The sidecar image tag; else what the proxies report in /server_info
+        // (node.metadata.ISTIO_VERSION), e.g. when images are pinned by digest.
+        let version = pods
+            .iter()
+            .filter_map(|p| sidecar_version(p))
+            .max()
+            .or_else(|| {
+                snap.proxies
+                    .iter()
+                    .filter_map(|p| {
+                        p.server_info.as_ref()?["node"]["metadata"]["ISTIO_VERSION"].as_str()
+                    })
+                    .filter_map(IstioVersion::parse)
+                    .max()
+            });
         let root_ns = mesh.root_namespace().to_string();
         let auto_mtls = mesh.auto_mtls(version);
 
