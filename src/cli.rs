@@ -38,8 +38,8 @@ pub struct Cli {
 /// kubectl's own connection flags, same names and meaning.
 #[derive(Debug, Args, Clone)]
 pub struct KubeFlags {
-    /// Path to the kubeconfig file to use.
-    #[arg(long, global = true, env = "KUBECONFIG", hide_env_values = true)]
+    /// Path to the kubeconfig file to use (default: $KUBECONFIG, which may list several files, then ~/.kube/config).
+    #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The name of the kubeconfig context to use.
     #[arg(long, global = true)]
