@@ -252,3 +252,43 @@ fn simple_tls_towards_a_strict_sidecar() {
     let (id, r) = first_finding(&lab);
     assert_eq!(id, "TLS_ORIGINATION_TO_SIDECAR", "{r:#}");
 }
+
+#[test]
+fn replicas_of_one_client_give_one_finding() {
+    let mut objects =
+        mesh503_lab::scenario::load(&scenario("seed-strict-no-automtls.yaml")).unwrap();
+    for o in objects.iter_mut() {
+        if o["kind"] == "Deployment" && o["metadata"]["name"] == "sleep" {
+            o["spec"]["replicas"] = serde_json::json!(2);
+        }
+    }
+    let lab = mesh503_lab::lab::Lab::start_objects(objects, Default::default()).expect("lab");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
+    let r = json(&out);
+    let mtls: Vec<_> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "MTLS_PLAINTEXT_TO_STRICT")
+        .collect();
+    assert_eq!(mtls.len(), 1, "two sleep pods, one finding\n{}", text(&out));
+    assert!(
+        mtls[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("1 other pod(s) of the same workload"),
+        "{}",
+        mtls[0]
+    );
+    assert_eq!(
+        r["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.as_str().unwrap().starts_with("client sidecar"))
+            .count(),
+        2,
+        "both were read"
+    );
+}

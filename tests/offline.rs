@@ -221,3 +221,18 @@ fn proxy_running_an_older_rule_is_reported() {
         .iter()
         .any(|l| l.contains("running config differs")));
 }
+
+#[test]
+fn a_host_target_with_a_port_checks_that_port_only() {
+    let mut snap = load("tests/recordings/seed-strict-no-automtls.snapshot.json");
+    snap.target = "httpbin.foo.svc.cluster.local:8000".into();
+    let r = analyze(&snap);
+    assert_eq!(r.findings[0].id, "MTLS_PLAINTEXT_TO_STRICT");
+    snap.target = "httpbin.foo.svc.cluster.local:9999".into();
+    let r = analyze(&snap);
+    assert!(
+        r.findings.is_empty(),
+        "no such port, nothing to check: {:?}",
+        r.findings
+    );
+}

@@ -27,6 +27,9 @@ pub struct Proxy<'a> {
     pub log: Vec<AccessLogEntry>,
     /// Whether any access log line was seen at all.
     pub log_has_access_lines: bool,
+    /// Other read pods of the same workload (same controller) that this one
+    /// stands for in findings: replicas behave alike, one finding says it.
+    pub same_workload: usize,
 }
 
 impl Proxy<'_> {
@@ -242,11 +245,12 @@ impl<'a> Context<'a> {
             && pas.is_empty();
 
         let services = resolve_services(snap);
-        let proxies = snap
+        let mut proxies: Vec<Proxy> = snap
             .proxies
             .iter()
             .map(|e| parse_proxy(e, &pods, &mut problems))
             .collect();
+        group_replicas(&mut proxies);
         Context {
             snap,
             mesh,
@@ -289,10 +293,11 @@ impl<'a> Context<'a> {
             .find(|p| p.evidence.namespace == ns && p.evidence.pod == pod)
     }
 
+    /// Client sidecars, one per workload (see [`Proxy::same_workload`]).
     pub fn clients(&self) -> impl Iterator<Item = &Proxy<'a>> {
         self.proxies
             .iter()
-            .filter(|p| p.evidence.role == ProxyRole::Client)
+            .filter(|p| p.evidence.role == ProxyRole::Client && p.same_workload != usize::MAX)
     }
 
     /// Gaps found while analysing (unparseable objects, missing mesh config).
@@ -381,6 +386,49 @@ impl<'a> Context<'a> {
     }
 }
 
+/// The controller a pod belongs to (`ReplicaSet/sleep-5b7d…`), or the pod itself.
+fn workload_of(p: &Proxy) -> (String, String) {
+    let owner = p.pod.and_then(|pod| {
+        let o = &pod["metadata"]["ownerReferences"][0];
+        Some(format!("{}/{}", o["kind"].as_str()?, o["name"].as_str()?))
+    });
+    (
+        p.evidence.namespace.clone(),
+        owner.unwrap_or_else(|| format!("Pod/{}", p.evidence.pod)),
+    )
+}
+
+/// Keep one client per workload: the one with the most access log lines
+/// (the best evidence) gets `same_workload` = the others' count; the others
+/// are marked `usize::MAX` and skipped by [`Context::clients`].
+fn group_replicas(proxies: &mut [Proxy]) {
+    let mut best: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (i, p) in proxies.iter().enumerate() {
+        if p.evidence.role != ProxyRole::Client {
+            continue;
+        }
+        let k = workload_of(p);
+        match best.get(&k) {
+            Some(&j) if proxies[j].log.len() >= p.log.len() => {}
+            _ => {
+                best.insert(k, i);
+            }
+        }
+    }
+    let keys: Vec<Option<(String, String)>> = proxies
+        .iter()
+        .map(|p| (p.evidence.role == ProxyRole::Client).then(|| workload_of(p)))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let Some(k) = k else { continue };
+        if best.get(k) == Some(&i) {
+            proxies[i].same_workload = keys.iter().filter(|o| o.as_ref() == Some(k)).count() - 1;
+        } else {
+            proxies[i].same_workload = usize::MAX;
+        }
+    }
+}
+
 fn parse_proxy<'a>(e: &'a ProxyEvidence, pods: &[&'a Value], problems: &mut Vec<Gap>) -> Proxy<'a> {
     let pod = pods
         .iter()
@@ -426,6 +474,7 @@ fn parse_proxy<'a>(e: &'a ProxyEvidence, pods: &[&'a Value], problems: &mut Vec<
         stats,
         log,
         log_has_access_lines,
+        same_workload: 0,
     }
 }
 
@@ -449,7 +498,13 @@ fn resolve_services(snap: &Snapshot) -> Vec<Service<'_>> {
             })
             .collect::<Vec<_>>()
     };
-    let chosen: Vec<&Value> = match snap.target.parse::<Target>() {
+    let parsed = snap.target.parse::<Target>();
+    // A host target with a port (`httpbin.foo:8000`) limits the check to that port.
+    let only_port = match &parsed {
+        Ok(Target::Host { port, .. }) => *port,
+        _ => None,
+    };
+    let chosen: Vec<&Value> = match parsed {
         Ok(Target::Service { name }) => by_name(&name, ns),
         Ok(t @ Target::Host { .. }) => match t.service_host(ns) {
             Some(h) => by_name(&h.name, &h.namespace),
@@ -478,6 +533,9 @@ fn resolve_services(snap: &Snapshot) -> Vec<Service<'_>> {
                 .flatten()
                 .filter_map(|p| {
                     let number = p["port"].as_u64()? as u16;
+                    if only_port.is_some_and(|o| o != number) {
+                        return None;
+                    }
                     Some(ServicePort {
                         number,
                         name: p["name"].as_str().map(str::to_string),

@@ -75,6 +75,8 @@ impl ServerSide<'_> {
 /// namespace when no client sidecar could be read).
 struct ClientSide<'c> {
     id: String,
+    /// " (and N other pod(s) of the same workload)" when replicas were folded.
+    replicas_note: String,
     namespace: String,
     labels: BTreeMap<String, String>,
     proxy: Option<&'c Proxy<'c>>,
@@ -94,6 +96,14 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
                 .clients()
                 .map(|p| ClientSide {
                     id: p.id(),
+                    replicas_note: if p.same_workload > 0 {
+                        format!(
+                            " (and {} other pod(s) of the same workload)",
+                            p.same_workload
+                        )
+                    } else {
+                        String::new()
+                    },
                     namespace: p.evidence.namespace.clone(),
                     labels: p
                         .pod
@@ -105,6 +115,7 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
             if clients.is_empty() {
                 clients.push(ClientSide {
                     id: format!("any sidecar client in {}", svc.namespace),
+                    replicas_note: String::new(),
                     namespace: svc.namespace.clone(),
                     labels: BTreeMap::new(),
                     proxy: None,
@@ -324,7 +335,10 @@ fn check_pair(
         .proxy
         .map(|p| client_failures(p, &cluster_name, &svc.fqdn, sp.number))
         .unwrap_or_default();
-    let subject = format!("{}:{} from {}", svc.fqdn, sp.number, client.id);
+    let subject = format!(
+        "{}:{} from {}{}",
+        svc.fqdn, sp.number, client.id, client.replicas_note
+    );
 
     // Does the proxy run what the API says?
     if let (Some(c), Some(sel)) = (cluster, lk.selection.as_ref()) {
