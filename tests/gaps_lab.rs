@@ -205,3 +205,31 @@ fn tls_check_offline_on_saved_config_dumps() {
     assert_eq!(row["status"], "CONFLICT", "{row}");
     assert_eq!(row["server_mode"], "STRICT");
 }
+
+#[test]
+fn stats_are_used_when_the_pods_keep_them() {
+    // sidecar.istio.io/statsInclusionPrefixes puts back what Istio's default
+    // bootstrap drops: per-cluster outbound and listener counters.
+    let mut objects =
+        mesh503_lab::scenario::load(&scenario("seed-strict-no-automtls.yaml")).unwrap();
+    for o in objects.iter_mut().filter(|o| o["kind"] == "Deployment") {
+        o["spec"]["template"]["metadata"]["annotations"] = serde_json::json!({"sidecar.istio.io/statsInclusionPrefixes": "cluster.outbound,listener"});
+    }
+    let lab = Lab::start_objects(objects, LabOptions::default()).expect("lab");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
+    let r = json(&out);
+    let evidence = r["findings"][0]["evidence"].to_string();
+    assert!(
+        evidence.contains("upstream_cx_destroy_remote_with_active_rq"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("no_filter_chain_match"), "{evidence}");
+    assert!(
+        !r["gaps"]
+            .to_string()
+            .contains("excluded by Istio's default stats inclusion"),
+        "{}",
+        r["gaps"]
+    );
+}

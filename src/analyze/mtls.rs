@@ -610,6 +610,44 @@ fn build(
         });
     }
 
+    // Counters, where the pod's stats inclusion keeps them (Istio's default
+    // bootstrap drops cluster.outbound|… and listener.* stats: never required).
+    let cluster_name = format!("outbound|{}||{}", sp.number, svc.fqdn);
+    if let Some(n) = client
+        .proxy
+        .and_then(|p| p.stats.as_ref())
+        .and_then(|s| {
+            s.get(&format!(
+                "cluster.{cluster_name}.upstream_cx_destroy_remote_with_active_rq"
+            ))
+        })
+        .filter(|n| *n > 0)
+    {
+        confidence += 5;
+        evidence.push(Evidence {
+            kind: EvidenceKind::DataPlane,
+            source: format!("pod {} :15000/stats", client.id),
+            detail: format!("cluster.{cluster_name}.upstream_cx_destroy_remote_with_active_rq = {n}: the server closed connections with requests in flight"),
+        });
+    }
+    if kind != Kind::MtlsToPlaintext {
+        if let Some(n) = server
+            .proxy
+            .and_then(|p| p.stats.as_ref())
+            .and_then(|s| s.sum_matching("listener.", ".no_filter_chain_match"))
+            .filter(|n| *n > 0)
+        {
+            confidence += 5;
+            evidence.push(Evidence {
+                kind: EvidenceKind::DataPlane,
+                source: format!("pod {} :15000/stats", server.id()),
+                detail: format!(
+                    "listener.*.no_filter_chain_match = {n}: connections matched no filter chain"
+                ),
+            });
+        }
+    }
+
     let (id, claim, consequence) = match kind {
         Kind::PlaintextToStrict => (
             "MTLS_PLAINTEXT_TO_STRICT",
