@@ -292,3 +292,44 @@ fn replicas_of_one_client_give_one_finding() {
         "both were read"
     );
 }
+
+#[test]
+fn every_target_form_reaches_the_same_diagnosis() {
+    let lab = start("seed-strict-no-automtls.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 503);
+    let httpbin_pod = pod_name(&lab, "foo", "httpbin-");
+    let pod_target = format!("pod/{httpbin_pod}");
+    for target in [
+        "deploy/httpbin",
+        pod_target.as_str(),
+        "httpbin.foo.svc.cluster.local:8000",
+        "httpbin",
+    ] {
+        let out = mesh503(
+            Some(&lab),
+            &[
+                "diagnose",
+                target,
+                "-n",
+                "foo",
+                "-o",
+                "json",
+                "--from",
+                "deploy/sleep",
+            ],
+        );
+        assert_eq!(
+            json(&out)["findings"][0]["id"],
+            "MTLS_PLAINTEXT_TO_STRICT",
+            "target {target}\n{}",
+            text(&out)
+        );
+    }
+    let missing = mesh503(Some(&lab), &["diagnose", "svc/nope", "-n", "foo"]);
+    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("\"nope\""),
+        "{}",
+        text(&missing)
+    );
+}
