@@ -102,16 +102,10 @@ fn safe_suffix(mut n: u64, len: usize) -> String {
     s
 }
 
-/// The Istio minor version the scenario models (ConfigMap `istio` label
-/// `lab.mesh503.io/istio-version`, e.g. "1.0" or "1.24"; default 24).
+/// The Istio minor version the scenario models, as the istiod model reads it
+/// (`istiod::world::istio_version_of`).
 pub fn istio_minor(objects: &[Value]) -> u32 {
-    objects
-        .iter()
-        .find(|o| is(o, "v1", "ConfigMap") && name_of(o) == "istio")
-        .and_then(|o| o["metadata"]["labels"]["lab.mesh503.io/istio-version"].as_str())
-        .and_then(|v| v.split('.').nth(1))
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(24)
+    crate::istiod::world::istio_version_of(objects).1
 }
 
 /// Would Istio's injector add a sidecar to this pod template?

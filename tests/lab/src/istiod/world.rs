@@ -21,17 +21,12 @@ impl World {
     /// `(1, minor)` from the `istio` ConfigMap's `lab.mesh503.io/istio-version`
     /// label; `(1, 24)` when absent or unreadable.
     pub fn istio_version(&self) -> (u32, u32) {
-        self.istio_configmap()
-            .and_then(|cm| cm["metadata"]["labels"][VERSION_LABEL].as_str())
-            .and_then(parse_version)
-            .unwrap_or(DEFAULT_VERSION)
+        istio_version_of(&self.objects)
     }
 
     /// The `istio` ConfigMap in `istio-system` (where istiod reads mesh config).
     pub fn istio_configmap(&self) -> Option<&Value> {
-        self.objects.iter().find(|o| {
-            is_kind(o, "", "ConfigMap") && name(o) == "istio" && namespace(o) == "istio-system"
-        })
+        istio_configmap_of(&self.objects)
     }
 
     /// The parsed `data.mesh` of the `istio` ConfigMap (`{}` when absent).
@@ -73,6 +68,20 @@ impl World {
 }
 
 /// `"1.24"`, `"1.24.3"`, `"v1.9"` → `(1, 24)`.
+/// [`World::istio_version`] for a plain object list (the controller's view).
+pub fn istio_version_of(objects: &[Value]) -> (u32, u32) {
+    istio_configmap_of(objects)
+        .and_then(|cm| cm["metadata"]["labels"][VERSION_LABEL].as_str())
+        .and_then(parse_version)
+        .unwrap_or(DEFAULT_VERSION)
+}
+
+fn istio_configmap_of(objects: &[Value]) -> Option<&Value> {
+    objects.iter().find(|o| {
+        is_kind(o, "", "ConfigMap") && name(o) == "istio" && namespace(o) == "istio-system"
+    })
+}
+
 pub fn parse_version(s: &str) -> Option<(u32, u32)> {
     let s = s.trim().trim_start_matches('v');
     let mut it = s.split('.');
