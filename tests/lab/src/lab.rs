@@ -8,8 +8,9 @@
 //! started with a parent-death signal, so they die with the process.
 
 use crate::api::{ApiOptions, ApiServer};
-use crate::app::{parse_duration, App, AppBehaviour};
+use crate::app::{App, AppBehaviour};
 use crate::controller::{self, Controller, LAB_PREFIX};
+use crate::duration;
 use crate::envoy::{find_envoy, spec_for_pod, Sidecar};
 use crate::istiod::{pod_is_injected, render_sidecar, World};
 use crate::net::PodAddrs;
@@ -577,8 +578,8 @@ async fn start_apps(
     };
     let behaviour = AppBehaviour {
         status: annotation(pod, "status").and_then(|s| s.parse().ok()),
-        delay: annotation(pod, "delay").and_then(parse_duration),
-        keepalive_timeout: annotation(pod, "keepalive-timeout").and_then(parse_duration),
+        delay: annotation(pod, "delay").and_then(duration::parse),
+        keepalive_timeout: annotation(pod, "keepalive-timeout").and_then(duration::parse),
     };
     let mut apps = HashMap::new();
     for c in pod["spec"]["containers"].as_array().into_iter().flatten() {

@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod controller;
 pub mod curl;
+pub mod duration;
 pub mod envoy;
 pub mod istiod;
 pub mod kubeconfig;

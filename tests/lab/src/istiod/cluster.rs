@@ -243,21 +243,24 @@ fn apply_policy(ctx: &Ctx, c: &mut Value, policy: Option<&Policy>, port: &Servic
             if let Some(s) = ka
                 .get("time")
                 .and_then(Value::as_str)
-                .and_then(duration_secs)
+                .and_then(crate::duration::whole_secs)
             {
                 k.insert("keepalive_time".into(), json!(s));
             }
             if let Some(s) = ka
                 .get("interval")
                 .and_then(Value::as_str)
-                .and_then(duration_secs)
+                .and_then(crate::duration::whole_secs)
             {
                 k.insert("keepalive_interval".into(), json!(s));
             }
             c["upstream_connection_options"] = json!({"tcp_keepalive": k});
         }
         let mut common = Map::new();
-        if let Some(it) = http["idleTimeout"].as_str().and_then(proto_duration) {
+        if let Some(it) = http["idleTimeout"]
+            .as_str()
+            .and_then(crate::duration::proto_json)
+        {
             common.insert("idle_timeout".into(), json!(it));
         }
         if let Some(n) = positive(&http["maxRequestsPerConnection"]) {
@@ -265,7 +268,7 @@ fn apply_policy(ctx: &Ctx, c: &mut Value, policy: Option<&Policy>, port: &Servic
         }
         if let Some(d) = tcp["maxConnectionDuration"]
             .as_str()
-            .and_then(proto_duration)
+            .and_then(crate::duration::proto_json)
         {
             common.insert("max_connection_duration".into(), json!(d));
         }
@@ -304,10 +307,16 @@ fn apply_policy(ctx: &Ctx, c: &mut Value, policy: Option<&Policy>, port: &Servic
                 LegacyConsecutiveErrors::Ignored => {}
             }
         }
-        if let Some(i) = od["interval"].as_str().and_then(proto_duration) {
+        if let Some(i) = od["interval"]
+            .as_str()
+            .and_then(crate::duration::proto_json)
+        {
             o["interval"] = json!(i);
         }
-        if let Some(b) = od["baseEjectionTime"].as_str().and_then(proto_duration) {
+        if let Some(b) = od["baseEjectionTime"]
+            .as_str()
+            .and_then(crate::duration::proto_json)
+        {
             o["base_ejection_time"] = json!(b);
         }
         if let Some(m) = positive(&od["maxEjectionPercent"]) {
@@ -350,58 +359,6 @@ fn apply_policy(ctx: &Ctx, c: &mut Value, policy: Option<&Policy>, port: &Servic
 
 fn positive(v: &Value) -> Option<u64> {
     v.as_u64().filter(|n| *n > 0)
-}
-
-/// A DestinationRule duration as users write it ("3m", "1h30m", "500ms",
-/// "1.5s"; Go `time.ParseDuration` syntax, which Istio's CRD accepts) → the
-/// protobuf JSON form Envoy requires ("180s", "0.500s").
-fn proto_duration(s: &str) -> Option<String> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(if total.fract() == 0.0 {
-        format!("{}s", total as u64)
-    } else {
-        format!("{total:.3}s")
-    })
-}
-
-/// "10s", "1m", "500ms" → whole seconds (for tcp keepalive fields).
-fn duration_secs(s: &str) -> Option<u64> {
-    if let Some(ms) = s.strip_suffix("ms") {
-        return ms.parse::<u64>().ok().map(|m| m / 1000);
-    }
-    if let Some(x) = s.strip_suffix('s') {
-        return x.parse::<f64>().ok().map(|f| f as u64);
-    }
-    if let Some(x) = s.strip_suffix('m') {
-        return x.parse::<u64>().ok().map(|m| m * 60);
-    }
-    if let Some(x) = s.strip_suffix('h') {
-        return x.parse::<u64>().ok().map(|h| h * 3600);
-    }
-    None
 }
 
 /// Client TLS (istio/istio `cluster_tls.go` `buildUpstreamTLSSettings` and
@@ -568,18 +525,4 @@ fn special(ctx: &Ctx) -> Vec<Value> {
         }
     }
     v
-}
-
-#[cfg(test)]
-mod duration_tests {
-    use super::proto_duration;
-
-    #[test]
-    fn durations_become_protobuf_json() {
-        assert_eq!(proto_duration("3m").as_deref(), Some("180s"));
-        assert_eq!(proto_duration("1h30m").as_deref(), Some("5400s"));
-        assert_eq!(proto_duration("500ms").as_deref(), Some("0.500s"));
-        assert_eq!(proto_duration("10s").as_deref(), Some("10s"));
-        assert_eq!(proto_duration("x"), None);
-    }
 }
