@@ -99,6 +99,32 @@ pub fn ns_of(obj: &Value) -> &str {
     obj["metadata"]["namespace"].as_str().unwrap_or("")
 }
 
+/// Is this access-log line about `fqdn:port`? Its upstream cluster is one of
+/// the service port's (`outbound|<port>|<any subset>|<fqdn>`); lines without
+/// a cluster (no route, older formats) are matched by `:authority` host and,
+/// when the authority has one, port.
+pub fn log_line_targets(e: &AccessLogEntry, port: u16, fqdn: &str) -> bool {
+    match e.upstream_cluster.as_deref() {
+        Some(c) => c.starts_with(&format!("outbound|{port}|")) && c.ends_with(&format!("|{fqdn}")),
+        None => e.authority.as_deref().is_some_and(|a| {
+            let (host, a_port) = match a.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (a, None),
+            };
+            (fqdn == host || fqdn.starts_with(&format!("{host}.")))
+                && a_port.is_none_or(|p| p == port.to_string())
+        }),
+    }
+}
+
+/// The first of some log lines, shortened, to quote as evidence.
+pub fn sample_line(entries: &[&AccessLogEntry]) -> String {
+    entries
+        .first()
+        .map(|e| e.raw.chars().take(400).collect())
+        .unwrap_or_default()
+}
+
 /// Does the pod run an Istio sidecar?
 pub fn has_sidecar(pod: &Value) -> bool {
     pod["spec"]["containers"]
@@ -558,4 +584,58 @@ fn resolve_services(snap: &Snapshot) -> Vec<Service<'_>> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cluster: Option<&str>, authority: Option<&str>) -> AccessLogEntry {
+        AccessLogEntry {
+            upstream_cluster: cluster.map(str::to_string),
+            authority: authority.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn log_lines_are_matched_to_a_service_port() {
+        let f = "httpbin.foo.svc.cluster.local";
+        assert!(log_line_targets(
+            &entry(Some("outbound|8000||httpbin.foo.svc.cluster.local"), None),
+            8000,
+            f
+        ));
+        assert!(log_line_targets(
+            &entry(Some("outbound|8000|v2|httpbin.foo.svc.cluster.local"), None),
+            8000,
+            f
+        ));
+        assert!(!log_line_targets(
+            &entry(Some("outbound|9000||httpbin.foo.svc.cluster.local"), None),
+            8000,
+            f
+        ));
+        assert!(!log_line_targets(
+            &entry(Some("inbound|8080||"), Some("httpbin.foo:8000")),
+            8000,
+            f
+        ));
+        assert!(log_line_targets(
+            &entry(None, Some("httpbin.foo:8000")),
+            8000,
+            f
+        ));
+        assert!(log_line_targets(&entry(None, Some("httpbin")), 8000, f));
+        assert!(!log_line_targets(
+            &entry(None, Some("httpbin.foo:9000")),
+            8000,
+            f
+        ));
+        assert!(!log_line_targets(
+            &entry(None, Some("httpbin2.foo:8000")),
+            8000,
+            f
+        ));
+    }
 }

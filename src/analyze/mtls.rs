@@ -19,7 +19,8 @@
 //! composition); Envoy response flags (source/common/stream_info/utility.h).
 
 use super::context::{
-    container_port, has_sidecar, labels_of, name_of, ns_of, Context, Proxy, Service, ServicePort,
+    container_port, has_sidecar, labels_of, log_line_targets, name_of, ns_of, sample_line, Context,
+    Proxy, Service, ServicePort,
 };
 use super::{Evidence, EvidenceKind, Finding, Fix, Severity};
 use crate::envoy::access_log::{tls_failure_reason, AccessLogEntry};
@@ -228,39 +229,6 @@ fn describe_cluster_tls(c: &Cluster) -> String {
     }
 }
 
-/// 503 lines of the client log for this cluster (or host:port when the cluster is not logged).
-fn client_failures<'l>(
-    proxy: &'l Proxy,
-    cluster: &str,
-    fqdn: &str,
-    port: u16,
-) -> Vec<&'l AccessLogEntry> {
-    proxy
-        .log
-        .iter()
-        .filter(|e| e.response_code == Some(503))
-        .filter(|e| match &e.upstream_cluster {
-            Some(c) => c == cluster,
-            None => {
-                e.authority.as_deref().is_some_and(|a| {
-                    let host = a.split(':').next().unwrap_or(a);
-                    fqdn.starts_with(&format!("{host}.")) || fqdn == host
-                }) && e
-                    .authority
-                    .as_deref()
-                    .is_none_or(|a| !a.contains(':') || a.ends_with(&format!(":{port}")))
-            }
-        })
-        .collect()
-}
-
-fn sample(entries: &[&AccessLogEntry]) -> String {
-    entries
-        .first()
-        .map(|e| e.raw.chars().take(400).collect())
-        .unwrap_or_default()
-}
-
 fn flags_summary(entries: &[&AccessLogEntry]) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for e in entries {
@@ -331,9 +299,17 @@ fn check_pair(
         .proxy
         .and_then(|p| p.dump.as_ref())
         .and_then(|d| d.cluster(&cluster_name));
-    let failures = client
+    // 503s the client logged for this service port.
+    let failures: Vec<&AccessLogEntry> = client
         .proxy
-        .map(|p| client_failures(p, &cluster_name, &svc.fqdn, sp.number))
+        .map(|p| {
+            p.log
+                .iter()
+                .filter(|e| {
+                    e.response_code == Some(503) && log_line_targets(e, sp.number, &svc.fqdn)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let subject = format!(
         "{}:{} from {}{}",
@@ -588,7 +564,7 @@ fn build(
                 "{} request(s) answered 503 ({}){tls}; e.g. {}",
                 relevant.len(),
                 flags_summary(&relevant),
-                sample(&relevant)
+                sample_line(&relevant)
             ),
         });
     }
@@ -605,7 +581,7 @@ fn build(
             detail: format!(
                 "{} connection(s) rejected ({needle}); e.g. {}",
                 rejected.len(),
-                sample(&rejected)
+                sample_line(&rejected)
             ),
         });
     }
@@ -924,7 +900,7 @@ fn clients_without_sidecar(
                 evidence: vec![Evidence {
                     kind: EvidenceKind::DataPlane,
                     source: format!("pod {} istio-proxy log", server.id()),
-                    detail: format!("{} connection(s) from {pod} rejected (filter_chain_not_found); e.g. {}", entries.len(), sample(&entries)),
+                    detail: format!("{} connection(s) from {pod} rejected (filter_chain_not_found); e.g. {}", entries.len(), sample_line(&entries)),
                 }],
                 fix: Some(Fix {
                     summary: format!(

@@ -16,7 +16,9 @@
 //! Signatures per envoyproxy/envoy docs (access log RESPONSE_FLAGS) and
 //! istio.io ops/common-problems/network-issues.
 
-use super::context::{labels_of, name_of, ns_of, Context, Proxy, Service, ServicePort};
+use super::context::{
+    labels_of, log_line_targets, name_of, ns_of, sample_line, Context, Proxy, Service, ServicePort,
+};
 use super::{Evidence, EvidenceKind, Finding, Fix, Severity};
 use crate::envoy::access_log::AccessLogEntry;
 use crate::istio::destination_rule::{effective_policy, lookup};
@@ -41,30 +43,13 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
     out
 }
 
-fn on_cluster(e: &AccessLogEntry, port: u16, fqdn: &str) -> bool {
-    e.upstream_cluster.as_deref().is_some_and(|c| {
-        c.starts_with(&format!("outbound|{port}|")) && c.ends_with(&format!("|{fqdn}"))
-    }) || (e.upstream_cluster.is_none()
-        && e.authority.as_deref().is_some_and(|a| {
-            let h = a.split(':').next().unwrap_or(a);
-            fqdn == h || fqdn.starts_with(&format!("{h}."))
-        }))
-}
-
-fn sample(entries: &[&AccessLogEntry]) -> String {
-    entries
-        .first()
-        .map(|e| e.raw.chars().take(400).collect())
-        .unwrap_or_default()
-}
-
 fn client_side(ctx: &Context, svc: &Service, sp: &ServicePort, client: &Proxy) -> Vec<Finding> {
     let mut out = Vec::new();
     let subject = format!("{}:{} from {}", svc.fqdn, sp.number, client.id());
     let fails: Vec<&AccessLogEntry> = client
         .log
         .iter()
-        .filter(|e| e.response_code == Some(503) && on_cluster(e, sp.number, &svc.fqdn))
+        .filter(|e| e.response_code == Some(503) && log_line_targets(e, sp.number, &svc.fqdn))
         .collect();
     let with = |flag: &str| {
         fails
@@ -96,7 +81,7 @@ fn client_side(ctx: &Context, svc: &Service, sp: &ServicePort, client: &Proxy) -
             detail: format!(
                 "{} request(s) answered 503 UO (overflow); e.g. {}",
                 uo.len(),
-                sample(&uo)
+                sample_line(&uo)
             ),
         }];
         if let Some(t) = cluster.and_then(|c| c.default_thresholds()) {
@@ -146,7 +131,7 @@ fn client_side(ctx: &Context, svc: &Service, sp: &ServicePort, client: &Proxy) -
                 detail: format!(
                     "{} request(s) answered 503 UH (no healthy upstream); e.g. {}",
                     uh.len(),
-                    sample(&uh)
+                    sample_line(&uh)
                 ),
             });
         }
@@ -238,13 +223,7 @@ fn client_side(ctx: &Context, svc: &Service, sp: &ServicePort, client: &Proxy) -
         .collect::<Vec<_>>();
     let nc: Vec<&AccessLogEntry> = nc
         .into_iter()
-        .filter(|e| {
-            e.authority.as_deref().is_some_and(|a| {
-                svc.fqdn
-                    .starts_with(&format!("{}.", a.split(':').next().unwrap_or(a)))
-                    || svc.fqdn == a.split(':').next().unwrap_or(a)
-            })
-        })
+        .filter(|e| log_line_targets(e, sp.number, &svc.fqdn))
         .collect();
     if !nc.is_empty() {
         out.push(Finding {
@@ -257,7 +236,7 @@ fn client_side(ctx: &Context, svc: &Service, sp: &ServicePort, client: &Proxy) -
             evidence: vec![Evidence {
                 kind: EvidenceKind::DataPlane,
                 source: format!("pod {} istio-proxy log", client.id()),
-                detail: format!("{} request(s) answered 503 NC; e.g. {}", nc.len(), sample(&nc)),
+                detail: format!("{} request(s) answered 503 NC; e.g. {}", nc.len(), sample_line(&nc)),
             }],
             fix: Some(Fix { summary: "define the subset in the DestinationRule for this host, then apply the VirtualService (make-before-break)".into(), yaml: None }),
         });
@@ -295,7 +274,7 @@ fn server_side(svc: &Service, sp: &ServicePort, server: &Proxy) -> Vec<Finding> 
             evidence: vec![Evidence {
                 kind: EvidenceKind::DataPlane,
                 source: format!("pod {} istio-proxy log", server.id()),
-                detail: format!("{} inbound request(s) answered 503 UF; e.g. {}", uf.len(), sample(&uf)),
+                detail: format!("{} inbound request(s) answered 503 UF; e.g. {}", uf.len(), sample_line(&uf)),
             }],
             fix: Some(Fix { summary: "bind the app to 0.0.0.0 (or the pod IP), or declare a Sidecar ingress with defaultEndpoint 127.0.0.1:<port>".into(), yaml: None }),
         });
@@ -320,7 +299,7 @@ fn server_side(svc: &Service, sp: &ServicePort, server: &Proxy) -> Vec<Finding> 
             evidence: vec![Evidence {
                 kind: EvidenceKind::DataPlane,
                 source: format!("pod {} istio-proxy log", server.id()),
-                detail: format!("{} × 503 UC and {ok} success(es) on inbound; e.g. {}", uc.len(), sample(&uc)),
+                detail: format!("{} × 503 UC and {ok} success(es) on inbound; e.g. {}", uc.len(), sample_line(&uc)),
             }],
             fix: Some(Fix { summary: "set connectionPool.http.idleTimeout in the DestinationRule shorter than the app's keep-alive timeout, or make the app's keep-alive longer; retries on reset help too".into(), yaml: None }),
         });
