@@ -10,6 +10,7 @@ use crate::istio::destination_rule::DestinationRule;
 use crate::istio::legacy_policy::{self, LegacyPolicy};
 use crate::istio::mesh_config::{IstioVersion, MeshConfig};
 use crate::istio::peer_auth::PeerAuthentication;
+pub use crate::istio::sidecar::{has_sidecar, sidecar_version};
 use crate::snapshot::{Gap, ProxyEvidence, ProxyRole, Snapshot};
 use crate::target::Target;
 use serde_json::Value;
@@ -123,21 +124,6 @@ pub fn sample_line(entries: &[&AccessLogEntry]) -> String {
         .first()
         .map(|e| e.raw.chars().take(400).collect())
         .unwrap_or_default()
-}
-
-/// Does the pod run an Istio sidecar?
-pub fn has_sidecar(pod: &Value) -> bool {
-    pod["spec"]["containers"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"))
-}
-
-/// The Istio version a pod's sidecar runs, from the `istio-proxy` image tag.
-pub fn sidecar_version(pod: &Value) -> Option<IstioVersion> {
-    let cs = pod["spec"]["containers"].as_array()?;
-    let image = cs.iter().find(|c| c["name"] == "istio-proxy")?["image"].as_str()?;
-    let tag = image.rsplit_once(':')?.1;
-    IstioVersion::parse(tag.trim_start_matches('v'))
 }
 
 /// Resolve a targetPort (number or name) on a pod.

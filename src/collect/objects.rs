@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The sidecar container's name.
-pub const SIDECAR: &str = "istio-proxy";
+pub use crate::istio::sidecar::SIDECAR_CONTAINER as SIDECAR;
 
 pub fn name(o: &Value) -> &str {
     o.pointer("/metadata/name")
@@ -92,18 +92,7 @@ pub fn label_selector_string(sel: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-/// The pod runs the Istio sidecar: a container (or, for native sidecars, an
-/// init container) named `istio-proxy`.
-pub fn has_sidecar(pod: &Value) -> bool {
-    ["/spec/containers", "/spec/initContainers"]
-        .iter()
-        .any(|p| {
-            pod.pointer(p).and_then(Value::as_array).is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.get("name").and_then(Value::as_str) == Some(SIDECAR))
-            })
-        })
-}
+pub use crate::istio::sidecar::has_sidecar;
 
 pub fn is_running(pod: &Value) -> bool {
     pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")

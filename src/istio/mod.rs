@@ -9,7 +9,8 @@
 //! - [`peer_auth`]: server-side mTLS mode from PeerAuthentication;
 //! - [`legacy_policy`]: the same from v1alpha1 MeshPolicy/Policy (≤1.5);
 //! - [`mesh_config`]: the `istio` ConfigMap and Istio versions;
-//! - [`client_tls`]: what the client sidecar sends (plaintext, mTLS, auto).
+//! - [`client_tls`]: what the client sidecar sends (plaintext, mTLS, auto);
+//! - [`sidecar`]: whether a pod runs a sidecar (classic or native) and its version.
 
 pub mod client_tls;
 pub mod destination_rule;
@@ -18,6 +19,7 @@ pub mod legacy_policy;
 pub mod mesh_config;
 pub mod object;
 pub mod peer_auth;
+pub mod sidecar;
 
 pub use object::{Meta, ObjectError, ObjectRef};
 
