@@ -27,6 +27,45 @@ use clap::{Arg, Command, ValueHint};
 pub use protocol::{Candidate, Completions, Directive};
 use words::{positional_at, repeatable, takes_value, Conn, Parsed, Slot};
 
+/// The helper's executable name (`kubectl_complete-` + the plugin's name).
+pub const HELPER: &str = "kubectl_complete-mesh503";
+
+/// Whether this process was started as [`HELPER`] (e.g. through a symlink
+/// `kubectl_complete-mesh503 -> kubectl-mesh503`, which survives
+/// `kubectl krew upgrade`): then `kubectl-mesh503` answers completions.
+pub fn invoked_as_helper() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| std::path::Path::new(&arg0).file_stem().map(|s| s == HELPER))
+        .unwrap_or(false)
+}
+
+/// The helper's whole run: reads the words from the command line, prints
+/// the answer, exits 0. Silent on stderr: kubectl shows the helper's stderr
+/// on the user's terminal, mid-line (errors go to `BASH_COMP_DEBUG_FILE`).
+pub fn helper_main() -> ! {
+    use clap::CommandFactory;
+    use std::io::Write;
+    std::panic::set_hook(Box::new(|info| live::debug(&format!("panic: {info}"))));
+    let words: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let answer = std::panic::catch_unwind(|| {
+        complete(
+            crate::cli::Cli::command(),
+            &words,
+            &live::Cluster::from_env(),
+        )
+    })
+    .unwrap_or_else(|_| Completions::nothing());
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(answer.render().as_bytes());
+    let _ = out.flush();
+    // Not waiting for a fetch thread still stuck past its deadline.
+    std::process::exit(0)
+}
+
 /// Kinds whose names the cluster is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
