@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,18 +23,6 @@ fn plugin_dir() -> tempfile::TempDir {
         std::os::unix::fs::symlink(built, dir.path().join(name)).expect("symlink");
     }
     dir
-}
-
-/// The installed kubectl as an absolute path (PATH is replaced below).
-fn kubectl_path() -> PathBuf {
-    let k = PathBuf::from(kubectl_bin());
-    if k.components().count() > 1 {
-        return k;
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(&k))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("no {} on PATH; set KUBECTL", k.display()))
 }
 
 struct Answer {

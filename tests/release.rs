@@ -7,6 +7,7 @@
 
 mod common;
 mod krew;
+use common::kubectl_path;
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -182,18 +183,6 @@ fn host_release_is_a_valid_krew_plugin_that_installs_and_runs() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&direct.stdout).contains("tls-check\t"));
-}
-
-/// The installed kubectl as an absolute path (PATH is replaced above).
-fn kubectl_path() -> PathBuf {
-    let k = PathBuf::from(common::kubectl_bin());
-    if k.components().count() > 1 {
-        return k;
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(&k))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("no {} on PATH; set KUBECTL", k.display()))
 }
 
 /// The platforms CI builds (release.yml's matrix), as krew os/arch.
