@@ -9,6 +9,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod collect;
+pub mod complete;
 pub mod envoy;
 pub mod istio;
 pub mod report;

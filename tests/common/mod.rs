@@ -118,3 +118,16 @@ pub fn finding_ids(out: &Output) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The installed kubectl as an absolute path, for tests that replace PATH
+/// (KUBECTL when it names a path, else the first `kubectl` on PATH).
+pub fn kubectl_path() -> PathBuf {
+    let k = PathBuf::from(kubectl_bin());
+    if k.components().count() > 1 {
+        return k;
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(&k))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no {} on PATH; set KUBECTL", k.display()))
+}
