@@ -1,0 +1,712 @@
+//! Unit tests of DestinationRule parsing, lookup, effective policy and
+//! their sentences, written from istio/istio `push_context.go`
+//! (`destinationRule`), `destination_rule.go` (`mergeDestinationRule`) and
+//! `util.go` (`MergeSubsetTrafficPolicy`), with near misses.
+//!
+//! Place in the flow: test-only (istio/ helpers).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::istio::host;
+use crate::istio::object::ObjectError;
+use crate::istio::testutil::{dr, labels};
+use serde_json::json;
+
+const SVC: &str = "httpbin.foo.svc.cluster.local";
+
+fn mesh_default() -> DestinationRule {
+    dr(
+        "istio-system",
+        "default",
+        "2019-01-01T00:00:00Z",
+        json!({"host": "*.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+    )
+}
+
+#[test]
+fn parses_full_spec() {
+    let r = dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({
+            "host": "httpbin",
+            "exportTo": ["."],
+            "trafficPolicy": {
+                "tls": {"mode": "SIMPLE", "sni": "x", "subjectAltNames": ["a"], "credentialName": "c"},
+                "connectionPool": {
+                    "tcp": {"maxConnections": 1, "connectTimeout": "1s"},
+                    "http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 2, "maxRequestsPerConnection": 1, "maxRetries": 3, "idleTimeout": "5s"}
+                },
+                "outlierDetection": {"consecutiveErrors": 1, "consecutive5xxErrors": 2, "interval": "1s", "baseEjectionTime": "3m", "maxEjectionPercent": 100, "minHealthPercent": 0},
+                "loadBalancer": {"simple": "LEAST_REQUEST"},
+                "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 5}}}],
+                "unknownField": {"tolerated": true}
+            },
+            "subsets": [{"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}]
+        }),
+    );
+    assert_eq!(r.host_fqdn, SVC);
+    let tp = r.traffic_policy.as_ref().unwrap();
+    assert_eq!(tp.tls.as_ref().unwrap().mode, TlsMode::Simple);
+    let cp = tp.connection_pool.as_ref().unwrap();
+    assert_eq!(cp.tcp.as_ref().unwrap().max_connections, Some(1));
+    assert_eq!(
+        cp.http.as_ref().unwrap().idle_timeout.as_deref(),
+        Some("5s")
+    );
+    let od = tp.outlier_detection.as_ref().unwrap();
+    assert_eq!(od.consecutive_5xx_errors, Some(2));
+    assert_eq!(od.max_ejection_percent, Some(100));
+    assert_eq!(tp.port_level_settings[0].port, Some(8000));
+    assert_eq!(
+        tp.load_balancer.as_ref().unwrap().simple.as_deref(),
+        Some("LEAST_REQUEST")
+    );
+    assert_eq!(r.subsets[0].name, "v1");
+    assert_eq!(
+        r.subsets[0]
+            .traffic_policy
+            .as_ref()
+            .unwrap()
+            .tls
+            .as_ref()
+            .unwrap()
+            .mode,
+        TlsMode::Disable
+    );
+}
+
+#[test]
+fn tls_without_mode_is_disable() {
+    let r = dr(
+        "foo",
+        "a",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "a", "trafficPolicy": {"tls": {}}}),
+    );
+    assert_eq!(r.top_level_tls_mode(), Some(&TlsMode::Disable));
+}
+
+#[test]
+fn bad_field_is_an_error_with_path() {
+    let v = json!({
+        "kind": "DestinationRule",
+        "metadata": {"name": "x", "namespace": "foo"},
+        "spec": {"host": "a", "trafficPolicy": {"portLevelSettings": [{"port": {"number": "eighty"}}]}}
+    });
+    let e = DestinationRule::from_value(&v).unwrap_err();
+    let s = e.to_string();
+    assert!(s.contains("DestinationRule foo/x"), "{s}");
+    assert!(
+        s.contains("spec.trafficPolicy.portLevelSettings[0].port.number"),
+        "{s}"
+    );
+    let e = DestinationRule::from_value(&json!({"kind": "DestinationRule", "metadata": {"name": "x", "namespace": "n"}, "spec": {}})).unwrap_err();
+    assert!(e.to_string().contains("spec.host"));
+    let e = DestinationRule::from_value(&json!({"kind": "Service", "metadata": {"name": "x", "namespace": "n"}, "spec": {"host": "a"}})).unwrap_err();
+    assert!(matches!(e, ObjectError::WrongKind { .. }));
+}
+
+#[test]
+fn client_namespace_rule_replaces_mesh_default_entirely() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 10}}}}),
+        ),
+    ];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.level, LookupLevel::ClientNamespace);
+    assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
+    let eff = effective_policy(&sel, 8000, None);
+    assert!(
+        eff.tls.is_none(),
+        "no field falls back to the mesh-wide rule"
+    );
+    assert_eq!(eff.field_origins.connection_pool, PolicyOrigin::TopLevel);
+    assert_eq!(sel.shadowed.len(), 1);
+    assert_eq!(sel.shadowed[0].rule.key(), "istio-system/default");
+    assert!(matches!(
+        sel.shadowed[0].reason,
+        ShadowReason::EarlierNamespaceWon { .. }
+    ));
+    let text = sel.explain().join("\n");
+    assert!(text.contains("DestinationRule foo/httpbin applies to httpbin.foo.svc.cluster.local for clients in foo"), "{text}");
+    assert!(
+        text.contains(
+            "it sets no tls, so it replaces istio-system/default, which set ISTIO_MUTUAL"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn service_namespace_then_root() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+    ];
+    // A client in bar finds foo/httpbin (exported by default) in the service's namespace.
+    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.level, LookupLevel::ServiceNamespace);
+    assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
+    // Another service falls to the root namespace.
+    let sel = select(
+        &rules,
+        "bar",
+        &BTreeMap::new(),
+        "other.baz.svc.cluster.local",
+        "baz",
+        "istio-system",
+    )
+    .unwrap();
+    assert_eq!(sel.level, LookupLevel::RootNamespace);
+    assert_eq!(sel.primary().unwrap().key(), "istio-system/default");
+}
+
+#[test]
+fn export_to_dot_hides_rule_from_other_namespaces() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "exportTo": ["."], "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+    ];
+    // Same namespace: visible.
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
+    // Other namespace: falls to the root rule, and the hidden rule is reported.
+    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "istio-system/default");
+    let hidden = sel
+        .shadowed
+        .iter()
+        .find(|s| s.rule.key() == "foo/httpbin")
+        .unwrap();
+    assert_eq!(hidden.reason, ShadowReason::NotExported);
+}
+
+#[test]
+fn export_to_named_namespace() {
+    let rules = vec![dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "httpbin", "exportTo": ["bar"]}),
+    )];
+    assert!(select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").is_some());
+    let lk = lookup(&rules, "baz", &BTreeMap::new(), SVC, "foo", "istio-system");
+    assert!(lk.selection.is_none());
+    assert_eq!(lk.unapplied[0].reason, ShadowReason::NotExported);
+    // exportTo [bar] hides it from its own namespace foo too.
+    let lk = lookup(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system");
+    assert!(lk.selection.is_none());
+    assert_eq!(lk.unapplied[0].reason, ShadowReason::HiddenFromOwnNamespace);
+}
+
+#[test]
+fn most_specific_host_wins_in_namespace() {
+    let rules = vec![
+        dr(
+            "foo",
+            "wild",
+            "2019-01-01T00:00:00Z",
+            json!({"host": "*.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        ),
+        dr(
+            "foo",
+            "exact",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin"}),
+        ),
+        dr(
+            "foo",
+            "other",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "other"}),
+        ),
+    ];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/exact");
+    assert_eq!(sel.shadowed.len(), 1, "foo/other does not name this host");
+    assert!(matches!(
+        sel.shadowed[0].reason,
+        ShadowReason::LessSpecificHost { .. }
+    ));
+}
+
+#[test]
+fn unexported_most_specific_rule_skips_the_namespace() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "exact",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "exportTo": ["baz"]}),
+        ),
+        dr(
+            "foo",
+            "wild",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "*.foo.svc.cluster.local"}),
+        ),
+    ];
+    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.level, LookupLevel::RootNamespace);
+    let wild = sel
+        .shadowed
+        .iter()
+        .find(|s| s.rule.key() == "foo/wild")
+        .unwrap();
+    assert!(matches!(
+        wild.reason,
+        ShadowReason::NamespaceSkippedForUnexportedRule { .. }
+    ));
+}
+
+#[test]
+fn merge_same_host_same_namespace() {
+    let rules = vec![
+        dr(
+            "foo",
+            "b-second",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "subsets": [{"name": "v1", "labels": {"v": "dup"}}, {"name": "v2", "labels": {"v": "2"}}]}),
+        ),
+        dr(
+            "foo",
+            "a-first",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "subsets": [{"name": "v1", "labels": {"v": "1"}}]}),
+        ),
+    ];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.rules.len(), 2);
+    assert_eq!(sel.policy_from.as_deref(), Some("foo/a-first"));
+    assert_eq!(
+        sel.traffic_policy
+            .as_ref()
+            .unwrap()
+            .tls
+            .as_ref()
+            .unwrap()
+            .mode,
+        TlsMode::IstioMutual
+    );
+    let names: Vec<_> = sel.subsets.iter().map(|s| s.subset.name.as_str()).collect();
+    assert_eq!(names, ["v1", "v2"]);
+    assert_eq!(
+        sel.subset("v1")
+            .unwrap()
+            .subset
+            .labels
+            .get("v")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert!(sel.notes.iter().any(|n| n.contains("dropped")));
+    let disc = sel
+        .shadowed
+        .iter()
+        .find(|s| s.rule.key() == "foo/b-second")
+        .unwrap();
+    assert!(matches!(
+        disc.reason,
+        ShadowReason::TrafficPolicyDiscardedInMerge { .. }
+    ));
+}
+
+#[test]
+fn merge_same_timestamp_breaks_tie_by_name() {
+    let rules = vec![
+        dr(
+            "foo",
+            "zz",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+        dr(
+            "foo",
+            "aa",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        ),
+    ];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.policy_from.as_deref(), Some("foo/aa"));
+}
+
+#[test]
+fn later_policy_used_when_first_has_none() {
+    let rules = vec![
+        dr(
+            "foo",
+            "a",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
+        ),
+        dr(
+            "foo",
+            "b",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        ),
+    ];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.policy_from.as_deref(), Some("foo/b"));
+}
+
+#[test]
+fn workload_selector_rules() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "plain",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        ),
+        dr(
+            "foo",
+            "for-sleep",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+        dr(
+            "bar",
+            "bar-sel",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin.foo.svc.cluster.local", "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
+        ),
+    ];
+    let sleep = labels(&[("app", "sleep")]);
+    let sel = select(&rules, "foo", &sleep, SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/for-sleep");
+    assert!(sel
+        .shadowed
+        .iter()
+        .any(|s| s.rule.key() == "foo/plain"
+            && matches!(s.reason, ShadowReason::SelectorRuleWon { .. })));
+    let other = labels(&[("app", "curl")]);
+    let sel = select(&rules, "foo", &other, SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/plain");
+    assert!(sel.shadowed.iter().any(|s| s.rule.key() == "foo/for-sleep"
+        && s.reason == ShadowReason::SelectorDoesNotSelectClient));
+    // In its own namespace a selector rule applies to the clients it selects...
+    let sel = select(&rules, "bar", &sleep, SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "bar/bar-sel");
+    // ...and never in another namespace.
+    let sel = select(&rules, "baz", &sleep, SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/plain");
+    assert!(sel.shadowed.iter().any(|s| s.rule.key() == "bar/bar-sel"
+        && s.reason == ShadowReason::SelectorOutsideClientNamespace));
+}
+
+#[test]
+fn empty_workload_selector_selects_all_clients_of_its_namespace() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "all",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin", "workloadSelector": {}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+    ];
+    let sel = select(
+        &rules,
+        "foo",
+        &labels(&[("app", "x")]),
+        SVC,
+        "foo",
+        "istio-system",
+    )
+    .unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/all");
+    // ... and, being private, it is invisible to other namespaces.
+    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "istio-system/default");
+}
+
+#[test]
+fn selector_only_rule_not_selecting_client_stops_search() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "for-sleep",
+            "2021-01-01T00:00:00Z",
+            json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
+        ),
+    ];
+    let lk = lookup(
+        &rules,
+        "foo",
+        &labels(&[("app", "curl")]),
+        SVC,
+        "foo",
+        "istio-system",
+    );
+    assert!(lk.selection.is_none());
+    assert!(lk.why_none.unwrap().contains("stops searching"));
+}
+
+#[test]
+fn client_in_root_namespace_sees_only_private_root_rules_first() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        ),
+    ];
+    // Gateway in istio-system calling httpbin: the service namespace rule wins over the
+    // exported mesh-wide rule.
+    let sel = select(
+        &rules,
+        "istio-system",
+        &BTreeMap::new(),
+        SVC,
+        "foo",
+        "istio-system",
+    )
+    .unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
+}
+
+#[test]
+fn rules_in_unrelated_namespaces_are_reported() {
+    let rules = vec![dr(
+        "elsewhere",
+        "x",
+        "2020-01-01T00:00:00Z",
+        json!({"host": SVC}),
+    )];
+    let lk = lookup(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system");
+    assert!(lk.selection.is_none());
+    assert_eq!(lk.unapplied[0].reason, ShadowReason::NamespaceNotSearched);
+    assert!(
+        lookup(&[], "bar", &BTreeMap::new(), SVC, "foo", "istio-system")
+            .unapplied
+            .is_empty()
+    );
+}
+
+#[test]
+fn port_level_replaces_everything_for_that_port() {
+    let rules = vec![dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "httpbin", "trafficPolicy": {
+            "tls": {"mode": "ISTIO_MUTUAL"},
+            "outlierDetection": {"consecutive5xxErrors": 1},
+            "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 1}}}]
+        }}),
+    )];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let eff = effective_policy(&sel, 8000, None);
+    assert_eq!(eff.origin, PolicyOrigin::PortLevel(8000));
+    assert!(
+        eff.tls.is_none(),
+        "tls is NOT inherited by the port-level entry"
+    );
+    assert!(eff.outlier.is_none());
+    assert_eq!(
+        eff.field_origins.connection_pool,
+        PolicyOrigin::PortLevel(8000)
+    );
+    assert!(eff
+        .notes
+        .iter()
+        .any(|n| n.contains("does NOT apply to port 8000")));
+    // Other ports keep the top-level policy.
+    let eff = effective_policy(&sel, 9000, None);
+    assert_eq!(eff.tls.unwrap().mode, TlsMode::IstioMutual);
+    assert_eq!(eff.origin, PolicyOrigin::TopLevel);
+}
+
+#[test]
+fn subset_overrides_field_by_field_and_subset_port_level_replaces() {
+    let rules = vec![dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "httpbin",
+        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "connectionPool": {"tcp": {"maxConnections": 100}}},
+        "subsets": [
+            {"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 1}}}},
+            {"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": {
+                "tls": {"mode": "SIMPLE"},
+                "portLevelSettings": [{"port": {"number": 8000}, "loadBalancer": {"simple": "RANDOM"}}]
+            }}
+        ]}),
+    )];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let eff = effective_policy(&sel, 8000, Some("v1"));
+    assert_eq!(eff.tls.as_ref().unwrap().mode, TlsMode::IstioMutual);
+    assert_eq!(eff.field_origins.tls, PolicyOrigin::TopLevel);
+    assert_eq!(
+        eff.connection_pool.unwrap().tcp.unwrap().max_connections,
+        Some(1)
+    );
+    assert_eq!(
+        eff.field_origins.connection_pool,
+        PolicyOrigin::Subset("v1".into())
+    );
+    assert_eq!(eff.origin, PolicyOrigin::Subset("v1".into()));
+    assert_eq!(eff.subset_defined, Some(true));
+
+    let eff = effective_policy(&sel, 8000, Some("v2"));
+    assert_eq!(eff.origin, PolicyOrigin::SubsetPortLevel("v2".into(), 8000));
+    assert!(
+        eff.tls.is_none(),
+        "subset port-level entry replaces tls too"
+    );
+    assert!(eff.connection_pool.is_none());
+    assert_eq!(eff.load_balancer.unwrap().simple.as_deref(), Some("RANDOM"));
+
+    let eff = effective_policy(&sel, 9000, Some("v2"));
+    assert_eq!(eff.tls.unwrap().mode, TlsMode::Simple);
+    assert_eq!(
+        eff.connection_pool.unwrap().tcp.unwrap().max_connections,
+        Some(100)
+    );
+
+    let eff = effective_policy(&sel, 8000, Some("v3"));
+    assert_eq!(eff.subset_defined, Some(false));
+    assert!(eff.notes.iter().any(|n| n.contains("cluster_not_found")));
+}
+
+#[test]
+fn top_port_level_then_subset_fields() {
+    // GetPortLevelTrafficPolicy on the top level first, then the subset overrides.
+    let rules = vec![dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "httpbin",
+            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
+                "portLevelSettings": [{"port": {"number": 8000}, "tls": {"mode": "DISABLE"}}]},
+            "subsets": [{"name": "v1", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 3}}}]}),
+    )];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let eff = effective_policy(&sel, 8000, Some("v1"));
+    assert_eq!(eff.tls.unwrap().mode, TlsMode::Disable);
+    assert_eq!(eff.field_origins.tls, PolicyOrigin::PortLevel(8000));
+    assert_eq!(eff.outlier.unwrap().consecutive_5xx_errors, Some(3));
+}
+
+fn arb_rule() -> impl proptest::strategy::Strategy<Value = DestinationRule> {
+    use proptest::prelude::*;
+    (
+        prop_oneof![
+            Just("foo"),
+            Just("bar"),
+            Just("istio-system"),
+            Just("other")
+        ],
+        "[a-d]{1,2}",
+        prop_oneof![
+            Just("httpbin"),
+            Just("*.local"),
+            Just("*"),
+            Just("*.foo.svc.cluster.local"),
+            Just("httpbin.foo.svc.cluster.local"),
+            Just("x"),
+        ],
+        prop_oneof![
+            Just(vec![]),
+            Just(vec!["."]),
+            Just(vec!["*"]),
+            Just(vec!["bar"])
+        ],
+        proptest::option::of(Just("sleep")),
+        0u8..3,
+        proptest::option::of(prop_oneof![Just("ISTIO_MUTUAL"), Just("DISABLE")]),
+    )
+        .prop_map(|(ns, name, host, export, sel, day, tls)| {
+            let mut spec = json!({"host": host, "exportTo": export});
+            if let Some(app) = sel {
+                spec["workloadSelector"] = json!({"matchLabels": {"app": app}});
+            }
+            if let Some(m) = tls {
+                spec["trafficPolicy"] = json!({"tls": {"mode": m}});
+            }
+            dr(ns, &name, &format!("2020-01-0{}T00:00:00Z", day + 1), spec)
+        })
+}
+
+proptest::proptest! {
+    #[test]
+    fn lookup_is_consistent(
+        mut rules in proptest::collection::vec(arb_rule(), 0..8),
+        client in proptest::prop_oneof![proptest::strategy::Just("foo"), proptest::strategy::Just("bar"), proptest::strategy::Just("istio-system")],
+        sleep in proptest::bool::ANY,
+    ) {
+        // Keys must be unique, as in a real cluster.
+        let mut seen = BTreeSet::new();
+        rules.retain(|r| seen.insert(r.key()));
+        let lbl = if sleep { labels(&[("app", "sleep")]) } else { BTreeMap::new() };
+        let lk = lookup(&rules, client, &lbl, SVC, "foo", "istio-system");
+        let matching = rules.iter().filter(|r| host::matches(&r.host_fqdn, SVC)).count();
+        match &lk.selection {
+            Some(sel) => {
+                proptest::prop_assert!(!sel.rules.is_empty());
+                for r in &sel.rules {
+                    proptest::prop_assert!(host::matches(&r.host_fqdn, SVC));
+                    proptest::prop_assert_eq!(&r.host_fqdn, &sel.matched_host);
+                    proptest::prop_assert_eq!(&r.meta.namespace, &sel.namespace);
+                }
+                // Every matching rule is either applied or explained.
+                let applied: BTreeSet<_> = sel.rules.iter().map(|r| r.key()).collect();
+                let explained: BTreeSet<_> = sel.shadowed.iter().map(|s| s.rule.key()).filter(|k| !applied.contains(k)).collect();
+                proptest::prop_assert_eq!(applied.len() + explained.len(), matching);
+                let eff = effective_policy(sel, 8000, Some("v1"));
+                proptest::prop_assert_eq!(eff.subset_defined, Some(false));
+            }
+            None => {
+                proptest::prop_assert_eq!(lk.unapplied.len(), matching);
+            }
+        }
+        // A rule in a namespace Istio never searches cannot change the outcome.
+        let mut more = rules.clone();
+        more.push(dr("unrelated", "zz", "2019-01-01T00:00:00Z", json!({"host": "*"})));
+        let lk2 = lookup(&more, client, &lbl, SVC, "foo", "istio-system");
+        proptest::prop_assert_eq!(
+            lk.selection.as_ref().map(|s| s.rules.iter().map(|r| r.key()).collect::<Vec<_>>()),
+            lk2.selection.as_ref().map(|s| s.rules.iter().map(|r| r.key()).collect::<Vec<_>>())
+        );
+    }
+}
+
+#[test]
+fn no_policy_at_all() {
+    let rules = vec![dr(
+        "foo",
+        "httpbin",
+        "2020-01-01T00:00:00Z",
+        json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
+    )];
+    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let eff = effective_policy(&sel, 8000, Some("v1"));
+    assert_eq!(eff.origin, PolicyOrigin::None);
+    assert!(eff.tls.is_none());
+    assert!(eff.describe_tls(&sel).contains("no tls"));
+}
