@@ -32,4 +32,6 @@ pub use types::{
 };
 
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod tests;

@@ -508,111 +508,6 @@ fn rules_in_unrelated_namespaces_are_reported() {
     );
 }
 
-#[test]
-fn port_level_replaces_everything_for_that_port() {
-    let rules = vec![dr(
-        "foo",
-        "httpbin",
-        "2020-01-01T00:00:00Z",
-        json!({"host": "httpbin", "trafficPolicy": {
-            "tls": {"mode": "ISTIO_MUTUAL"},
-            "outlierDetection": {"consecutive5xxErrors": 1},
-            "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 1}}}]
-        }}),
-    )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
-    let eff = effective_policy(&sel, 8000, None);
-    assert_eq!(eff.origin, PolicyOrigin::PortLevel(8000));
-    assert!(
-        eff.tls.is_none(),
-        "tls is NOT inherited by the port-level entry"
-    );
-    assert!(eff.outlier.is_none());
-    assert_eq!(
-        eff.field_origins.connection_pool,
-        PolicyOrigin::PortLevel(8000)
-    );
-    assert!(eff
-        .notes
-        .iter()
-        .any(|n| n.contains("does NOT apply to port 8000")));
-    // Other ports keep the top-level policy.
-    let eff = effective_policy(&sel, 9000, None);
-    assert_eq!(eff.tls.unwrap().mode, TlsMode::IstioMutual);
-    assert_eq!(eff.origin, PolicyOrigin::TopLevel);
-}
-
-#[test]
-fn subset_overrides_field_by_field_and_subset_port_level_replaces() {
-    let rules = vec![dr(
-        "foo",
-        "httpbin",
-        "2020-01-01T00:00:00Z",
-        json!({"host": "httpbin",
-        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "connectionPool": {"tcp": {"maxConnections": 100}}},
-        "subsets": [
-            {"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 1}}}},
-            {"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": {
-                "tls": {"mode": "SIMPLE"},
-                "portLevelSettings": [{"port": {"number": 8000}, "loadBalancer": {"simple": "RANDOM"}}]
-            }}
-        ]}),
-    )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
-    let eff = effective_policy(&sel, 8000, Some("v1"));
-    assert_eq!(eff.tls.as_ref().unwrap().mode, TlsMode::IstioMutual);
-    assert_eq!(eff.field_origins.tls, PolicyOrigin::TopLevel);
-    assert_eq!(
-        eff.connection_pool.unwrap().tcp.unwrap().max_connections,
-        Some(1)
-    );
-    assert_eq!(
-        eff.field_origins.connection_pool,
-        PolicyOrigin::Subset("v1".into())
-    );
-    assert_eq!(eff.origin, PolicyOrigin::Subset("v1".into()));
-    assert_eq!(eff.subset_defined, Some(true));
-
-    let eff = effective_policy(&sel, 8000, Some("v2"));
-    assert_eq!(eff.origin, PolicyOrigin::SubsetPortLevel("v2".into(), 8000));
-    assert!(
-        eff.tls.is_none(),
-        "subset port-level entry replaces tls too"
-    );
-    assert!(eff.connection_pool.is_none());
-    assert_eq!(eff.load_balancer.unwrap().simple.as_deref(), Some("RANDOM"));
-
-    let eff = effective_policy(&sel, 9000, Some("v2"));
-    assert_eq!(eff.tls.unwrap().mode, TlsMode::Simple);
-    assert_eq!(
-        eff.connection_pool.unwrap().tcp.unwrap().max_connections,
-        Some(100)
-    );
-
-    let eff = effective_policy(&sel, 8000, Some("v3"));
-    assert_eq!(eff.subset_defined, Some(false));
-    assert!(eff.notes.iter().any(|n| n.contains("cluster_not_found")));
-}
-
-#[test]
-fn top_port_level_then_subset_fields() {
-    // GetPortLevelTrafficPolicy on the top level first, then the subset overrides.
-    let rules = vec![dr(
-        "foo",
-        "httpbin",
-        "2020-01-01T00:00:00Z",
-        json!({"host": "httpbin",
-            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
-                "portLevelSettings": [{"port": {"number": 8000}, "tls": {"mode": "DISABLE"}}]},
-            "subsets": [{"name": "v1", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 3}}}]}),
-    )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
-    let eff = effective_policy(&sel, 8000, Some("v1"));
-    assert_eq!(eff.tls.unwrap().mode, TlsMode::Disable);
-    assert_eq!(eff.field_origins.tls, PolicyOrigin::PortLevel(8000));
-    assert_eq!(eff.outlier.unwrap().consecutive_5xx_errors, Some(3));
-}
-
 fn arb_rule() -> impl proptest::strategy::Strategy<Value = DestinationRule> {
     use proptest::prelude::*;
     (
@@ -697,16 +592,108 @@ proptest::proptest! {
 }
 
 #[test]
-fn no_policy_at_all() {
-    let rules = vec![dr(
-        "foo",
-        "httpbin",
-        "2020-01-01T00:00:00Z",
-        json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
-    )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
-    let eff = effective_policy(&sel, 8000, Some("v1"));
-    assert_eq!(eff.origin, PolicyOrigin::None);
-    assert!(eff.tls.is_none());
-    assert!(eff.describe_tls(&sel).contains("no tls"));
+fn decide_is_typed_and_lookup_adds_the_words() {
+    let rules = vec![
+        mesh_default(),
+        dr(
+            "foo",
+            "exact",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "exportTo": ["baz"]}),
+        ),
+        dr(
+            "foo",
+            "wild",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "*.foo.svc.cluster.local"}),
+        ),
+        dr(
+            "foo",
+            "private",
+            "2020-01-02T00:00:00Z",
+            json!({"host": "*.svc.cluster.local", "exportTo": ["."]}),
+        ),
+    ];
+    let none = BTreeMap::new();
+    let q = LookupQuery {
+        client_ns: "bar",
+        client_labels: &none,
+        service_fqdn: SVC,
+        service_ns: "foo",
+        root_ns: "",
+    };
+    let typed = decide(&rules, &q);
+    let sel = typed.selection.as_ref().unwrap();
+    assert_eq!(sel.level, LookupLevel::RootNamespace);
+    assert!(sel.shadowed.iter().all(|s| s.explanation.is_empty()));
+    let reasons: Vec<(String, ShadowReason)> = sel
+        .shadowed
+        .iter()
+        .map(|s| (s.rule.key(), s.reason.clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("foo/private".to_string(), ShadowReason::NotExported),
+            ("foo/exact".to_string(), ShadowReason::NotExported),
+            (
+                "foo/wild".to_string(),
+                ShadowReason::NamespaceSkippedForUnexportedRule {
+                    unexported: "foo/exact".into(),
+                    winner_host: SVC.into()
+                }
+            ),
+        ]
+    );
+    let lk = lookup(&rules, "bar", &none, SVC, "foo", "");
+    let words: Vec<&str> = lk.selection.as_ref().unwrap().shadowed.iter().map(|s| s.explanation.as_str()).collect();
+    assert_eq!(words[1], "DestinationRule foo/exact would match httpbin.foo.svc.cluster.local but is exported only to [\"baz\"], not to the client's namespace bar");
+    assert_eq!(words[2], "DestinationRule foo/wild is skipped: Istio picks the most specific host in namespace foo first (httpbin.foo.svc.cluster.local, from foo/exact), finds it is not exported to bar, and moves on without trying less specific rules");
+    assert_eq!(words[0], "DestinationRule foo/private would match httpbin.foo.svc.cluster.local but its exportTo [\".\"] keeps it to namespace foo; clients in bar do not see it");
 }
+
+#[test]
+fn rules_never_reached_are_typed_apart_from_unexported_ones() {
+    // The client's namespace stops the search (selector rules only), so the
+    // service's rule is not reached (it is exported to the client).
+    let rules = vec![
+        dr(
+            "bar",
+            "for-sleep",
+            "2021-01-01T00:00:00Z",
+            json!({"host": SVC, "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
+        ),
+        dr("foo", "httpbin", "2020-01-01T00:00:00Z", json!({"host": "httpbin"})),
+    ];
+    let lk = lookup(&rules, "bar", &labels(&[("app", "curl")]), SVC, "foo", "istio-system");
+    assert_eq!(
+        lk.why_none_reason,
+        Some(WhyNone::SelectorsDoNotSelectClient {
+            best_host: SVC.into()
+        })
+    );
+    let svc_rule = lk.unapplied.iter().find(|s| s.rule.key() == "foo/httpbin").unwrap();
+    assert_eq!(svc_rule.reason, ShadowReason::NotReached);
+    assert_eq!(
+        svc_rule.explanation,
+        "DestinationRule foo/httpbin does not apply to clients in bar"
+    );
+    // Near miss: without the selector rule the service's rule applies.
+    assert!(select(&rules[1..], "bar", &BTreeMap::new(), SVC, "foo", "istio-system").is_some());
+}
+
+#[test]
+fn short_hosts_resolve_in_the_cluster_domain() {
+    let v = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "httpbin", "namespace": "foo"},
+        "spec": {"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}});
+    let corp = DestinationRule::from_value_with_domain(&v, "corp.example").unwrap();
+    assert_eq!(corp.host_fqdn, "httpbin.foo.svc.corp.example");
+    let svc = "httpbin.foo.svc.corp.example";
+    let sel = select(&[corp], "foo", &BTreeMap::new(), svc, "foo", "istio-system").unwrap();
+    assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
+    // Near miss: read with the default domain it names another host.
+    let local = DestinationRule::from_value(&v).unwrap();
+    assert!(select(&[local], "foo", &BTreeMap::new(), svc, "foo", "istio-system").is_none());
+}
+
