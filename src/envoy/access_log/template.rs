@@ -9,7 +9,6 @@
 
 use super::AccessLogEntry;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Field {
     StartTime,

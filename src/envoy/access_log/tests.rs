@@ -246,7 +246,18 @@ fn callers_from_a_server_log() {
     let json = r#"{"downstream_remote_address":"[fd00::9]:51234","upstream_cluster":"inbound|80||","response_code":"503","response_flags":"UC","start_time":"x"}"#;
     let passthrough = r#"[2024-05-01T10:00:03.000Z] "- - -" 0 - - - "-" 10 20 3 - "-" "-" "-" "-" "1.2.3.4:443" PassthroughCluster 10.244.0.12:41000 1.2.3.4:443 10.244.0.12:41000 - -"#;
     let loopback = r#"[2024-05-01T10:00:04.000Z] "GET /healthz HTTP/1.1" 200 - via_upstream - "-" 0 2 1 1 "-" "kube-probe" "1" "localhost" "127.0.0.1:80" inbound|80|| 127.0.0.6:1 10.244.0.12:80 127.0.0.1:5000 - default"#;
-    let log = [SERVER_NR, INBOUND_OK, OWN_OUTBOUND, INBOUND_OK, json, passthrough, loopback, "2024-05-01T10:00:00Z info envoy config: all clusters initialized", ""].join("\n");
+    let log = [
+        SERVER_NR,
+        INBOUND_OK,
+        OWN_OUTBOUND,
+        INBOUND_OK,
+        json,
+        passthrough,
+        loopback,
+        "2024-05-01T10:00:00Z info envoy config: all clusters initialized",
+        "",
+    ]
+    .join("\n");
     let found = callers_in_log(&log, &[], &["10.244.0.12".to_string()]);
     assert_eq!(
         found,
@@ -266,13 +277,30 @@ fn callers_from_a_server_log() {
 
 #[test]
 fn callers_with_a_custom_format() {
-    let fmt = LogFormatSpec::Text("%DOWNSTREAM_REMOTE_ADDRESS% %RESPONSE_CODE% %UPSTREAM_CLUSTER%\n".into());
-    let log = "10.1.1.1:5000 503 inbound|8080||\n10.1.1.2:6000 200 outbound|80||x.y.svc.cluster.local\n";
+    let fmt = LogFormatSpec::Text(
+        "%DOWNSTREAM_REMOTE_ADDRESS% %RESPONSE_CODE% %UPSTREAM_CLUSTER%\n".into(),
+    );
+    let log =
+        "10.1.1.1:5000 503 inbound|8080||\n10.1.1.2:6000 200 outbound|80||x.y.svc.cluster.local\n";
     let found = callers_in_log(log, &[fmt], &[]);
-    assert_eq!(found, vec![Caller { ip: "10.1.1.1".into(), requests: 1, server_errors: 1, unavailable: 1 }]);
+    assert_eq!(
+        found,
+        vec![Caller {
+            ip: "10.1.1.1".into(),
+            requests: 1,
+            server_errors: 1,
+            unavailable: 1
+        }]
+    );
     // Near miss: without the format these lines are not access-log lines at all.
     assert!(callers_in_log(log, &[], &[]).is_empty());
-    let e = AccessLogEntry { downstream_remote_address: Some("10.0.0.1".into()), ..AccessLogEntry::default() };
-    assert_eq!(downstream_ip(&e).map(|i| i.to_string()).as_deref(), Some("10.0.0.1"));
+    let e = AccessLogEntry {
+        downstream_remote_address: Some("10.0.0.1".into()),
+        ..AccessLogEntry::default()
+    };
+    assert_eq!(
+        downstream_ip(&e).map(|i| i.to_string()).as_deref(),
+        Some("10.0.0.1")
+    );
     assert!(is_received(&e));
 }

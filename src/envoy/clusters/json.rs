@@ -85,12 +85,32 @@ fn circuit_breakers(cs: &Value, c: &mut ClusterStatus) {
 /// `HostHealthStatus` as the text output's flags (`healthFlagsToString`).
 fn health_flags(hsv: &Value) -> Vec<String> {
     const FLAGS: &[(&str, &str, &str)] = &[
-        ("failed_active_health_check", "failedActiveHealthCheck", "failed_active_hc"),
-        ("failed_outlier_check", "failedOutlierCheck", "failed_outlier_check"),
-        ("failed_active_degraded_check", "failedActiveDegradedCheck", "degraded_active_hc"),
-        ("pending_dynamic_removal", "pendingDynamicRemoval", "pending_dynamic_removal"),
+        (
+            "failed_active_health_check",
+            "failedActiveHealthCheck",
+            "failed_active_hc",
+        ),
+        (
+            "failed_outlier_check",
+            "failedOutlierCheck",
+            "failed_outlier_check",
+        ),
+        (
+            "failed_active_degraded_check",
+            "failedActiveDegradedCheck",
+            "degraded_active_hc",
+        ),
+        (
+            "pending_dynamic_removal",
+            "pendingDynamicRemoval",
+            "pending_dynamic_removal",
+        ),
         ("pending_active_hc", "pendingActiveHc", "pending_active_hc"),
-        ("excluded_via_immediate_hc_fail", "excludedViaImmediateHcFail", "excluded_via_immediate_hc_fail"),
+        (
+            "excluded_via_immediate_hc_fail",
+            "excludedViaImmediateHcFail",
+            "excluded_via_immediate_hc_fail",
+        ),
         ("active_hc_timeout", "activeHcTimeout", "active_hc_timeout"),
     ];
     let mut out: Vec<String> = FLAGS
@@ -140,7 +160,12 @@ fn host_status(hs: &Value, path: &str) -> Result<HostStatus, ClustersError> {
             .and_then(Value::as_f64),
         ..HostStatus::default()
     };
-    for st in hs.get("stats").and_then(Value::as_array).into_iter().flatten() {
+    for st in hs
+        .get("stats")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(n) = st.get("name").and_then(Value::as_str) else {
             continue;
         };

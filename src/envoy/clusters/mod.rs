@@ -26,9 +26,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 mod json;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 mod traffic;
 
 pub use json::parse_clusters_json;
@@ -152,7 +152,6 @@ impl Clusters {
     }
 }
 
-
 pub(super) fn cluster_mut<'a>(out: &'a mut Clusters, name: &str) -> &'a mut ClusterStatus {
     out.clusters
         .entry(name.to_string())
@@ -184,7 +183,6 @@ pub(super) fn non_empty(v: &str) -> Option<String> {
         Some(v.to_string())
     }
 }
-
 
 /// Parse either form: JSON if the text starts with `{`, text otherwise.
 pub fn parse_clusters(text: &str) -> Result<Clusters, ClustersError> {

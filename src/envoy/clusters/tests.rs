@@ -122,8 +122,7 @@ fn json_format_snake_and_camel() {
 
 #[test]
 fn json_errors_name_the_path() {
-    let e =
-        parse_clusters_json(&json!({"cluster_statuses": [{"host_statuses": []}]})).unwrap_err();
+    let e = parse_clusters_json(&json!({"cluster_statuses": [{"host_statuses": []}]})).unwrap_err();
     assert_eq!(
         e.to_string(),
         "/clusters?format=json: `cluster_statuses[0].name` should be a string"
@@ -184,7 +183,10 @@ inbound|8080||::127.0.0.1:8080::rq_total::70
 #[test]
 fn traffic_to_a_service() {
     let t = traffic_to(SAMPLE, "httpbin", "foo", Some(8000));
-    assert_eq!((t.rq_total, t.rq_error, t.cx_total, t.cx_connect_fail), (12, 2, 9, 6));
+    assert_eq!(
+        (t.rq_total, t.rq_error, t.cx_total, t.cx_connect_fail),
+        (12, 2, 9, 6)
+    );
     assert_eq!(
         t.clusters.iter().map(String::as_str).collect::<Vec<_>>(),
         vec![
@@ -196,25 +198,76 @@ fn traffic_to_a_service() {
     assert_eq!(traffic_to(SAMPLE, "httpbin", "bar", None).rq_total, 50);
     // Near misses: another service whose name shares a prefix, another namespace,
     // the inbound side.
-    assert_eq!(traffic_to(SAMPLE, "nope", "foo", None), ServiceTraffic::default());
+    assert_eq!(
+        traffic_to(SAMPLE, "nope", "foo", None),
+        ServiceTraffic::default()
+    );
     // A cluster with no hosts is still seen.
-    let t = traffic_to("outbound|80||web.foo.svc.cluster.local::added_via_api::true\n", "web", "foo", None);
+    let t = traffic_to(
+        "outbound|80||web.foo.svc.cluster.local::added_via_api::true\n",
+        "web",
+        "foo",
+        None,
+    );
     assert_eq!((t.rq_total, t.clusters.len()), (0, 1));
     // The same from JSON.
-    let cs = parse_clusters(r#"{"cluster_statuses": [{"name": "outbound|80||web.foo.svc.corp.example",
+    let cs = parse_clusters(
+        r#"{"cluster_statuses": [{"name": "outbound|80||web.foo.svc.corp.example",
         "host_statuses": [{"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}},
-        "stats": [{"name": "rq_total", "value": "7"}, {"name": "cx_total", "value": "8"}]}]}]}"#).unwrap();
+        "stats": [{"name": "rq_total", "value": "7"}, {"name": "cx_total", "value": "8"}]}]}]}"#,
+    )
+    .unwrap();
     assert_eq!(cs.traffic_to("web", "foo", Some(80)).cx_total, 8);
 }
 
 #[test]
 fn outbound_cluster_names() {
-    assert!(is_outbound_cluster_of("outbound|8000||httpbin.foo.svc.cluster.local", "httpbin", "foo", None));
-    assert!(is_outbound_cluster_of("outbound|8000||httpbin.foo.svc.corp.example", "httpbin", "foo", Some(8000)));
-    assert!(is_outbound_cluster_of("outbound|8000|v1|httpbin.foo.svc", "httpbin", "foo", None));
-    assert!(!is_outbound_cluster_of("outbound|8000||httpbin.foo.svc.cluster.local", "httpbin", "foo", Some(80)));
-    assert!(!is_outbound_cluster_of("inbound|8000||httpbin.foo.svc.cluster.local", "httpbin", "foo", None));
-    assert!(!is_outbound_cluster_of("outbound|8000||httpbin.foobar.svc.cluster.local", "httpbin", "foo", None));
-    assert!(!is_outbound_cluster_of("outbound_.8000_._.httpbin.foo.svc.cluster.local", "httpbin", "foo", None));
-    assert!(!is_outbound_cluster_of("PassthroughCluster", "httpbin", "foo", None));
+    assert!(is_outbound_cluster_of(
+        "outbound|8000||httpbin.foo.svc.cluster.local",
+        "httpbin",
+        "foo",
+        None
+    ));
+    assert!(is_outbound_cluster_of(
+        "outbound|8000||httpbin.foo.svc.corp.example",
+        "httpbin",
+        "foo",
+        Some(8000)
+    ));
+    assert!(is_outbound_cluster_of(
+        "outbound|8000|v1|httpbin.foo.svc",
+        "httpbin",
+        "foo",
+        None
+    ));
+    assert!(!is_outbound_cluster_of(
+        "outbound|8000||httpbin.foo.svc.cluster.local",
+        "httpbin",
+        "foo",
+        Some(80)
+    ));
+    assert!(!is_outbound_cluster_of(
+        "inbound|8000||httpbin.foo.svc.cluster.local",
+        "httpbin",
+        "foo",
+        None
+    ));
+    assert!(!is_outbound_cluster_of(
+        "outbound|8000||httpbin.foobar.svc.cluster.local",
+        "httpbin",
+        "foo",
+        None
+    ));
+    assert!(!is_outbound_cluster_of(
+        "outbound_.8000_._.httpbin.foo.svc.cluster.local",
+        "httpbin",
+        "foo",
+        None
+    ));
+    assert!(!is_outbound_cluster_of(
+        "PassthroughCluster",
+        "httpbin",
+        "foo",
+        None
+    ));
 }

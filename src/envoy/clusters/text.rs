@@ -124,4 +124,3 @@ pub fn parse_clusters_text(text: &str) -> Clusters {
     }
     out
 }
-

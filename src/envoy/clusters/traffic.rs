@@ -74,6 +74,11 @@ impl Clusters {
 }
 
 /// [`Clusters::traffic_to`] on raw `/clusters` text.
-pub fn traffic_to(clusters_text: &str, name: &str, namespace: &str, port: Option<u16>) -> ServiceTraffic {
+pub fn traffic_to(
+    clusters_text: &str,
+    name: &str,
+    namespace: &str,
+    port: Option<u16>,
+) -> ServiceTraffic {
     parse_clusters_text(clusters_text).traffic_to(name, namespace, port)
 }
