@@ -163,29 +163,57 @@ proptest! {
 // Traffic to a service (client discovery)
 // ---------------------------------------------------------------------------
 
-const SAMPLE: &str = "\
-outbound|8000||httpbin.foo.svc.cluster.local::default_priority::max_connections::4294967295
-outbound|8000||httpbin.foo.svc.cluster.local::added_via_api::true
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.4:8080::cx_active::1
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.4:8080::rq_error::2
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.4:8080::rq_total::3
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.5:8080::rq_total::4
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.5:8080::cx_total::9
-outbound|8000||httpbin.foo.svc.cluster.local::10.0.0.5:8080::cx_connect_fail::6
-outbound|8000|v1|httpbin.foo.svc.cluster.local::[fd00::5]:8080::rq_total::5
-outbound|9000||httpbin.foo.svc.cluster.local::10.0.0.4:9000::rq_total::100
-outbound|8000||httpbin.bar.svc.cluster.local::10.0.0.9:8080::rq_total::50
-outbound|8000||httpbin2.foo.svc.cluster.local::10.0.0.9:8080::rq_total::60
-outbound|8000||httpbin.foobar.svc.cluster.local::10.0.0.9:8080::rq_total::70
-inbound|8080||::127.0.0.1:8080::rq_total::70
-";
+/// `TEXT` plus clusters of other ports, subsets, services and namespaces.
+fn sample() -> String {
+    let more = [
+        (
+            "outbound|8000||httpbin.foo.svc.cluster.local",
+            "10.0.0.5:8080",
+            [("cx_total", 9), ("cx_connect_fail", 6)],
+        ),
+        (
+            "outbound|8000|v1|httpbin.foo.svc.cluster.local",
+            "[fd00::6]:8080",
+            [("rq_total", 5), ("rq_error", 0)],
+        ),
+        (
+            "outbound|9000||httpbin.foo.svc.cluster.local",
+            "10.0.0.4:9000",
+            [("rq_total", 100), ("rq_error", 0)],
+        ),
+        (
+            "outbound|8000||httpbin.bar.svc.cluster.local",
+            "10.0.0.9:8080",
+            [("rq_total", 50), ("rq_error", 0)],
+        ),
+        (
+            "outbound|8000||httpbin2.foo.svc.cluster.local",
+            "10.0.0.9:8080",
+            [("rq_total", 60), ("rq_error", 0)],
+        ),
+        (
+            "outbound|8000||httpbin.foobar.svc.cluster.local",
+            "10.0.0.9:8080",
+            [("rq_total", 70), ("rq_error", 0)],
+        ),
+    ];
+    let mut out = TEXT.to_string();
+    for (cluster, host, stats) in more {
+        for (stat, n) in stats {
+            out.push_str(&format!("{cluster}::{host}::{stat}::{n}\n"));
+        }
+    }
+    out
+}
 
 #[test]
 fn traffic_to_a_service() {
-    let t = traffic_to(SAMPLE, "httpbin", "foo", Some(8000));
+    let sample = sample();
+    // TEXT's httpbin.foo:8000 hosts add rq_total 0 + 7, rq_error 3 + 2, cx_connect_fail 3.
+    let t = traffic_to(&sample, "httpbin", "foo", Some(8000));
     assert_eq!(
         (t.rq_total, t.rq_error, t.cx_total, t.cx_connect_fail),
-        (12, 2, 9, 6)
+        (12, 5, 9, 9)
     );
     assert_eq!(
         t.clusters.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -194,12 +222,12 @@ fn traffic_to_a_service() {
             "outbound|8000||httpbin.foo.svc.cluster.local"
         ]
     );
-    assert_eq!(traffic_to(SAMPLE, "httpbin", "foo", None).rq_total, 112);
-    assert_eq!(traffic_to(SAMPLE, "httpbin", "bar", None).rq_total, 50);
+    assert_eq!(traffic_to(&sample, "httpbin", "foo", None).rq_total, 112);
+    assert_eq!(traffic_to(&sample, "httpbin", "bar", None).rq_total, 50);
     // Near misses: another service whose name shares a prefix, another namespace,
     // the inbound side.
     assert_eq!(
-        traffic_to(SAMPLE, "nope", "foo", None),
+        traffic_to(&sample, "nope", "foo", None),
         ServiceTraffic::default()
     );
     // A cluster with no hosts is still seen.

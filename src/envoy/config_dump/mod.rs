@@ -244,25 +244,40 @@ fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
     }
 }
 
-fn clusters_dump(out: &mut ConfigDump, c: &Value, path: &str) {
+/// The whole-dump `version_info` of a `ClustersConfigDump` / `ListenersConfigDump`.
+fn type_version(out: &mut ConfigDump, c: &Value, ty: ResourceType) {
     if let Some(v) = s(c, "version_info") {
-        out.type_versions.insert(ResourceType::Cluster, v);
+        out.type_versions.insert(ty, v);
     }
-    for (key, state) in [
-        ("static_clusters", ResourceState::Static),
-        ("dynamic_active_clusters", ResourceState::DynamicActive),
-        ("dynamic_warming_clusters", ResourceState::DynamicWarming),
-    ] {
+}
+
+/// Every element of each `(list, state)` of `c`, pushed with its path.
+fn push_lists<S: Copy>(
+    out: &mut ConfigDump,
+    c: &Value,
+    path: &str,
+    lists: &[(&str, S)],
+    push: fn(&mut ConfigDump, &Value, &str, S),
+) {
+    for &(key, state) in lists {
         for (j, w) in each(c, key) {
-            push_cluster(out, w, &format!("{path}.{key}[{j}]"), state);
+            push(out, w, &format!("{path}.{key}[{j}]"), state);
         }
     }
 }
 
+fn clusters_dump(out: &mut ConfigDump, c: &Value, path: &str) {
+    type_version(out, c, ResourceType::Cluster);
+    let lists = [
+        ("static_clusters", ResourceState::Static),
+        ("dynamic_active_clusters", ResourceState::DynamicActive),
+        ("dynamic_warming_clusters", ResourceState::DynamicWarming),
+    ];
+    push_lists(out, c, path, &lists, push_cluster);
+}
+
 fn listeners_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    if let Some(v) = s(c, "version_info") {
-        out.type_versions.insert(ResourceType::Listener, v);
-    }
+    type_version(out, c, ResourceType::Listener);
     for (j, w) in each(c, "static_listeners") {
         if w.get("listener").is_some() {
             let p = format!("{path}.static_listeners[{j}]");
@@ -274,23 +289,22 @@ fn listeners_dump(out: &mut ConfigDump, c: &Value, path: &str) {
         push_dynamic_listener(out, d, &format!("{path}.dynamic_listeners[{j}]"));
     }
     // v2alpha
-    for (key, state) in [
+    let lists = [
         ("dynamic_active_listeners", ListenerState::Active),
         ("dynamic_warming_listeners", ListenerState::Warming),
         ("dynamic_draining_listeners", ListenerState::Draining),
-    ] {
-        for (j, w) in each(c, key) {
-            push_listener_wrapper(out, w, &format!("{path}.{key}[{j}]"), state);
-        }
-    }
+    ];
+    push_lists(out, c, path, &lists, push_listener_wrapper);
 }
 
 fn endpoints_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    for key in ["static_endpoint_configs", "dynamic_endpoint_configs"] {
-        for (j, w) in each(c, key) {
-            push_endpoints(out, w, &format!("{path}.{key}[{j}]"));
-        }
-    }
+    let lists = [
+        ("static_endpoint_configs", ()),
+        ("dynamic_endpoint_configs", ()),
+    ];
+    push_lists(out, c, path, &lists, |out, w, p, ()| {
+        push_endpoints(out, w, p)
+    });
 }
 
 /// One element of `configs[]`, by its type (without the API prefix).

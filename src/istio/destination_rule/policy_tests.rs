@@ -12,6 +12,18 @@ use serde_json::json;
 
 const SVC: &str = "httpbin.foo.svc.cluster.local";
 
+fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
+    select(
+        rules,
+        client_ns,
+        &BTreeMap::new(),
+        SVC,
+        "foo",
+        "istio-system",
+    )
+    .unwrap()
+}
+
 #[test]
 fn port_level_replaces_everything_for_that_port() {
     let rules = vec![dr(
@@ -24,7 +36,7 @@ fn port_level_replaces_everything_for_that_port() {
             "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 1}}}]
         }}),
     )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     let eff = effective_policy(&sel, 8000, None);
     assert_eq!(eff.origin, PolicyOrigin::PortLevel(8000));
     assert!(
@@ -62,7 +74,7 @@ fn subset_overrides_field_by_field_and_subset_port_level_replaces() {
             }}
         ]}),
     )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     let eff = effective_policy(&sel, 8000, Some("v1"));
     assert_eq!(eff.tls.as_ref().unwrap().mode, TlsMode::IstioMutual);
     assert_eq!(eff.field_origins.tls, PolicyOrigin::TopLevel);
@@ -110,7 +122,7 @@ fn top_port_level_then_subset_fields() {
                 "portLevelSettings": [{"port": {"number": 8000}, "tls": {"mode": "DISABLE"}}]},
             "subsets": [{"name": "v1", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 3}}}]}),
     )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     let eff = effective_policy(&sel, 8000, Some("v1"));
     assert_eq!(eff.tls.unwrap().mode, TlsMode::Disable);
     assert_eq!(eff.field_origins.tls, PolicyOrigin::PortLevel(8000));
@@ -125,7 +137,7 @@ fn no_policy_at_all() {
         "2020-01-01T00:00:00Z",
         json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
     )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     let eff = effective_policy(&sel, 8000, Some("v1"));
     assert_eq!(eff.origin, PolicyOrigin::None);
     assert!(eff.tls.is_none());
@@ -143,7 +155,7 @@ fn policy_notes_are_typed_and_worded() {
             "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 1}}}]},
             "subsets": [{"name": "v1", "trafficPolicy": {"portLevelSettings": [{"port": {"number": 9000}}]}}]}),
     )];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     let typed = decide_policy(&sel, 8000, None);
     assert!(typed.notes.is_empty());
     assert_eq!(
@@ -172,6 +184,10 @@ fn policy_notes_are_typed_and_worded() {
             dropped_from: PolicyOrigin::TopLevel
         }]
     );
-    assert!(eff.notes[0].ends_with("the tls from top-level trafficPolicy is dropped"), "{}", eff.notes[0]);
+    assert!(
+        eff.notes[0].ends_with("the tls from top-level trafficPolicy is dropped"),
+        "{}",
+        eff.notes[0]
+    );
     assert!(eff.tls.is_none());
 }

@@ -15,6 +15,24 @@ use serde_json::json;
 
 const SVC: &str = "httpbin.foo.svc.cluster.local";
 
+/// The selection for a client in `client_ns` (no labels) calling httpbin.foo.
+fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
+    select(
+        rules,
+        client_ns,
+        &BTreeMap::new(),
+        SVC,
+        "foo",
+        "istio-system",
+    )
+    .unwrap()
+}
+
+/// The shadowed entry of rule `key`.
+fn shadowed<'a>(sel: &'a Selection, key: &str) -> &'a Shadowed {
+    sel.shadowed.iter().find(|s| s.rule.key() == key).unwrap()
+}
+
 fn mesh_default() -> DestinationRule {
     dr(
         "istio-system",
@@ -120,7 +138,7 @@ fn client_namespace_rule_replaces_mesh_default_entirely() {
             json!({"host": "httpbin", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 10}}}}),
         ),
     ];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.level, LookupLevel::ClientNamespace);
     assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
     let eff = effective_policy(&sel, 8000, None);
@@ -157,7 +175,7 @@ fn service_namespace_then_root() {
         ),
     ];
     // A client in bar finds foo/httpbin (exported by default) in the service's namespace.
-    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "bar");
     assert_eq!(sel.level, LookupLevel::ServiceNamespace);
     assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
     // Another service falls to the root namespace.
@@ -186,16 +204,12 @@ fn export_to_dot_hides_rule_from_other_namespaces() {
         ),
     ];
     // Same namespace: visible.
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
     // Other namespace: falls to the root rule, and the hidden rule is reported.
-    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "bar");
     assert_eq!(sel.primary().unwrap().key(), "istio-system/default");
-    let hidden = sel
-        .shadowed
-        .iter()
-        .find(|s| s.rule.key() == "foo/httpbin")
-        .unwrap();
+    let hidden = shadowed(&sel, "foo/httpbin");
     assert_eq!(hidden.reason, ShadowReason::NotExported);
 }
 
@@ -239,7 +253,7 @@ fn most_specific_host_wins_in_namespace() {
             json!({"host": "other"}),
         ),
     ];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.primary().unwrap().key(), "foo/exact");
     assert_eq!(sel.shadowed.len(), 1, "foo/other does not name this host");
     assert!(matches!(
@@ -265,13 +279,9 @@ fn unexported_most_specific_rule_skips_the_namespace() {
             json!({"host": "*.foo.svc.cluster.local"}),
         ),
     ];
-    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "bar");
     assert_eq!(sel.level, LookupLevel::RootNamespace);
-    let wild = sel
-        .shadowed
-        .iter()
-        .find(|s| s.rule.key() == "foo/wild")
-        .unwrap();
+    let wild = shadowed(&sel, "foo/wild");
     assert!(matches!(
         wild.reason,
         ShadowReason::NamespaceSkippedForUnexportedRule { .. }
@@ -294,7 +304,7 @@ fn merge_same_host_same_namespace() {
             json!({"host": "httpbin.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "subsets": [{"name": "v1", "labels": {"v": "1"}}]}),
         ),
     ];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.rules.len(), 2);
     assert_eq!(sel.policy_from.as_deref(), Some("foo/a-first"));
     assert_eq!(
@@ -319,11 +329,7 @@ fn merge_same_host_same_namespace() {
         Some("1")
     );
     assert!(sel.notes.iter().any(|n| n.contains("dropped")));
-    let disc = sel
-        .shadowed
-        .iter()
-        .find(|s| s.rule.key() == "foo/b-second")
-        .unwrap();
+    let disc = shadowed(&sel, "foo/b-second");
     assert!(matches!(
         disc.reason,
         ShadowReason::TrafficPolicyDiscardedInMerge { .. }
@@ -346,7 +352,7 @@ fn merge_same_timestamp_breaks_tie_by_name() {
             json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
         ),
     ];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.policy_from.as_deref(), Some("foo/aa"));
 }
 
@@ -366,7 +372,7 @@ fn later_policy_used_when_first_has_none() {
             json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
         ),
     ];
-    let sel = select(&rules, "foo", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "foo");
     assert_eq!(sel.policy_from.as_deref(), Some("foo/b"));
 }
 
@@ -438,7 +444,7 @@ fn empty_workload_selector_selects_all_clients_of_its_namespace() {
     .unwrap();
     assert_eq!(sel.primary().unwrap().key(), "foo/all");
     // ... and, being private, it is invisible to other namespaces.
-    let sel = select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").unwrap();
+    let sel = sel_for(&rules, "bar");
     assert_eq!(sel.primary().unwrap().key(), "istio-system/default");
 }
 
@@ -646,7 +652,14 @@ fn decide_is_typed_and_lookup_adds_the_words() {
         ]
     );
     let lk = lookup(&rules, "bar", &none, SVC, "foo", "");
-    let words: Vec<&str> = lk.selection.as_ref().unwrap().shadowed.iter().map(|s| s.explanation.as_str()).collect();
+    let words: Vec<&str> = lk
+        .selection
+        .as_ref()
+        .unwrap()
+        .shadowed
+        .iter()
+        .map(|s| s.explanation.as_str())
+        .collect();
     assert_eq!(words[1], "DestinationRule foo/exact would match httpbin.foo.svc.cluster.local but is exported only to [\"baz\"], not to the client's namespace bar");
     assert_eq!(words[2], "DestinationRule foo/wild is skipped: Istio picks the most specific host in namespace foo first (httpbin.foo.svc.cluster.local, from foo/exact), finds it is not exported to bar, and moves on without trying less specific rules");
     assert_eq!(words[0], "DestinationRule foo/private would match httpbin.foo.svc.cluster.local but its exportTo [\".\"] keeps it to namespace foo; clients in bar do not see it");
@@ -663,23 +676,47 @@ fn rules_never_reached_are_typed_apart_from_unexported_ones() {
             "2021-01-01T00:00:00Z",
             json!({"host": SVC, "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
         ),
-        dr("foo", "httpbin", "2020-01-01T00:00:00Z", json!({"host": "httpbin"})),
+        dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin"}),
+        ),
     ];
-    let lk = lookup(&rules, "bar", &labels(&[("app", "curl")]), SVC, "foo", "istio-system");
+    let lk = lookup(
+        &rules,
+        "bar",
+        &labels(&[("app", "curl")]),
+        SVC,
+        "foo",
+        "istio-system",
+    );
     assert_eq!(
         lk.why_none_reason,
         Some(WhyNone::SelectorsDoNotSelectClient {
             best_host: SVC.into()
         })
     );
-    let svc_rule = lk.unapplied.iter().find(|s| s.rule.key() == "foo/httpbin").unwrap();
+    let svc_rule = lk
+        .unapplied
+        .iter()
+        .find(|s| s.rule.key() == "foo/httpbin")
+        .unwrap();
     assert_eq!(svc_rule.reason, ShadowReason::NotReached);
     assert_eq!(
         svc_rule.explanation,
         "DestinationRule foo/httpbin does not apply to clients in bar"
     );
     // Near miss: without the selector rule the service's rule applies.
-    assert!(select(&rules[1..], "bar", &BTreeMap::new(), SVC, "foo", "istio-system").is_some());
+    assert!(select(
+        &rules[1..],
+        "bar",
+        &BTreeMap::new(),
+        SVC,
+        "foo",
+        "istio-system"
+    )
+    .is_some());
 }
 
 #[test]
@@ -694,6 +731,13 @@ fn short_hosts_resolve_in_the_cluster_domain() {
     assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
     // Near miss: read with the default domain it names another host.
     let local = DestinationRule::from_value(&v).unwrap();
-    assert!(select(&[local], "foo", &BTreeMap::new(), svc, "foo", "istio-system").is_none());
+    assert!(select(
+        &[local],
+        "foo",
+        &BTreeMap::new(),
+        svc,
+        "foo",
+        "istio-system"
+    )
+    .is_none());
 }
-

@@ -36,46 +36,24 @@ fn rule(mode: Option<&str>) -> Option<ClientTls> {
 
 /// One row: DR `tls.mode` (None = no tls), auto mTLS, the mode auto mTLS
 /// infers for the service, whether the endpoint is labelled tlsMode=istio,
-/// the server, then the expected wire and mismatch.
-struct Row {
-    dr: Option<&'static str>,
-    auto: bool,
-    inferred: MtlsMode,
-    labelled: bool,
-    server: Server,
-    wire: Wire,
-    mismatch: Option<Mismatch>,
-    why: &'static str,
-}
-
-const fn row(
-    dr: Option<&'static str>,
-    auto: bool,
-    inferred: MtlsMode,
-    labelled: bool,
-    server: Server,
-    wire: Wire,
-    mismatch: Option<Mismatch>,
-    why: &'static str,
-) -> Row {
-    Row {
-        dr,
-        auto,
-        inferred,
-        labelled,
-        server,
-        wire,
-        mismatch,
-        why,
-    }
-}
+/// the server, then the expected wire and mismatch, and why.
+type Row = (
+    Option<&'static str>,
+    bool,
+    MtlsMode,
+    bool,
+    Server,
+    Wire,
+    Option<Mismatch>,
+    &'static str,
+);
 
 use Server::{NoSidecar, Sidecar};
 use Wire::{IstioMtls, OtherTls, Plaintext};
 
 const TABLE: &[Row] = &[
     // No DestinationRule tls: auto mTLS per endpoint.
-    row(
+    (
         None,
         true,
         Strict,
@@ -85,7 +63,7 @@ const TABLE: &[Row] = &[
         None,
         "auto mTLS to a labelled sidecar",
     ),
-    row(
+    (
         None,
         true,
         Permissive,
@@ -95,7 +73,7 @@ const TABLE: &[Row] = &[
         None,
         "auto mTLS sends plaintext to an unlabelled pod",
     ),
-    row(
+    (
         None,
         true,
         Strict,
@@ -105,7 +83,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::PlaintextToStrict),
         "sidecar without the tlsMode label (e.g. label removed) gets plaintext",
     ),
-    row(
+    (
         None,
         true,
         Permissive,
@@ -115,7 +93,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::MtlsToPlaintext),
         "workload-level DISABLE is invisible to auto mTLS (istio#32788)",
     ),
-    row(
+    (
         None,
         true,
         Disable,
@@ -125,7 +103,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::PlaintextToStrict),
         "namespace DISABLE turns auto mTLS off, workload STRICT refuses",
     ),
-    row(
+    (
         None,
         true,
         Disable,
@@ -135,7 +113,7 @@ const TABLE: &[Row] = &[
         None,
         "near miss: namespace DISABLE and a DISABLE sidecar agree",
     ),
-    row(
+    (
         None,
         false,
         Strict,
@@ -145,7 +123,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::PlaintextToStrict),
         "auto mTLS off: plaintext even to STRICT",
     ),
-    row(
+    (
         None,
         false,
         Strict,
@@ -156,7 +134,7 @@ const TABLE: &[Row] = &[
         "near miss: auto mTLS off to PERMISSIVE works",
     ),
     // DISABLE always wins.
-    row(
+    (
         Some("DISABLE"),
         true,
         Strict,
@@ -166,7 +144,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::PlaintextToStrict),
         "DR DISABLE beats auto mTLS",
     ),
-    row(
+    (
         Some("DISABLE"),
         true,
         Permissive,
@@ -176,7 +154,7 @@ const TABLE: &[Row] = &[
         None,
         "near miss: DR DISABLE to PERMISSIVE",
     ),
-    row(
+    (
         Some("DISABLE"),
         false,
         Strict,
@@ -187,7 +165,7 @@ const TABLE: &[Row] = &[
         "DR DISABLE to a pod without sidecar",
     ),
     // ISTIO_MUTUAL to every endpoint, sidecar or not.
-    row(
+    (
         Some("ISTIO_MUTUAL"),
         false,
         Disable,
@@ -197,7 +175,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::MtlsToPlaintext),
         "ISTIO_MUTUAL to a pod without sidecar",
     ),
-    row(
+    (
         Some("ISTIO_MUTUAL"),
         true,
         Permissive,
@@ -207,7 +185,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::MtlsToPlaintext),
         "ISTIO_MUTUAL to a DISABLE sidecar",
     ),
-    row(
+    (
         Some("ISTIO_MUTUAL"),
         false,
         Disable,
@@ -217,7 +195,7 @@ const TABLE: &[Row] = &[
         None,
         "near miss: ISTIO_MUTUAL to PERMISSIVE",
     ),
-    row(
+    (
         Some("ISTIO_MUTUAL"),
         false,
         Strict,
@@ -228,7 +206,7 @@ const TABLE: &[Row] = &[
         "ISTIO_MUTUAL to STRICT",
     ),
     // User TLS.
-    row(
+    (
         Some("SIMPLE"),
         true,
         Strict,
@@ -238,7 +216,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::OtherTlsToStrict),
         "SIMPLE to STRICT: no Istio client certificate",
     ),
-    row(
+    (
         Some("MUTUAL"),
         true,
         Strict,
@@ -248,7 +226,7 @@ const TABLE: &[Row] = &[
         Some(Mismatch::OtherTlsToStrict),
         "MUTUAL with user certificates to STRICT",
     ),
-    row(
+    (
         Some("SIMPLE"),
         true,
         Permissive,
@@ -258,7 +236,7 @@ const TABLE: &[Row] = &[
         None,
         "near miss: SIMPLE to PERMISSIVE passes through to the app",
     ),
-    row(
+    (
         Some("SIMPLE"),
         false,
         Permissive,
@@ -269,7 +247,7 @@ const TABLE: &[Row] = &[
         "near miss: SIMPLE to an app serving TLS itself",
     ),
     // An unknown mode: Istio rejects the rule; assume plaintext.
-    row(
+    (
         Some("TLS_V2"),
         true,
         Strict,
@@ -283,16 +261,16 @@ const TABLE: &[Row] = &[
 
 #[test]
 fn decision_table() {
-    for r in TABLE {
-        let t = rule(r.dr);
-        let endpoints = EndpointLabels::from_flags([r.labelled]);
-        let d = decide(t.as_ref(), r.auto, r.inferred, endpoints);
-        let wire = d.wire_for(r.labelled);
-        assert_eq!(wire, r.wire, "{}: {:?}", r.why, d);
-        assert_eq!(mismatch(wire, r.server), r.mismatch, "{}", r.why);
+    for &(dr, auto, inferred, labelled, server, want_wire, want_mismatch, why) in TABLE {
+        let t = rule(dr);
+        let endpoints = EndpointLabels::from_flags([labelled]);
+        let d = decide(t.as_ref(), auto, inferred, endpoints);
+        let wire = d.wire_for(labelled);
+        assert_eq!(wire, want_wire, "{why}: {d:?}");
+        assert_eq!(mismatch(wire, server), want_mismatch, "{why}");
         // Acceptance agrees with the mismatch wherever it is decided.
-        if let Some(ok) = accepts(r.server, wire) {
-            assert_eq!(ok, r.mismatch.is_none(), "{}", r.why);
+        if let Some(ok) = accepts(server, wire) {
+            assert_eq!(ok, want_mismatch.is_none(), "{why}");
         }
     }
 }

@@ -9,6 +9,11 @@ use super::*;
 use crate::istio::testutil::{labels, pa};
 use serde_json::json;
 
+/// The mode of a workload labelled `l` in namespace foo (root istio-system).
+fn foo_mode(pas: &[PeerAuthentication], l: &[(&str, &str)], port: Option<u32>) -> ServerMode {
+    server_mode(pas, "istio-system", "foo", &labels(l), port)
+}
+
 #[test]
 fn parse_v1beta1_with_ports() {
     let p = PeerAuthentication::from_value(&json!({
@@ -59,13 +64,7 @@ fn scopes_narrow_wins_and_unset_inherits() {
             json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
         ),
     ];
-    let m = server_mode(
-        &pas,
-        "istio-system",
-        "foo",
-        &labels(&[("app", "other")]),
-        None,
-    );
+    let m = foo_mode(&pas, &[("app", "other")], None);
     assert_eq!(m.mode, MtlsMode::Strict);
     assert!(matches!(m.source, ModeSource::Mesh(_)));
     assert!(
@@ -73,13 +72,7 @@ fn scopes_narrow_wins_and_unset_inherits() {
         "{:?}",
         m.chain
     );
-    let m = server_mode(
-        &pas,
-        "istio-system",
-        "foo",
-        &labels(&[("app", "httpbin")]),
-        None,
-    );
+    let m = foo_mode(&pas, &[("app", "httpbin")], None);
     assert_eq!(m.mode, MtlsMode::Disable);
     assert!(matches!(m.source, ModeSource::Workload(ref r) if r.name == "httpbin"));
     assert!(m
@@ -117,13 +110,7 @@ fn root_namespace_selector_policies_are_ignored() {
         "2020-01-01T00:00:00Z",
         json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "STRICT"}}),
     )];
-    let m = server_mode(
-        &pas,
-        "istio-system",
-        "foo",
-        &labels(&[("app", "httpbin")]),
-        None,
-    );
+    let m = foo_mode(&pas, &[("app", "httpbin")], None);
     assert_eq!(m.mode, MtlsMode::Permissive);
     assert_eq!(m.ignored.len(), 1);
 }
@@ -145,13 +132,7 @@ fn port_level_only_on_workload_policies() {
         ),
     ];
     // Namespace policy's port entry ignored.
-    let m = server_mode(
-        &pas,
-        "istio-system",
-        "foo",
-        &labels(&[("app", "b")]),
-        Some(8080),
-    );
+    let m = foo_mode(&pas, &[("app", "b")], Some(8080));
     assert_eq!(m.mode, MtlsMode::Strict);
     assert!(m
         .ignored
