@@ -40,6 +40,12 @@ pub fn arb_json(
     })
 }
 
+/// Creation timestamps for test objects (the oldest wins many of Istio's ties).
+pub const T2019: &str = "2019-01-01T00:00:00Z";
+pub const T2020: &str = "2020-01-01T00:00:00Z";
+pub const T2021: &str = "2021-01-01T00:00:00Z";
+pub const T2022: &str = "2022-01-01T00:00:00Z";
+
 /// `[("app", "sleep")]` → a label map.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -69,6 +75,26 @@ pub fn dr(ns: &str, name: &str, ts: &str, spec: Value) -> super::destination_rul
         spec,
     );
     super::destination_rule::DestinationRule::from_value_with_domain(&v, "cluster.local").unwrap()
+}
+
+/// A `DestinationRule` for `host` that sets only `tls.mode` (`None` = no trafficPolicy).
+pub fn dr_tls(
+    ns: &str,
+    name: &str,
+    ts: &str,
+    host: &str,
+    mode: Option<&str>,
+) -> super::destination_rule::DestinationRule {
+    let mut spec = json!({ "host": host });
+    if let Some(m) = mode {
+        spec["trafficPolicy"] = json!({"tls": {"mode": m}});
+    }
+    dr(ns, name, ts, spec)
+}
+
+/// A namespace- or mesh-wide `PeerAuthentication` with `mtls.mode`.
+pub fn pa_mode(ns: &str, name: &str, ts: &str, mode: &str) -> super::authn::PeerAuthentication {
+    pa(ns, name, ts, json!({"mtls": {"mode": mode}}))
 }
 
 /// A parsed `PeerAuthentication`.

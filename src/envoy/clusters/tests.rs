@@ -250,52 +250,38 @@ fn traffic_to_a_service() {
 
 #[test]
 fn outbound_cluster_names() {
-    assert!(is_outbound_cluster_of(
-        "outbound|8000||httpbin.foo.svc.cluster.local",
-        "httpbin",
-        "foo",
-        None
-    ));
-    assert!(is_outbound_cluster_of(
-        "outbound|8000||httpbin.foo.svc.corp.example",
-        "httpbin",
-        "foo",
-        Some(8000)
-    ));
-    assert!(is_outbound_cluster_of(
-        "outbound|8000|v1|httpbin.foo.svc",
-        "httpbin",
-        "foo",
-        None
-    ));
-    assert!(!is_outbound_cluster_of(
-        "outbound|8000||httpbin.foo.svc.cluster.local",
-        "httpbin",
-        "foo",
-        Some(80)
-    ));
-    assert!(!is_outbound_cluster_of(
-        "inbound|8000||httpbin.foo.svc.cluster.local",
-        "httpbin",
-        "foo",
-        None
-    ));
-    assert!(!is_outbound_cluster_of(
-        "outbound|8000||httpbin.foobar.svc.cluster.local",
-        "httpbin",
-        "foo",
-        None
-    ));
-    assert!(!is_outbound_cluster_of(
-        "outbound_.8000_._.httpbin.foo.svc.cluster.local",
-        "httpbin",
-        "foo",
-        None
-    ));
-    assert!(!is_outbound_cluster_of(
-        "PassthroughCluster",
-        "httpbin",
-        "foo",
-        None
-    ));
+    for (cluster, port, want) in [
+        ("outbound|8000||httpbin.foo.svc.cluster.local", None, true),
+        (
+            "outbound|8000||httpbin.foo.svc.corp.example",
+            Some(8000),
+            true,
+        ),
+        ("outbound|8000|v1|httpbin.foo.svc", None, true),
+        // Near misses: another port, the inbound side, a longer namespace,
+        // the SNI form (not in /clusters), a non-Istio cluster.
+        (
+            "outbound|8000||httpbin.foo.svc.cluster.local",
+            Some(80),
+            false,
+        ),
+        ("inbound|8000||httpbin.foo.svc.cluster.local", None, false),
+        (
+            "outbound|8000||httpbin.foobar.svc.cluster.local",
+            None,
+            false,
+        ),
+        (
+            "outbound_.8000_._.httpbin.foo.svc.cluster.local",
+            None,
+            false,
+        ),
+        ("PassthroughCluster", None, false),
+    ] {
+        assert_eq!(
+            is_outbound_cluster_of(cluster, "httpbin", "foo", port),
+            want,
+            "{cluster} {port:?}"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! Place in the flow: test-only (istio/ helpers).
 
 use super::*;
-use crate::istio::testutil::{labels, object, pa};
+use crate::istio::testutil::{labels, object, pa, pa_mode, T2019, T2020};
 use serde_json::json;
 
 fn legacy(kind: &str, ns: &str, name: &str, spec: serde_json::Value) -> LegacyPolicy {
@@ -15,7 +15,7 @@ fn legacy(kind: &str, ns: &str, name: &str, spec: serde_json::Value) -> LegacyPo
         kind,
         ns,
         name,
-        "2019-01-01T00:00:00Z",
+        T2019,
         spec,
     );
     if kind == "MeshPolicy" {
@@ -159,12 +159,7 @@ fn istio_1_5_falls_back_per_workload() {
             json!({"peers": [{"mtls": {"mode": "PERMISSIVE"}}]}),
         ),
     ];
-    let pas = vec![pa(
-        "foo",
-        "default",
-        "2020-01-01T00:00:00Z",
-        json!({"mtls": {"mode": "DISABLE"}}),
-    )];
+    let pas = vec![pa_mode("foo", "default", T2020, "DISABLE")];
     let a = Authn::new(
         AuthnApi::Transitional,
         "istio-system",
@@ -223,7 +218,7 @@ fn workload_policies_are_invisible_to_auto_mtls() {
     let pas = vec![pa(
         "foo",
         "wl",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
     )];
     let policies = vec![strict_mesh_policy()];
@@ -297,7 +292,7 @@ fn trait_answers_none_when_no_policy_of_the_api_applies() {
         vec![pa(
             "foo",
             "wl",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"selector": {"matchLabels": {"app": "a"}}, "mtls": {"mode": "STRICT"}}),
         )],
         "",

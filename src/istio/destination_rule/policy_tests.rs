@@ -4,32 +4,17 @@
 //!
 //! Place in the flow: test-only (istio/ helpers).
 
-use std::collections::BTreeMap;
-
+use super::tests::sel_for;
 use super::*;
-use crate::istio::testutil::dr;
+use crate::istio::testutil::{dr, T2020};
 use serde_json::json;
-
-const SVC: &str = "httpbin.foo.svc.cluster.local";
-
-fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
-    select(
-        rules,
-        client_ns,
-        &BTreeMap::new(),
-        SVC,
-        "foo",
-        "istio-system",
-    )
-    .unwrap()
-}
 
 #[test]
 fn port_level_replaces_everything_for_that_port() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin", "trafficPolicy": {
             "tls": {"mode": "ISTIO_MUTUAL"},
             "outlierDetection": {"consecutive5xxErrors": 1},
@@ -63,7 +48,7 @@ fn subset_overrides_field_by_field_and_subset_port_level_replaces() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin",
         "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "connectionPool": {"tcp": {"maxConnections": 100}}},
         "subsets": [
@@ -116,7 +101,7 @@ fn top_port_level_then_subset_fields() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin",
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
                 "portLevelSettings": [{"port": {"number": 8000}, "tls": {"mode": "DISABLE"}}]},
@@ -134,7 +119,7 @@ fn no_policy_at_all() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
     )];
     let sel = sel_for(&rules, "foo");
@@ -149,7 +134,7 @@ fn policy_notes_are_typed_and_worded() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin", "trafficPolicy": {
             "tls": {"mode": "ISTIO_MUTUAL"}, "loadBalancer": {"simple": "RANDOM"},
             "portLevelSettings": [{"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 1}}}]},

@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::istio::host;
 use crate::istio::object::ObjectError;
-use crate::istio::testutil::{dr, labels};
+use crate::istio::testutil::{dr, dr_tls, labels, T2019, T2020, T2021};
 use serde_json::json;
 
-const SVC: &str = "httpbin.foo.svc.cluster.local";
+pub(super) const SVC: &str = "httpbin.foo.svc.cluster.local";
 
 /// The selection for a client in `client_ns` (no labels) calling httpbin.foo.
-fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
+pub(super) fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
     select(
         rules,
         client_ns,
@@ -28,17 +28,23 @@ fn sel_for(rules: &[DestinationRule], client_ns: &str) -> Selection {
     .unwrap()
 }
 
+/// Whether rule `key` lost for a reason `pred` accepts.
+fn lost(sel: &Selection, key: &str, pred: impl Fn(&ShadowReason) -> bool) -> bool {
+    pred(&shadowed(sel, key).reason)
+}
+
 /// The shadowed entry of rule `key`.
 fn shadowed<'a>(sel: &'a Selection, key: &str) -> &'a Shadowed {
     sel.shadowed.iter().find(|s| s.rule.key() == key).unwrap()
 }
 
 fn mesh_default() -> DestinationRule {
-    dr(
+    dr_tls(
         "istio-system",
         "default",
-        "2019-01-01T00:00:00Z",
-        json!({"host": "*.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        T2019,
+        "*.local",
+        Some("ISTIO_MUTUAL"),
     )
 }
 
@@ -47,7 +53,7 @@ fn parses_full_spec() {
     let r = dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({
             "host": "httpbin",
             "exportTo": ["."],
@@ -101,7 +107,7 @@ fn tls_without_mode_is_disable() {
     let r = dr(
         "foo",
         "a",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "a", "trafficPolicy": {"tls": {}}}),
     );
     assert_eq!(r.top_level_tls_mode(), Some(&TlsMode::Disable));
@@ -134,7 +140,7 @@ fn client_namespace_rule_replaces_mesh_default_entirely() {
         dr(
             "foo",
             "httpbin",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"host": "httpbin", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 10}}}}),
         ),
     ];
@@ -167,12 +173,7 @@ fn client_namespace_rule_replaces_mesh_default_entirely() {
 fn service_namespace_then_root() {
     let rules = vec![
         mesh_default(),
-        dr(
-            "foo",
-            "httpbin",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
-        ),
+        dr_tls("foo", "httpbin", T2020, "httpbin", Some("DISABLE")),
     ];
     // A client in bar finds foo/httpbin (exported by default) in the service's namespace.
     let sel = sel_for(&rules, "bar");
@@ -199,7 +200,7 @@ fn export_to_dot_hides_rule_from_other_namespaces() {
         dr(
             "foo",
             "httpbin",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"host": "httpbin", "exportTo": ["."], "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
         ),
     ];
@@ -218,7 +219,7 @@ fn export_to_named_namespace() {
     let rules = vec![dr(
         "foo",
         "httpbin",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"host": "httpbin", "exportTo": ["bar"]}),
     )];
     assert!(select(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system").is_some());
@@ -234,24 +235,15 @@ fn export_to_named_namespace() {
 #[test]
 fn most_specific_host_wins_in_namespace() {
     let rules = vec![
-        dr(
+        dr_tls(
             "foo",
             "wild",
-            "2019-01-01T00:00:00Z",
-            json!({"host": "*.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            T2019,
+            "*.foo.svc.cluster.local",
+            Some("ISTIO_MUTUAL"),
         ),
-        dr(
-            "foo",
-            "exact",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin"}),
-        ),
-        dr(
-            "foo",
-            "other",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "other"}),
-        ),
+        dr_tls("foo", "exact", T2020, "httpbin", None),
+        dr_tls("foo", "other", T2020, "other", None),
     ];
     let sel = sel_for(&rules, "foo");
     assert_eq!(sel.primary().unwrap().key(), "foo/exact");
@@ -262,30 +254,30 @@ fn most_specific_host_wins_in_namespace() {
     ));
 }
 
-#[test]
-fn unexported_most_specific_rule_skips_the_namespace() {
-    let rules = vec![
+/// The mesh default, and in foo an exact rule exported only to baz with a
+/// wildcard one behind it.
+fn unexported_exact_and_wild() -> Vec<DestinationRule> {
+    vec![
         mesh_default(),
         dr(
             "foo",
             "exact",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"host": "httpbin", "exportTo": ["baz"]}),
         ),
-        dr(
-            "foo",
-            "wild",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "*.foo.svc.cluster.local"}),
-        ),
-    ];
+        dr_tls("foo", "wild", T2020, "*.foo.svc.cluster.local", None),
+    ]
+}
+
+#[test]
+fn unexported_most_specific_rule_skips_the_namespace() {
+    let rules = unexported_exact_and_wild();
     let sel = sel_for(&rules, "bar");
     assert_eq!(sel.level, LookupLevel::RootNamespace);
-    let wild = shadowed(&sel, "foo/wild");
-    assert!(matches!(
-        wild.reason,
+    assert!(lost(&sel, "foo/wild", |r| matches!(
+        r,
         ShadowReason::NamespaceSkippedForUnexportedRule { .. }
-    ));
+    )));
 }
 
 #[test]
@@ -294,13 +286,13 @@ fn merge_same_host_same_namespace() {
         dr(
             "foo",
             "b-second",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "subsets": [{"name": "v1", "labels": {"v": "dup"}}, {"name": "v2", "labels": {"v": "2"}}]}),
         ),
         dr(
             "foo",
             "a-first",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"host": "httpbin.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "subsets": [{"name": "v1", "labels": {"v": "1"}}]}),
         ),
     ];
@@ -329,73 +321,57 @@ fn merge_same_host_same_namespace() {
         Some("1")
     );
     assert!(sel.notes.iter().any(|n| n.contains("dropped")));
-    let disc = shadowed(&sel, "foo/b-second");
-    assert!(matches!(
-        disc.reason,
+    assert!(lost(&sel, "foo/b-second", |r| matches!(
+        r,
         ShadowReason::TrafficPolicyDiscardedInMerge { .. }
-    ));
+    )));
 }
 
 #[test]
-fn merge_same_timestamp_breaks_tie_by_name() {
-    let rules = vec![
-        dr(
-            "foo",
-            "zz",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+fn whose_traffic_policy_wins_a_merge() {
+    let subsets_only = dr(
+        "foo",
+        "a",
+        T2020,
+        json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
+    );
+    for (rules, want) in [
+        // Same creationTimestamp: the name breaks the tie.
+        (
+            vec![
+                dr_tls("foo", "zz", T2020, "httpbin", Some("DISABLE")),
+                dr_tls("foo", "aa", T2020, "httpbin", Some("ISTIO_MUTUAL")),
+            ],
+            "foo/aa",
         ),
-        dr(
-            "foo",
-            "aa",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+        // A later rule's policy is used when the older one has none.
+        (
+            vec![
+                subsets_only,
+                dr_tls("foo", "b", T2021, "httpbin", Some("ISTIO_MUTUAL")),
+            ],
+            "foo/b",
         ),
-    ];
-    let sel = sel_for(&rules, "foo");
-    assert_eq!(sel.policy_from.as_deref(), Some("foo/aa"));
-}
-
-#[test]
-fn later_policy_used_when_first_has_none() {
-    let rules = vec![
-        dr(
-            "foo",
-            "a",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "subsets": [{"name": "v1"}]}),
-        ),
-        dr(
-            "foo",
-            "b",
-            "2021-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
-        ),
-    ];
-    let sel = sel_for(&rules, "foo");
-    assert_eq!(sel.policy_from.as_deref(), Some("foo/b"));
+    ] {
+        assert_eq!(sel_for(&rules, "foo").policy_from.as_deref(), Some(want));
+    }
 }
 
 #[test]
 fn workload_selector_rules() {
     let rules = vec![
         mesh_default(),
-        dr(
-            "foo",
-            "plain",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
-        ),
+        dr_tls("foo", "plain", T2020, "httpbin", Some("ISTIO_MUTUAL")),
         dr(
             "foo",
             "for-sleep",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
         ),
         dr(
             "bar",
             "bar-sel",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": "httpbin.foo.svc.cluster.local", "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
         ),
     ];
@@ -429,7 +405,7 @@ fn empty_workload_selector_selects_all_clients_of_its_namespace() {
         dr(
             "foo",
             "all",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": "httpbin", "workloadSelector": {}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
         ),
     ];
@@ -455,7 +431,7 @@ fn selector_only_rule_not_selecting_client_stops_search() {
         dr(
             "foo",
             "for-sleep",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
         ),
     ];
@@ -475,12 +451,7 @@ fn selector_only_rule_not_selecting_client_stops_search() {
 fn client_in_root_namespace_sees_only_private_root_rules_first() {
     let rules = vec![
         mesh_default(),
-        dr(
-            "foo",
-            "httpbin",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
-        ),
+        dr_tls("foo", "httpbin", T2020, "httpbin", Some("DISABLE")),
     ];
     // Gateway in istio-system calling httpbin: the service namespace rule wins over the
     // exported mesh-wide rule.
@@ -498,12 +469,7 @@ fn client_in_root_namespace_sees_only_private_root_rules_first() {
 
 #[test]
 fn rules_in_unrelated_namespaces_are_reported() {
-    let rules = vec![dr(
-        "elsewhere",
-        "x",
-        "2020-01-01T00:00:00Z",
-        json!({"host": SVC}),
-    )];
+    let rules = vec![dr("elsewhere", "x", T2020, json!({"host": SVC}))];
     let lk = lookup(&rules, "bar", &BTreeMap::new(), SVC, "foo", "istio-system");
     assert!(lk.selection.is_none());
     assert_eq!(lk.unapplied[0].reason, ShadowReason::NamespaceNotSearched);
@@ -588,7 +554,7 @@ proptest::proptest! {
         }
         // A rule in a namespace Istio never searches cannot change the outcome.
         let mut more = rules.clone();
-        more.push(dr("unrelated", "zz", "2019-01-01T00:00:00Z", json!({"host": "*"})));
+        more.push(dr_tls("unrelated", "zz", T2019, "*", None));
         let lk2 = lookup(&more, client, &lbl, SVC, "foo", "istio-system");
         proptest::prop_assert_eq!(
             lk.selection.as_ref().map(|s| s.rules.iter().map(|r| r.key()).collect::<Vec<_>>()),
@@ -599,27 +565,13 @@ proptest::proptest! {
 
 #[test]
 fn decide_is_typed_and_lookup_adds_the_words() {
-    let rules = vec![
-        mesh_default(),
-        dr(
-            "foo",
-            "exact",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin", "exportTo": ["baz"]}),
-        ),
-        dr(
-            "foo",
-            "wild",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "*.foo.svc.cluster.local"}),
-        ),
-        dr(
-            "foo",
-            "private",
-            "2020-01-02T00:00:00Z",
-            json!({"host": "*.svc.cluster.local", "exportTo": ["."]}),
-        ),
-    ];
+    let mut rules = unexported_exact_and_wild();
+    rules.extend([dr(
+        "foo",
+        "private",
+        "2020-01-02T00:00:00Z",
+        json!({"host": "*.svc.cluster.local", "exportTo": ["."]}),
+    )]);
     let none = BTreeMap::new();
     let q = LookupQuery {
         client_ns: "bar",
@@ -673,15 +625,10 @@ fn rules_never_reached_are_typed_apart_from_unexported_ones() {
         dr(
             "bar",
             "for-sleep",
-            "2021-01-01T00:00:00Z",
+            T2021,
             json!({"host": SVC, "workloadSelector": {"matchLabels": {"app": "sleep"}}}),
         ),
-        dr(
-            "foo",
-            "httpbin",
-            "2020-01-01T00:00:00Z",
-            json!({"host": "httpbin"}),
-        ),
+        dr_tls("foo", "httpbin", T2020, "httpbin", None),
     ];
     let lk = lookup(
         &rules,

@@ -51,212 +51,33 @@ type Row = (
 use Server::{NoSidecar, Sidecar};
 use Wire::{IstioMtls, OtherTls, Plaintext};
 
+#[rustfmt::skip]
 const TABLE: &[Row] = &[
     // No DestinationRule tls: auto mTLS per endpoint.
-    (
-        None,
-        true,
-        Strict,
-        true,
-        Sidecar(Strict),
-        IstioMtls,
-        None,
-        "auto mTLS to a labelled sidecar",
-    ),
-    (
-        None,
-        true,
-        Permissive,
-        false,
-        NoSidecar,
-        Plaintext,
-        None,
-        "auto mTLS sends plaintext to an unlabelled pod",
-    ),
-    (
-        None,
-        true,
-        Strict,
-        false,
-        Sidecar(Strict),
-        Plaintext,
-        Some(Mismatch::PlaintextToStrict),
-        "sidecar without the tlsMode label (e.g. label removed) gets plaintext",
-    ),
-    (
-        None,
-        true,
-        Permissive,
-        true,
-        Sidecar(Disable),
-        IstioMtls,
-        Some(Mismatch::MtlsToPlaintext),
-        "workload-level DISABLE is invisible to auto mTLS (istio#32788)",
-    ),
-    (
-        None,
-        true,
-        Disable,
-        true,
-        Sidecar(Strict),
-        Plaintext,
-        Some(Mismatch::PlaintextToStrict),
-        "namespace DISABLE turns auto mTLS off, workload STRICT refuses",
-    ),
-    (
-        None,
-        true,
-        Disable,
-        true,
-        Sidecar(Disable),
-        Plaintext,
-        None,
-        "near miss: namespace DISABLE and a DISABLE sidecar agree",
-    ),
-    (
-        None,
-        false,
-        Strict,
-        true,
-        Sidecar(Strict),
-        Plaintext,
-        Some(Mismatch::PlaintextToStrict),
-        "auto mTLS off: plaintext even to STRICT",
-    ),
-    (
-        None,
-        false,
-        Strict,
-        true,
-        Sidecar(Permissive),
-        Plaintext,
-        None,
-        "near miss: auto mTLS off to PERMISSIVE works",
-    ),
+    (None, true, Strict, true, Sidecar(Strict), IstioMtls, None, "auto mTLS to a labelled sidecar"),
+    (None, true, Permissive, false, NoSidecar, Plaintext, None, "auto mTLS sends plaintext to an unlabelled pod"),
+    (None, true, Strict, false, Sidecar(Strict), Plaintext, Some(Mismatch::PlaintextToStrict), "sidecar without the tlsMode label (e.g. label removed) gets plaintext"),
+    (None, true, Permissive, true, Sidecar(Disable), IstioMtls, Some(Mismatch::MtlsToPlaintext), "workload-level DISABLE is invisible to auto mTLS (istio#32788)"),
+    (None, true, Disable, true, Sidecar(Strict), Plaintext, Some(Mismatch::PlaintextToStrict), "namespace DISABLE turns auto mTLS off, workload STRICT refuses"),
+    (None, true, Disable, true, Sidecar(Disable), Plaintext, None, "near miss: namespace DISABLE and a DISABLE sidecar agree"),
+    (None, false, Strict, true, Sidecar(Strict), Plaintext, Some(Mismatch::PlaintextToStrict), "auto mTLS off: plaintext even to STRICT"),
+    (None, false, Strict, true, Sidecar(Permissive), Plaintext, None, "near miss: auto mTLS off to PERMISSIVE works"),
     // DISABLE always wins.
-    (
-        Some("DISABLE"),
-        true,
-        Strict,
-        true,
-        Sidecar(Strict),
-        Plaintext,
-        Some(Mismatch::PlaintextToStrict),
-        "DR DISABLE beats auto mTLS",
-    ),
-    (
-        Some("DISABLE"),
-        true,
-        Permissive,
-        true,
-        Sidecar(Permissive),
-        Plaintext,
-        None,
-        "near miss: DR DISABLE to PERMISSIVE",
-    ),
-    (
-        Some("DISABLE"),
-        false,
-        Strict,
-        false,
-        NoSidecar,
-        Plaintext,
-        None,
-        "DR DISABLE to a pod without sidecar",
-    ),
+    (Some("DISABLE"), true, Strict, true, Sidecar(Strict), Plaintext, Some(Mismatch::PlaintextToStrict), "DR DISABLE beats auto mTLS"),
+    (Some("DISABLE"), true, Permissive, true, Sidecar(Permissive), Plaintext, None, "near miss: DR DISABLE to PERMISSIVE"),
+    (Some("DISABLE"), false, Strict, false, NoSidecar, Plaintext, None, "DR DISABLE to a pod without sidecar"),
     // ISTIO_MUTUAL to every endpoint, sidecar or not.
-    (
-        Some("ISTIO_MUTUAL"),
-        false,
-        Disable,
-        false,
-        NoSidecar,
-        IstioMtls,
-        Some(Mismatch::MtlsToPlaintext),
-        "ISTIO_MUTUAL to a pod without sidecar",
-    ),
-    (
-        Some("ISTIO_MUTUAL"),
-        true,
-        Permissive,
-        true,
-        Sidecar(Disable),
-        IstioMtls,
-        Some(Mismatch::MtlsToPlaintext),
-        "ISTIO_MUTUAL to a DISABLE sidecar",
-    ),
-    (
-        Some("ISTIO_MUTUAL"),
-        false,
-        Disable,
-        true,
-        Sidecar(Permissive),
-        IstioMtls,
-        None,
-        "near miss: ISTIO_MUTUAL to PERMISSIVE",
-    ),
-    (
-        Some("ISTIO_MUTUAL"),
-        false,
-        Strict,
-        true,
-        Sidecar(Strict),
-        IstioMtls,
-        None,
-        "ISTIO_MUTUAL to STRICT",
-    ),
+    (Some("ISTIO_MUTUAL"), false, Disable, false, NoSidecar, IstioMtls, Some(Mismatch::MtlsToPlaintext), "ISTIO_MUTUAL to a pod without sidecar"),
+    (Some("ISTIO_MUTUAL"), true, Permissive, true, Sidecar(Disable), IstioMtls, Some(Mismatch::MtlsToPlaintext), "ISTIO_MUTUAL to a DISABLE sidecar"),
+    (Some("ISTIO_MUTUAL"), false, Disable, true, Sidecar(Permissive), IstioMtls, None, "near miss: ISTIO_MUTUAL to PERMISSIVE"),
+    (Some("ISTIO_MUTUAL"), false, Strict, true, Sidecar(Strict), IstioMtls, None, "ISTIO_MUTUAL to STRICT"),
     // User TLS.
-    (
-        Some("SIMPLE"),
-        true,
-        Strict,
-        true,
-        Sidecar(Strict),
-        OtherTls,
-        Some(Mismatch::OtherTlsToStrict),
-        "SIMPLE to STRICT: no Istio client certificate",
-    ),
-    (
-        Some("MUTUAL"),
-        true,
-        Strict,
-        true,
-        Sidecar(Strict),
-        OtherTls,
-        Some(Mismatch::OtherTlsToStrict),
-        "MUTUAL with user certificates to STRICT",
-    ),
-    (
-        Some("SIMPLE"),
-        true,
-        Permissive,
-        true,
-        Sidecar(Permissive),
-        OtherTls,
-        None,
-        "near miss: SIMPLE to PERMISSIVE passes through to the app",
-    ),
-    (
-        Some("SIMPLE"),
-        false,
-        Permissive,
-        false,
-        NoSidecar,
-        OtherTls,
-        None,
-        "near miss: SIMPLE to an app serving TLS itself",
-    ),
+    (Some("SIMPLE"), true, Strict, true, Sidecar(Strict), OtherTls, Some(Mismatch::OtherTlsToStrict), "SIMPLE to STRICT: no Istio client certificate"),
+    (Some("MUTUAL"), true, Strict, true, Sidecar(Strict), OtherTls, Some(Mismatch::OtherTlsToStrict), "MUTUAL with user certificates to STRICT"),
+    (Some("SIMPLE"), true, Permissive, true, Sidecar(Permissive), OtherTls, None, "near miss: SIMPLE to PERMISSIVE passes through to the app"),
+    (Some("SIMPLE"), false, Permissive, false, NoSidecar, OtherTls, None, "near miss: SIMPLE to an app serving TLS itself"),
     // An unknown mode: Istio rejects the rule; assume plaintext.
-    (
-        Some("TLS_V2"),
-        true,
-        Strict,
-        true,
-        Sidecar(Strict),
-        Plaintext,
-        Some(Mismatch::PlaintextToStrict),
-        "unknown tls.mode",
-    ),
+    (Some("TLS_V2"), true, Strict, true, Sidecar(Strict), Plaintext, Some(Mismatch::PlaintextToStrict), "unknown tls.mode"),
 ];
 
 #[test]
@@ -304,43 +125,44 @@ fn rule_tls_makes_auto_mtls_and_modes_irrelevant() {
 
 #[test]
 fn explicit_tls_always_wins() {
-    let d = decide(
-        Some(&tls(TlsMode::Disable)),
-        true,
-        Strict,
-        EndpointLabels::AllIstio,
-    );
-    assert_eq!(d.mode, ClientTlsMode::Plaintext);
-    assert!(d.reason.contains("DISABLE"));
-    assert_eq!(d.sends_istio_mtls(), Some(false));
-    let d = decide(
-        Some(&tls(TlsMode::IstioMutual)),
-        false,
-        Disable,
-        EndpointLabels::NoneIstio,
-    );
-    assert_eq!(d.mode, ClientTlsMode::IstioMutual);
-    assert_eq!(d.wire_for(false), Wire::IstioMtls);
-    assert_eq!(
-        decide(
-            Some(&tls(TlsMode::Simple)),
+    for (mode, auto, inferred, labels, want) in [
+        (
+            TlsMode::Disable,
             true,
             Strict,
-            EndpointLabels::Unknown
-        )
-        .mode,
-        ClientTlsMode::Simple
-    );
-    assert_eq!(
-        decide(
-            Some(&tls(TlsMode::Mutual)),
+            EndpointLabels::AllIstio,
+            ClientTlsMode::Plaintext,
+        ),
+        (
+            TlsMode::IstioMutual,
+            false,
+            Disable,
+            EndpointLabels::NoneIstio,
+            ClientTlsMode::IstioMutual,
+        ),
+        (
+            TlsMode::Simple,
             true,
             Strict,
-            EndpointLabels::Unknown
-        )
-        .mode,
-        ClientTlsMode::Mutual
-    );
+            EndpointLabels::Unknown,
+            ClientTlsMode::Simple,
+        ),
+        (
+            TlsMode::Mutual,
+            true,
+            Strict,
+            EndpointLabels::Unknown,
+            ClientTlsMode::Mutual,
+        ),
+    ] {
+        let d = decide(Some(&tls(mode.clone())), auto, inferred, labels);
+        assert_eq!(d.mode, want);
+        assert!(d.reason.contains(mode.as_str()), "{}", d.reason);
+        assert_eq!(
+            d.sends_istio_mtls(),
+            Some(want == ClientTlsMode::IstioMutual)
+        );
+    }
 }
 
 #[test]

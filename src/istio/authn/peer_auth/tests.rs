@@ -6,7 +6,7 @@
 //! Place in the flow: test-only (istio/ helpers).
 
 use super::*;
-use crate::istio::testutil::{labels, pa};
+use crate::istio::testutil::{labels, pa, pa_mode, T2020, T2021, T2022};
 use serde_json::json;
 
 /// The mode of a workload labelled `l` in namespace foo (root istio-system).
@@ -45,22 +45,12 @@ fn no_policy_is_permissive() {
 #[test]
 fn scopes_narrow_wins_and_unset_inherits() {
     let pas = vec![
-        pa(
-            "istio-system",
-            "default",
-            "2020-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "STRICT"}}),
-        ),
-        pa(
-            "foo",
-            "default",
-            "2020-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "UNSET"}}),
-        ),
+        pa_mode("istio-system", "default", T2020, "STRICT"),
+        pa_mode("foo", "default", T2020, "UNSET"),
         pa(
             "foo",
             "httpbin",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
         ),
     ];
@@ -83,18 +73,8 @@ fn scopes_narrow_wins_and_unset_inherits() {
 #[test]
 fn oldest_wins_within_scope() {
     let pas = vec![
-        pa(
-            "foo",
-            "b",
-            "2021-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "DISABLE"}}),
-        ),
-        pa(
-            "foo",
-            "a",
-            "2022-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "STRICT"}}),
-        ),
+        pa_mode("foo", "b", T2021, "DISABLE"),
+        pa_mode("foo", "a", T2022, "STRICT"),
     ];
     let m = server_mode(&pas, "istio-system", "foo", &BTreeMap::new(), None);
     assert_eq!(m.mode, MtlsMode::Disable);
@@ -107,7 +87,7 @@ fn root_namespace_selector_policies_are_ignored() {
     let pas = vec![pa(
         "istio-system",
         "sel",
-        "2020-01-01T00:00:00Z",
+        T2020,
         json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "STRICT"}}),
     )];
     let m = foo_mode(&pas, &[("app", "httpbin")], None);
@@ -121,13 +101,13 @@ fn port_level_only_on_workload_policies() {
         pa(
             "foo",
             "ns",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"mtls": {"mode": "STRICT"}, "portLevelMtls": {"8080": {"mode": "DISABLE"}}}),
         ),
         pa(
             "foo",
             "wl",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}, "9090": {"mode": "UNSET"}}}),
         ),
     ];
@@ -156,16 +136,11 @@ fn port_level_only_on_workload_policies() {
 #[test]
 fn namespace_mode_ignores_workload_policies() {
     let pas = vec![
-        pa(
-            "istio-system",
-            "default",
-            "2020-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "STRICT"}}),
-        ),
+        pa_mode("istio-system", "default", T2020, "STRICT"),
         pa(
             "foo",
             "wl",
-            "2020-01-01T00:00:00Z",
+            T2020,
             json!({"selector": {"matchLabels": {"app": "a"}}, "mtls": {"mode": "DISABLE"}}),
         ),
     ];
@@ -180,13 +155,8 @@ fn namespace_mode_ignores_workload_policies() {
 #[test]
 fn mesh_unset_is_permissive_and_namespace_overrides() {
     let pas = vec![
-        pa("istio-system", "default", "2020-01-01T00:00:00Z", json!({})),
-        pa(
-            "foo",
-            "default",
-            "2020-01-01T00:00:00Z",
-            json!({"mtls": {"mode": "STRICT"}}),
-        ),
+        pa("istio-system", "default", T2020, json!({})),
+        pa_mode("foo", "default", T2020, "STRICT"),
     ];
     assert_eq!(
         namespace_mode(&pas, "istio-system", "bar").mode,
