@@ -311,10 +311,8 @@ fn endpoints_dump(out: &mut ConfigDump, c: &Value, path: &str) {
 fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
     match kind {
         // Static clusters' load_assignment endpoints are in EndpointsConfigDump already.
-        "BootstrapConfigDump" => {
-            if let Some(b) = c.get("bootstrap") {
-                out.bootstrap = Some(parse_bootstrap(b));
-            }
+        "BootstrapConfigDump" if c.get("bootstrap").is_some() => {
+            out.bootstrap = c.get("bootstrap").map(parse_bootstrap)
         }
         "ClustersConfigDump" => clusters_dump(out, c, path),
         "ClustersConfigDump.DynamicCluster" => {
@@ -323,10 +321,8 @@ fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
         "ClustersConfigDump.StaticCluster" => push_cluster(out, c, path, ResourceState::Static),
         "ListenersConfigDump" => listeners_dump(out, c, path),
         "ListenersConfigDump.DynamicListener" => push_dynamic_listener(out, c, path),
-        "ListenersConfigDump.StaticListener" => {
-            if c.get("listener").is_some() {
-                push_listener_wrapper(out, c, path, ListenerState::Static);
-            }
+        "ListenersConfigDump.StaticListener" if c.get("listener").is_some() => {
+            push_listener_wrapper(out, c, path, ListenerState::Static)
         }
         "EndpointsConfigDump" => endpoints_dump(out, c, path),
         "EndpointsConfigDump.DynamicEndpointConfig"
