@@ -1,5 +1,8 @@
 //! Host names as Istio resolves and matches them.
 //!
+//! Place in the flow: a pure helper (istio/) for model and analyze. Every
+//! resolution takes the cluster domain ([`fqdn`]); the model reads it once.
+//!
 //! Sources: istio/istio `pilot/pkg/model/config.go` (`ResolveShortnameToFQDN`,
 //! `MostSpecificHostMatch`), `pkg/config/host/name.go` (`Name.Matches`,
 //! `SubsetOf`), `pkg/config/host/names.go` (`MoreSpecific`).
@@ -39,7 +42,9 @@ pub fn fqdn(host: &str, rule_namespace: &str, domain_suffix: &str) -> String {
     out
 }
 
-/// [`fqdn`] with the default `cluster.local` domain.
+/// [`fqdn`] with the default `cluster.local` domain (compat path: the
+/// model/collect branches still call this; pass the cluster domain to
+/// [`fqdn`] instead; removed at integration).
 pub fn fqdn_default(host: &str, rule_namespace: &str) -> String {
     fqdn(host, rule_namespace, DEFAULT_DOMAIN_SUFFIX)
 }

@@ -1,0 +1,367 @@
+//! Envoy `/config_dump`: clusters, listeners, endpoints and bootstrap, in the
+//! v2 (`envoy.admin.v2alpha.*`, Istio 1.1–1.5: `tls_context` on clusters and
+//! filter chains, `config` on filters) and v3 (`envoy.admin.v3.*`:
+//! `transport_socket`, `transport_socket_matches`, `typed_config`) shapes,
+//! and the updates Envoy rejected (`error_state`).
+//!
+//! Place in the flow: collect fetches `/config_dump?resource=…` and stores it
+//! in the snapshot; model parses it with this module; analyze and
+//! `tls-check` read the typed result. envoy/ parses only what Envoy emits and
+//! makes no Istio decisions: what an inbound port accepts or what a cluster
+//! sends is `istio::tls`.
+//!
+//! Accepted documents (envoyproxy/envoy `api/envoy/admin/v3/config_dump.proto`,
+//! `config_dump_shared.proto`):
+//! - the full dump `{"configs": [BootstrapConfigDump, ClustersConfigDump, ListenersConfigDump, EndpointsConfigDump, …]}`;
+//! - `?resource=dynamic_active_clusters` → `configs[]` of `ClustersConfigDump.DynamicCluster`;
+//! - `?resource=dynamic_listeners` → `ListenersConfigDump.DynamicListener`
+//!   (`active_state.listener`, `warming_state`, `draining_state`, `error_state`);
+//! - `?include_eds&resource=dynamic_endpoint_configs` → `EndpointsConfigDump.DynamicEndpointConfig`;
+//! - `{}` (Envoy's answer when the resource has no entries).
+//!
+//! Istio specifics (istio/istio): cluster names `outbound|<port>|<subset>|<fqdn>`,
+//! `inbound|<port>|<portname>|<fqdn>` (≤1.9) or `inbound|<port>||`;
+//! `metadata.filter_metadata.istio.config` names the DestinationRule
+//! (`/apis/networking.istio.io/v1alpha3/namespaces/foo/destination-rule/httpbin`,
+//! `/apis/networking/v1alpha3/…` before 1.4) and `istio.subset` the subset
+//! (pilot/pkg/networking/util `AddConfigInfoMetadata`, `AddSubsetToMetadata`);
+//! auto mTLS clusters carry `transport_socket_matches` `tlsMode-istio` (match
+//! `{tlsMode: istio}`) / `tlsMode-disabled` (raw_buffer), named `mtls` /
+//! `plaintext` in 1.4 (pilot/pkg/networking/core/cluster_tls.go
+//! `buildAutoMtlsSettings`, `defaultTransportSocketMatch`); endpoints carry
+//! `filter_metadata["envoy.transport_socket_match"].tlsMode`
+//! (pilot/pkg/networking/util `AppendLbEndpointMetadata`).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+mod bootstrap;
+mod cluster;
+mod endpoint;
+mod json;
+mod listener;
+mod rejected;
+#[cfg(test)]
+pub(crate) mod tests;
+mod tls;
+
+pub use bootstrap::{parse_bootstrap, Bootstrap};
+pub use cluster::{
+    parse_cluster, parse_istio_config_path, ClientTlsConfig, Cluster, ClusterKind,
+    OutlierDetectionConfig, ResourceState, Thresholds,
+};
+pub use endpoint::{parse_load_assignment, Endpoint};
+pub use listener::{parse_listener, FilterChain, Listener, ListenerState};
+pub use rejected::{RejectedResource, ResourceType, UpdateFailure};
+pub use tls::{DownstreamTls, TlsContext};
+
+// compat path: the model/collect branches still import this; removed at integration
+pub use crate::istio::tls::{inbound_catch_all, inbound_mode_for, inbound_modes, InboundMode};
+
+use json::{each, s};
+use rejected::wrapper_rejection;
+
+/// A problem with one element of the dump (the element is skipped) or with the whole document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpError {
+    #[error("config_dump: {path}: {reason}")]
+    Element { path: String, reason: String },
+    #[error("config_dump: the document is not a JSON object")]
+    NotAnObject,
+    #[error("config_dump: `configs` should be a list")]
+    ConfigsNotAList,
+}
+
+/// Admin API generation of the dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DumpApi {
+    V2,
+    V3,
+    #[default]
+    Unknown,
+}
+
+/// `version_info` and `last_updated` of an active resource.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResourceVersion {
+    pub version_info: Option<String>,
+    pub last_updated: Option<String>,
+}
+
+/// The parts of `/config_dump` the analysis uses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConfigDump {
+    pub api: DumpApi,
+    pub bootstrap: Option<Bootstrap>,
+    pub clusters: Vec<Cluster>,
+    pub listeners: Vec<Listener>,
+    /// Cluster name → endpoints (EDS, or `load_assignment` of static clusters).
+    pub endpoints: BTreeMap<String, Vec<Endpoint>>,
+    /// Cluster name → version of its active endpoint assignment.
+    pub endpoint_versions: BTreeMap<String, ResourceVersion>,
+    /// The `version_info` of a whole `ClustersConfigDump` /
+    /// `ListenersConfigDump` (the last CDS / LDS version accepted).
+    pub type_versions: BTreeMap<ResourceType, String>,
+    /// Updates Envoy rejected (every `error_state` in the dump).
+    pub rejected: Vec<RejectedResource>,
+    /// Elements skipped because they were malformed, and unknown type URLs.
+    pub problems: Vec<DumpError>,
+}
+
+impl ConfigDump {
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+    /// Merge another (partial) dump into this one (e.g. the three
+    /// `?resource=` fetches of one proxy).
+    pub fn merge(&mut self, other: ConfigDump) {
+        if self.api == DumpApi::Unknown {
+            self.api = other.api;
+        }
+        if self.bootstrap.is_none() {
+            self.bootstrap = other.bootstrap;
+        }
+        self.clusters.extend(other.clusters);
+        self.listeners.extend(other.listeners);
+        for (k, v) in other.endpoints {
+            self.endpoints.entry(k).or_default().extend(v);
+        }
+        self.endpoint_versions.extend(other.endpoint_versions);
+        for (k, v) in other.type_versions {
+            self.type_versions.entry(k).or_insert(v);
+        }
+        self.rejected.extend(other.rejected);
+        self.problems.extend(other.problems);
+    }
+}
+
+fn type_suffix(t: &str) -> Option<(DumpApi, &str)> {
+    let t = t.strip_prefix("type.googleapis.com/").unwrap_or(t);
+    if let Some(r) = t.strip_prefix("envoy.admin.v3.") {
+        Some((DumpApi::V3, r))
+    } else if let Some(r) = t.strip_prefix("envoy.admin.v2alpha.") {
+        Some((DumpApi::V2, r))
+    } else {
+        None
+    }
+}
+
+fn missing(path: &str, what: &str) -> DumpError {
+    DumpError::Element {
+        path: path.to_string(),
+        reason: format!("no `{what}`"),
+    }
+}
+
+/// A `StaticCluster` / `DynamicCluster` wrapper.
+fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: ResourceState) {
+    let rejection = wrapper_rejection(wrapper, ResourceType::Cluster, "cluster", "name", path);
+    let rejected = rejection.is_some();
+    out.rejected.extend(rejection);
+    let Some(c) = wrapper.get("cluster") else {
+        if !rejected {
+            out.problems.push(missing(path, "cluster"));
+        }
+        return;
+    };
+    match parse_cluster(c, &format!("{path}.cluster")) {
+        Ok(mut cl) => {
+            cl.state = state;
+            cl.version_info = s(wrapper, "version_info");
+            cl.last_updated = s(wrapper, "last_updated");
+            out.clusters.push(cl);
+        }
+        Err(e) => out.problems.push(e),
+    }
+}
+
+fn push_listener(out: &mut ConfigDump, l: &Value, path: &str, state: ListenerState) {
+    match parse_listener(l, path) {
+        Ok(mut li) => {
+            li.state = state;
+            out.listeners.push(li);
+        }
+        Err(e) => out.problems.push(e),
+    }
+}
+
+/// A v2alpha `dynamic_*_listeners[]` / `static_listeners[]` wrapper
+/// (`version_info`, `listener`, `last_updated`).
+fn push_listener_wrapper(out: &mut ConfigDump, w: &Value, path: &str, state: ListenerState) {
+    match w.get("listener") {
+        Some(l) => {
+            push_listener(out, l, &format!("{path}.listener"), state);
+            if let Some(li) = out.listeners.last_mut() {
+                li.version_info = s(w, "version_info");
+                li.last_updated = s(w, "last_updated");
+            }
+        }
+        None => out.problems.push(missing(path, "listener")),
+    }
+}
+
+fn push_dynamic_listener(out: &mut ConfigDump, d: &Value, path: &str) {
+    let parsed = listener::parse_dynamic_listener(d, path);
+    out.rejected.extend(parsed.rejected);
+    match parsed.listener {
+        Ok(l) => out.listeners.push(l),
+        Err(e) => out.problems.push(e),
+    }
+}
+
+fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
+    let rejection = wrapper_rejection(
+        wrapper,
+        ResourceType::Endpoints,
+        "endpoint_config",
+        "cluster_name",
+        path,
+    );
+    let rejected = rejection.is_some();
+    out.rejected.extend(rejection);
+    let Some(cla) = wrapper.get("endpoint_config") else {
+        if !rejected {
+            out.problems.push(missing(path, "endpoint_config"));
+        }
+        return;
+    };
+    match parse_load_assignment(cla, &format!("{path}.endpoint_config")) {
+        Ok((name, eps)) => {
+            let version = ResourceVersion {
+                version_info: s(wrapper, "version_info"),
+                last_updated: s(wrapper, "last_updated"),
+            };
+            if version != ResourceVersion::default() {
+                out.endpoint_versions.insert(name.clone(), version);
+            }
+            out.endpoints.entry(name).or_default().extend(eps);
+        }
+        Err(e) => out.problems.push(e),
+    }
+}
+
+/// The whole-dump `version_info` of a `ClustersConfigDump` / `ListenersConfigDump`.
+fn type_version(out: &mut ConfigDump, c: &Value, ty: ResourceType) {
+    if let Some(v) = s(c, "version_info") {
+        out.type_versions.insert(ty, v);
+    }
+}
+
+/// Every element of each `(list, state)` of `c`, pushed with its path.
+fn push_lists<S: Copy>(
+    out: &mut ConfigDump,
+    c: &Value,
+    path: &str,
+    lists: &[(&str, S)],
+    push: fn(&mut ConfigDump, &Value, &str, S),
+) {
+    for &(key, state) in lists {
+        for (j, w) in each(c, key) {
+            push(out, w, &format!("{path}.{key}[{j}]"), state);
+        }
+    }
+}
+
+fn clusters_dump(out: &mut ConfigDump, c: &Value, path: &str) {
+    type_version(out, c, ResourceType::Cluster);
+    let lists = [
+        ("static_clusters", ResourceState::Static),
+        ("dynamic_active_clusters", ResourceState::DynamicActive),
+        ("dynamic_warming_clusters", ResourceState::DynamicWarming),
+    ];
+    push_lists(out, c, path, &lists, push_cluster);
+}
+
+fn listeners_dump(out: &mut ConfigDump, c: &Value, path: &str) {
+    type_version(out, c, ResourceType::Listener);
+    for (j, w) in each(c, "static_listeners") {
+        if w.get("listener").is_some() {
+            let p = format!("{path}.static_listeners[{j}]");
+            push_listener_wrapper(out, w, &p, ListenerState::Static);
+        }
+    }
+    // v3
+    for (j, d) in each(c, "dynamic_listeners") {
+        push_dynamic_listener(out, d, &format!("{path}.dynamic_listeners[{j}]"));
+    }
+    // v2alpha
+    let lists = [
+        ("dynamic_active_listeners", ListenerState::Active),
+        ("dynamic_warming_listeners", ListenerState::Warming),
+        ("dynamic_draining_listeners", ListenerState::Draining),
+    ];
+    push_lists(out, c, path, &lists, push_listener_wrapper);
+}
+
+fn endpoints_dump(out: &mut ConfigDump, c: &Value, path: &str) {
+    let lists = [
+        ("static_endpoint_configs", ()),
+        ("dynamic_endpoint_configs", ()),
+    ];
+    push_lists(out, c, path, &lists, |out, w, p, ()| {
+        push_endpoints(out, w, p)
+    });
+}
+
+/// One element of `configs[]`, by its type (without the API prefix).
+fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
+    match kind {
+        // Static clusters' load_assignment endpoints are in EndpointsConfigDump already.
+        "BootstrapConfigDump" if c.get("bootstrap").is_some() => {
+            out.bootstrap = c.get("bootstrap").map(parse_bootstrap)
+        }
+        "ClustersConfigDump" => clusters_dump(out, c, path),
+        "ClustersConfigDump.DynamicCluster" => {
+            push_cluster(out, c, path, ResourceState::DynamicActive)
+        }
+        "ClustersConfigDump.StaticCluster" => push_cluster(out, c, path, ResourceState::Static),
+        "ListenersConfigDump" => listeners_dump(out, c, path),
+        "ListenersConfigDump.DynamicListener" => push_dynamic_listener(out, c, path),
+        "ListenersConfigDump.StaticListener" if c.get("listener").is_some() => {
+            push_listener_wrapper(out, c, path, ListenerState::Static)
+        }
+        "EndpointsConfigDump" => endpoints_dump(out, c, path),
+        "EndpointsConfigDump.DynamicEndpointConfig"
+        | "EndpointsConfigDump.StaticEndpointConfig" => push_endpoints(out, c, path),
+        _ => {} // routes, secrets (never collected), scoped routes, ecds…
+    }
+}
+
+/// Parse any `/config_dump` document (full or `?resource=`-filtered, v2 or v3).
+/// Malformed elements are skipped and listed in `problems`; only a document
+/// that is not an object (or whose `configs` is not a list) is an error.
+pub fn parse_config_dump(v: &Value) -> Result<ConfigDump, DumpError> {
+    let obj = v.as_object().ok_or(DumpError::NotAnObject)?;
+    let mut out = ConfigDump::default();
+    let configs = match obj.get("configs") {
+        None => return Ok(out),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(DumpError::ConfigsNotAList),
+    };
+    for (i, c) in configs.iter().enumerate() {
+        let path = format!("configs[{i}]");
+        let Some(t) = c.get("@type").and_then(Value::as_str) else {
+            out.problems.push(DumpError::Element {
+                path,
+                reason: "no @type".into(),
+            });
+            continue;
+        };
+        let Some((api, kind)) = type_suffix(t) else {
+            out.problems.push(DumpError::Element {
+                path,
+                reason: format!("unknown type URL {t}"),
+            });
+            continue;
+        };
+        if out.api == DumpApi::Unknown {
+            out.api = api;
+        }
+        config_element(&mut out, kind, c, &path);
+    }
+    Ok(out)
+}

@@ -1,0 +1,141 @@
+//! Unit tests of the v1alpha1 MeshPolicy/Policy precedence (Istio 1.4
+//! `AuthenticationPolicyForWorkload`).
+//!
+//! Place in the flow: test-only (istio/ helpers).
+
+use super::*;
+use serde_json::json;
+
+fn mesh(spec: Value) -> LegacyPolicy {
+    LegacyPolicy::from_value(&json!({
+        "apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy",
+        "metadata": {"name": "default"}, "spec": spec
+    }))
+    .unwrap()
+}
+fn policy(ns: &str, name: &str, ts: &str, spec: Value) -> LegacyPolicy {
+    LegacyPolicy::from_value(&json!({
+        "apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": ts}, "spec": spec
+    }))
+    .unwrap()
+}
+
+#[test]
+fn peer_forms() {
+    assert_eq!(
+        mesh(json!({"peers": [{"mtls": {}}]})).peer_mtls,
+        Some(LegacyMtls::Strict)
+    );
+    assert_eq!(
+        mesh(json!({"peers": [{"mtls": null}]})).peer_mtls,
+        Some(LegacyMtls::Strict)
+    );
+    assert_eq!(
+        mesh(json!({"peers": [{"mtls": {"mode": "STRICT"}}]})).peer_mtls,
+        Some(LegacyMtls::Strict)
+    );
+    assert_eq!(
+        mesh(json!({"peers": [{"mtls": {"mode": "PERMISSIVE"}}]})).peer_mtls,
+        Some(LegacyMtls::Permissive)
+    );
+    assert_eq!(mesh(json!({"peers": [{"jwt": {}}]})).peer_mtls, None);
+    assert_eq!(mesh(json!({})).peer_mtls, None);
+    let e = LegacyPolicy::from_value(&json!({
+        "kind": "Policy", "metadata": {"name": "d", "namespace": "n"},
+        "spec": {"peers": [{"mtls": {"mode": "SOMETIMES"}}]}
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("spec.peers[0].mtls.mode"), "{e}");
+}
+
+#[test]
+fn precedence_service_namespace_mesh() {
+    let m = vec![mesh(json!({"peers": [{"mtls": {}}]}))];
+    let none = legacy_server_mode(&m, &[], "httpbin", "foo", 8000, Some("http"));
+    assert_eq!(none.mode, MtlsMode::Strict);
+    assert!(matches!(none.source, ModeSource::LegacyMesh(_)));
+
+    let pols = vec![
+        policy(
+            "foo",
+            "default",
+            "2019-01-01T00:00:00Z",
+            json!({"peers": [{"mtls": {"mode": "PERMISSIVE"}}]}),
+        ),
+        policy(
+            "foo",
+            "httpbin",
+            "2019-02-01T00:00:00Z",
+            json!({"targets": [{"name": "httpbin", "ports": [{"number": 8000}]}]}),
+        ),
+    ];
+    let m1 = legacy_server_mode(&m, &pols, "httpbin", "foo", 8000, None);
+    assert_eq!(
+        m1.mode,
+        MtlsMode::Disable,
+        "service policy without peers = no mTLS"
+    );
+    assert!(matches!(m1.source, ModeSource::LegacyService(_)));
+    let m2 = legacy_server_mode(&m, &pols, "httpbin", "foo", 9000, None);
+    assert_eq!(m2.mode, MtlsMode::Permissive);
+    assert!(matches!(m2.source, ModeSource::LegacyNamespace(_)));
+    let m3 = legacy_server_mode(&m, &pols, "other", "bar", 80, None);
+    assert_eq!(m3.mode, MtlsMode::Strict);
+}
+
+#[test]
+fn no_policy_means_no_mtls() {
+    let m = legacy_server_mode(&[], &[], "a", "b", 80, None);
+    assert_eq!(m.mode, MtlsMode::Disable);
+    assert_eq!(m.source, ModeSource::Default);
+}
+
+#[test]
+fn port_by_name_and_fqdn_target() {
+    let pols = vec![policy(
+        "foo",
+        "p",
+        "2019-01-01T00:00:00Z",
+        json!({"targets": [{"name": "httpbin.foo.svc.cluster.local", "ports": [{"name": "http"}]}], "peers": [{"mtls": {}}]}),
+    )];
+    assert_eq!(
+        legacy_server_mode(&[], &pols, "httpbin", "foo", 8000, Some("http")).mode,
+        MtlsMode::Strict
+    );
+    assert_eq!(
+        legacy_server_mode(&[], &pols, "httpbin", "foo", 8000, Some("grpc")).mode,
+        MtlsMode::Disable
+    );
+}
+
+#[test]
+fn only_mesh_policy_default_counts() {
+    let other = LegacyPolicy::from_value(&json!({
+        "kind": "MeshPolicy", "metadata": {"name": "extra"}, "spec": {"peers": [{"mtls": {}}]}
+    }))
+    .unwrap();
+    let m = legacy_server_mode(&[other], &[], "a", "b", 80, None);
+    assert_eq!(m.mode, MtlsMode::Disable);
+    assert_eq!(m.ignored.len(), 1);
+}
+
+#[test]
+fn namespace_mode_and_parse_all() {
+    let objs = vec![
+        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy", "metadata": {"name": "default"}, "spec": {"peers": [{"mtls": {}}]}}),
+        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "default", "namespace": "foo"}, "spec": {"origins": [{"jwt": {"issuer": "x"}}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "foo"}}),
+        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "bad", "namespace": "foo"}, "spec": {"targets": [{}]}}),
+    ];
+    let (m, p, errs) = parse_all(&objs);
+    assert_eq!((m.len(), p.len(), errs.len()), (1, 1, 1));
+    assert!(errs[0].to_string().contains("spec.targets[0].name"));
+    let nm = legacy_namespace_mode(&m, &p, "foo");
+    assert_eq!(
+        nm.mode,
+        MtlsMode::Disable,
+        "a JWT-only namespace Policy turns mTLS off"
+    );
+    assert_eq!(legacy_namespace_mode(&m, &p, "bar").mode, MtlsMode::Strict);
+}
