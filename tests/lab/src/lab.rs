@@ -63,6 +63,9 @@ struct Shared {
     nacks: Mutex<Vec<Nack>>,
     /// One sync at a time per lab (background loop vs. explicit waits).
     sync_lock: tokio::sync::Mutex<()>,
+    /// The store resourceVersion the background loop has reconciled (the
+    /// controller settled on it) and then synced the pods to.
+    processed: tokio::sync::watch::Sender<u64>,
 }
 
 pub struct Lab {
@@ -146,6 +149,7 @@ impl Lab {
             pods: Mutex::new(HashMap::new()),
             errors: Mutex::new(Vec::new()),
             nacks: Mutex::new(Vec::new()),
+            processed: tokio::sync::watch::channel(0).0,
             sync_lock: tokio::sync::Mutex::new(()),
         });
         let rbac = match &opts.rbac {
@@ -167,6 +171,7 @@ impl Lab {
         let mut controller = Controller::in_slot(slot.slot);
         let (api, bg) = rt.block_on(async {
             settle(&shared, &mut controller).await?;
+            shared.processed.send_replace(store.resource_version());
             sync_pods(&shared, true).await?;
             let api = ApiServer::start(
                 store.clone(),
@@ -271,13 +276,30 @@ impl Lab {
         self.wait_synced()
     }
 
-    /// Wait until the background loop has rendered the store's current state.
+    /// Wait until the background loop has reconciled the store's current
+    /// state (the controller's Pods, EndpointSlices, …) and every sidecar
+    /// runs the config rendered from it.
     pub fn wait_synced(&self) -> anyhow::Result<()> {
         let shared = self.shared.clone();
         self.block_on(async move {
-            // The background task runs on every change; syncing again here is
-            // idempotent and makes the wait deterministic.
-            sync_pods(&shared, true).await
+            let mut rx = shared.processed.subscribe();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let rv = shared.store.resource_version();
+                while *rx.borrow_and_update() < rv {
+                    if tokio::time::timeout_at(deadline, rx.changed())
+                        .await
+                        .is_err()
+                    {
+                        anyhow::bail!("the lab did not reconcile resourceVersion {rv} in 60 s");
+                    }
+                }
+                // Syncing again is idempotent and makes the wait deterministic.
+                sync_pods(&shared, true).await?;
+                if shared.store.resource_version() == rv {
+                    return Ok(());
+                }
+            }
         })
     }
 
@@ -371,10 +393,16 @@ async fn background(shared: Arc<Shared>, mut controller: Controller) {
         if let Err(e) = settle(&shared, &mut controller).await {
             record(&shared, format!("{e:#}"));
         }
+        let settled = shared.store.resource_version();
         if let Err(e) = sync_pods(&shared, true).await {
             record(&shared, format!("{e:#}"));
         }
-        rx.borrow_and_update();
+        shared.processed.send_replace(settled);
+        // Changes made while syncing wake the loop again; the controller's
+        // own writes (up to `settled`) are already handled.
+        if shared.store.resource_version() == settled {
+            rx.borrow_and_update();
+        }
     }
 }
 

@@ -51,9 +51,10 @@ enum Cmd {
         )]
         from: Option<String>,
         /// Call from outside the mesh through this ingress gateway Service
-        /// (`<namespace>/<name>`, default `istio-system/istio-ingressgateway`);
+        /// (`--via-gateway=<namespace>/<name>`; bare `--via-gateway`:
+        /// `istio-system/istio-ingressgateway`);
         /// the URL's host is the Host header, its port the Service port.
-        #[arg(long, value_name = "NS/SERVICE", num_args = 0..=1,
+        #[arg(long, value_name = "NS/SERVICE", num_args = 0..=1, require_equals = true,
               default_missing_value = "istio-system/istio-ingressgateway")]
         via_gateway: Option<String>,
         url: String,

@@ -61,8 +61,18 @@ fn dump_state(dump: &Value) -> (Vec<String>, bool) {
         let t = c["@type"].as_str().unwrap_or("");
         if t.ends_with("ListenersConfigDump") {
             for l in c["dynamic_listeners"].as_array().into_iter().flatten() {
-                if l.get("error_state").is_some() {
-                    rejected.push(format!("listener {}", l["name"].as_str().unwrap_or("?")));
+                // Envoy 1.40 lists a rejected listener twice: under its name
+                // (with its active state, if any) and as a nameless entry whose
+                // `failed_configuration` names it.
+                if let Some(es) = l.get("error_state") {
+                    let name = l["name"]
+                        .as_str()
+                        .or_else(|| es["failed_configuration"]["name"].as_str())
+                        .unwrap_or("?");
+                    let entry = format!("listener {name}");
+                    if !rejected.contains(&entry) {
+                        rejected.push(entry);
+                    }
                 }
                 warming |= l.get("warming_state").is_some();
             }

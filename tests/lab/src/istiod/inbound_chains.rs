@@ -42,7 +42,8 @@
 //!   `additional_addresses`) for every port the pod declares, every Service
 //!   target port and every `portLevelMtls` port: standing for iptables'
 //!   REDIRECT of *all* inbound ports. Ports none of these name are not
-//!   captured (the lab cannot bind all 65535).
+//!   captured (the lab cannot bind all 65535), nor are privileged ports
+//!   when the lab does not run as root.
 //! - The passthrough chains start with an `envoy.filters.network.set_filter_state`
 //!   filter that sets `envoy.network.transport_socket.original_dst_address`
 //!   to `<app address>:<port>`: without NAT the original destination is the
@@ -328,12 +329,31 @@ fn passthrough_configs(ctx: &Ctx, mtls: &ServerMtls) -> Vec<(ChainConfig, MtlsMo
     out
 }
 
-/// Ports the lab captures for this pod (see the module doc).
+/// The lowest port this process may bind: 0 as root, else
+/// `net.ipv4.ip_unprivileged_port_start` (1024 by default).
+fn lowest_bindable_port() -> u16 {
+    static LOWEST: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *LOWEST.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return 0;
+        }
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1024)
+    })
+}
+
+/// Ports the lab captures for this pod (see the module doc). LAB
+/// DIFFERENCE: privileged ports (below `ip_unprivileged_port_start`) are
+/// captured only when the lab runs as root; their chains exist either way.
 fn captured_ports(ctx: &Ctx, mtls: &ServerMtls) -> BTreeSet<u16> {
     let mut ports: BTreeSet<u16> = container_ports(ctx.pod).iter().map(|c| c.port).collect();
     ports.extend(ctx.inbound_ports.iter().map(|p| p.port));
     ports.extend(mtls.per_port.keys().copied());
-    ports.retain(|p| !RESERVED.contains(p));
+    let lowest = lowest_bindable_port();
+    ports.retain(|p| !RESERVED.contains(p) && *p >= lowest);
     ports
 }
 
