@@ -150,3 +150,42 @@ fn endpoints_subset(ns: &str, ports: &[Value], pods: &[&Value]) -> Option<Value>
     subset.insert("ports".into(), Value::Array(ports));
     Some(Value::Object(subset))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, ip: &str, web: u64) -> Value {
+        json!({"metadata": {"name": name, "uid": name}, "status": {"podIP": ip,
+               "conditions": [{"type": "Ready", "status": "True"}]},
+               "spec": {"containers": [{"name": "app", "ports": [{"name": "web", "containerPort": web}]}]}})
+    }
+
+    #[test]
+    fn named_target_ports_resolve_per_pod_into_separate_slices() {
+        let svc = json!({"metadata": {"name": "web", "namespace": "foo", "uid": "u"},
+                         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "web", "protocol": "TCP"}]}});
+        let (a, b, c) = (
+            pod("a", "127.10.0.4", 8080),
+            pod("b", "127.10.0.8", 9090),
+            pod("c", "127.10.0.12", 8080),
+        );
+        let out = build(&svc, &[&a, &b, &c]);
+        let slices: Vec<&Value> = out
+            .iter()
+            .filter(|o| o["kind"] == "EndpointSlice")
+            .collect();
+        assert_eq!(slices.len(), 2);
+        assert_eq!(slices[0]["ports"][0]["port"], 8080);
+        assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 2);
+        assert_eq!(slices[1]["ports"][0]["port"], 9090);
+        assert_ne!(slices[0]["metadata"]["name"], slices[1]["metadata"]["name"]);
+        let eps = out.iter().find(|o| o["kind"] == "Endpoints").unwrap();
+        assert_eq!(eps["subsets"].as_array().unwrap().len(), 2);
+        // A pod without the named port has no entry for it.
+        let mut d = pod("d", "127.10.0.16", 8080);
+        d["spec"]["containers"][0]["ports"][0]["name"] = json!("other");
+        let out = build(&svc, &[&d]);
+        assert_eq!(out[0]["ports"], json!([]));
+    }
+}

@@ -41,12 +41,17 @@ pub struct Nack {
 
 impl std::fmt::Display for Nack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.rejected.is_empty() {
+            // A file that fails proto validation is refused as a whole (see README).
+            "the whole update".to_string()
+        } else {
+            self.rejected.join(", ")
+        };
         write!(
             f,
-            "sidecar of {} rejected config shaped by EnvoyFilter(s) {} ({}): {}",
+            "sidecar of {} rejected config shaped by EnvoyFilter(s) {} ({what}): {}",
             self.pod,
             self.envoy_filters.join(", "),
-            self.rejected.join(", "),
             self.log.first().map(String::as_str).unwrap_or("")
         )
     }

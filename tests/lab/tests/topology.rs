@@ -51,17 +51,14 @@ fn kubectl_ok(lab: &Lab, args: &[&str]) -> String {
     out
 }
 
-/// The running pod of `ns` whose name starts with `prefix`.
-fn pod(lab: &Lab, ns: &str, prefix: &str) -> Value {
-    lab.store()
-        .list("", "Pod", Some(ns))
-        .into_iter()
-        .find(|p| {
-            p["metadata"]["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .unwrap_or_else(|| panic!("no pod {ns}/{prefix}*"))
+/// The pod of `ns` named `key`, else the first labelled `app: <key>`.
+fn pod(lab: &Lab, ns: &str, key: &str) -> Value {
+    let pods = lab.store().list("", "Pod", Some(ns));
+    pods.iter()
+        .find(|p| p["metadata"]["name"] == key)
+        .or_else(|| pods.iter().find(|p| p["metadata"]["labels"]["app"] == key))
+        .cloned()
+        .unwrap_or_else(|| panic!("no pod {ns}/{key} (name or app label)"))
 }
 
 fn pod_name(lab: &Lab, ns: &str, prefix: &str) -> String {
@@ -457,7 +454,7 @@ fn tcp_and_unnamed_ports_get_istios_chains() {
     let dump = admin(
         &lab,
         "foo",
-        "echo-",
+        "echo",
         "/config_dump?resource=dynamic_listeners",
     );
     let vi = dynamic_listener(&dump, "virtualInbound");
@@ -524,7 +521,21 @@ fn tcp_and_unnamed_ports_get_istios_chains() {
     );
     let refused = get(&lab, "foo/legacy", "http://echo-strict-auto.foo:8081/get");
     assert!(refused.is_err(), "plaintext to STRICT: {refused:?}");
+    // A port no Service targets: captured, served by the passthrough chains.
+    let echo_ip = pod_ip(&lab, "foo", "echo");
+    assert_eq!(chains_on(permissive, 9090), vec![]);
+    assert_eq!(
+        status(&lab, "foo/legacy", &format!("http://{echo_ip}:9090/get")),
+        200
+    );
     let echo_log = logs(&lab, "foo", "deploy/echo", "istio-proxy");
+    assert!(
+        echo_log
+            .lines()
+            .any(|l| l.contains("\"GET /get HTTP/1.1\" 200")
+                && l.contains("InboundPassthroughCluster")),
+        "passthrough line for 9090: {echo_log}"
+    );
     assert!(
         echo_log
             .lines()

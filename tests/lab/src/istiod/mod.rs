@@ -14,6 +14,10 @@
 //! - [`destination_rule`]: which DestinationRule applies, merged policies;
 //! - [`authn`]: server-side mTLS mode (PeerAuthentication and legacy Policy);
 //! - [`cluster`], [`listener`], [`virtual_service`]: the Envoy resources;
+//! - [`inbound_chains`]: Service-target ports, inbound chain shapes,
+//!   passthrough chains, `virtualInbound`; [`headless`]: passthrough
+//!   services; [`gateway`]: ingress gateway (router) config;
+//! - [`envoy_filter`], [`envoy_filter_listener`]: EnvoyFilter patches;
 //! - [`accesslog`]: Istio's access log formats; [`xds`]: shared builders.
 
 pub mod accesslog;

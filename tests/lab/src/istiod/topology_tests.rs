@@ -405,6 +405,24 @@ fn gateway_listens_on_the_target_port_and_routes_bound_virtual_services() {
         vh["routes"][0]["route"]["cluster"],
         "outbound|8000||httpbin.foo.svc.cluster.local"
     );
+    // A route to a subset names the subset cluster (route.go); the DR defines it.
+    let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "httpbin", "namespace": "foo"},
+                    "spec": {"hosts": ["*.example.com"], "gateways": ["foo/gw"], "http": [
+                        {"match": [{"uri": {"prefix": "/v1"}}], "route": [{"destination": {"host": "httpbin.foo.svc.cluster.local", "subset": "v1"}}]}]}});
+    let dr = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "httpbin", "namespace": "foo"},
+                    "spec": {"host": "httpbin", "subsets": [{"name": "v1", "labels": {"app": "httpbin"}}]}});
+    let x = render(&gateway_world(vec![vs, dr]), "istio-ingressgateway-1");
+    let vh = &x.routes[0]["virtual_hosts"][0];
+    assert_eq!(vh["domains"], json!(["*.example.com"]));
+    assert_eq!(vh["routes"][0]["match"]["prefix"], "/v1");
+    assert_eq!(
+        vh["routes"][0]["route"]["cluster"],
+        "outbound|8000|v1|httpbin.foo.svc.cluster.local"
+    );
+    assert!(x
+        .clusters
+        .iter()
+        .any(|c| c["name"] == "outbound|8000|v1|httpbin.foo.svc.cluster.local"));
     // The mesh's sidecars do not take a gateway-only VirtualService.
     let x = render(
         &gateway_world(vec![
