@@ -294,20 +294,49 @@ async fn pod_address(
         _ => false,
     };
     if !well_formed || parts[1] == "svc" {
-        return Ok(None);
+        return headless_endpoint(api, http, client_ns, host, port).await;
     }
     let ns = parts.get(2).copied().unwrap_or(client_ns);
     let list = api
         .get(http, &format!("/api/v1/namespaces/{ns}/pods"))
         .await?
         .unwrap_or(Value::Null);
-    Ok(list["items"]
+    let by_name = list["items"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|p| p["spec"]["hostname"] == parts[0] && p["spec"]["subdomain"] == parts[1])
         .and_then(|p| p["status"]["podIP"].as_str())
-        .map(|ip| format!("{ip}:{port}")))
+        .map(|ip| format!("{ip}:{port}"));
+    match by_name {
+        Some(a) => Ok(Some(a)),
+        None => headless_endpoint(api, http, client_ns, host, port).await,
+    }
+}
+
+/// A headless Service's name resolves to its ready pods' IPs (DNS A
+/// records): the first ready endpoint's IP, with the port the app dials.
+async fn headless_endpoint(
+    api: &ApiAccess,
+    http: &reqwest::Client,
+    client_ns: &str,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Option<String>> {
+    let mut parts = host.split('.');
+    let svc = parts.next().unwrap_or(host);
+    let ns = parts.next().unwrap_or(client_ns);
+    let Some(service) = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/services/{svc}"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if service["spec"]["clusterIP"] != "None" {
+        return Ok(None);
+    }
+    let ep = direct_endpoint(api, http, client_ns, host, port).await?;
+    Ok(ep.split_once(':').map(|(ip, _)| format!("{ip}:{port}")))
 }
 
 async fn find_pod(

@@ -433,6 +433,8 @@ fn headless_service_has_no_per_endpoint_mtls() {
     kubectl_ok(&lab, &["delete", "pod", "-n", "foo", "db-1"]);
     lab.wait_synced().expect("synced");
     assert_eq!(status(&lab, "foo/sleep", db0), 200);
+    // The Service's own name resolves to its (now only) pod.
+    assert_eq!(status(&lab, "foo/sleep", "http://db.foo:8080/get"), 200);
     let dump = admin(
         &lab,
         "foo",

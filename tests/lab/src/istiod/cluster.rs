@@ -122,7 +122,7 @@ fn base_cluster(
             c["type"] = json!("ORIGINAL_DST");
             c["lb_policy"] = json!("CLUSTER_PROVIDED");
         }
-        Source::Kubernetes(_) if super::headless::original_dst_cluster(ctx, svc) => {
+        Source::Kubernetes(_) if super::headless::original_dst_cluster(ctx, svc, port) => {
             c["type"] = json!("ORIGINAL_DST");
             c["lb_policy"] = json!("CLUSTER_PROVIDED");
         }

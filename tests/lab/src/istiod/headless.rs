@@ -26,7 +26,10 @@
 //! NONE-resolution clusters) get `original_dst_lb_config.use_http_header`:
 //! without iptables the sidecar cannot learn where the app was connecting,
 //! so the lab's curl sends that address in Envoy's `x-envoy-original-dst-host`
-//! header (see `curl.rs`), standing for SO_ORIGINAL_DST.
+//! header (see `curl.rs`), standing for SO_ORIGINAL_DST: for a pod DNS name
+//! or pod IP that pod, for a headless Service's own name one of its ready
+//! pods (what its DNS name resolves to). TCP ports of headless Services keep
+//! EDS clusters ([`original_dst_cluster`]).
 
 use super::authn::{service_mode_for_auto_mtls, MtlsMode};
 use super::destination_rule::Policy;
@@ -54,8 +57,14 @@ fn is_passthrough(svc: &Service, policy: Option<&Policy>) -> bool {
 }
 
 /// The Service's cluster is ORIGINAL_DST on this proxy (`convertResolution`).
-pub fn original_dst_cluster(ctx: &Ctx, svc: &Service) -> bool {
-    is_headless(svc) && !super::gateway::is_router(ctx.pod)
+///
+/// LAB DIFFERENCE: only for ports the lab's outbound side handles as HTTP
+/// (the original destination travels in a header, module doc); a headless
+/// Service's TCP ports keep an EDS cluster, which reaches the same pods
+/// (an ORIGINAL_DST cluster behind a tcp_proxy would dial the sidecar's own
+/// outbound listener).
+pub fn original_dst_cluster(ctx: &Ctx, svc: &Service, port: &ServicePort) -> bool {
+    is_headless(svc) && !super::gateway::is_router(ctx.pod) && port.protocol.is_http()
 }
 
 /// `*.<domain>` for each domain of a headless Kubernetes Service (1.6+).

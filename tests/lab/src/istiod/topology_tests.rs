@@ -302,7 +302,7 @@ fn headless_services_get_original_dst_and_all_or_nothing_mtls() {
         "db",
         "foo",
         "db",
-        json!([{"name": "http", "port": 8080}]),
+        json!([{"name": "http", "port": 8080}, {"name": "tcp-db", "port": 5432}]),
         "",
     );
     headless["spec"]["clusterIP"] = json!("None");
@@ -327,6 +327,13 @@ fn headless_services_get_original_dst_and_all_or_nothing_mtls() {
     assert!(c.get("transport_socket_matches").is_none());
     assert_eq!(c["transport_socket"]["name"], "envoy.transport_sockets.tls");
     assert_eq!(c["original_dst_lb_config"]["use_http_header"], true);
+    // LAB: the TCP port keeps EDS (headless.rs original_dst_cluster).
+    let tcp = x
+        .clusters
+        .iter()
+        .find(|c| c["name"] == "outbound|5432||db.foo.svc.cluster.local")
+        .unwrap();
+    assert_eq!(tcp["type"], "EDS");
     let rc = x.routes.iter().find(|r| r["name"] == "8080").unwrap();
     let doms = &rc["virtual_hosts"][0]["domains"];
     assert!(doms
