@@ -7,7 +7,7 @@
 //! which pod got which address, so tests can call it on a list of objects.
 
 use crate::net::PodAddrs;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Annotation prefix for lab-only behaviour (see tests/lab/README.md).
@@ -82,7 +82,7 @@ pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, St
 }
 
 /// FNV-1a, for deterministic ReplicaSet hashes and pod name suffixes.
-fn fnv(data: &str) -> u64 {
+pub(crate) fn fnv(data: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in data.bytes() {
         h ^= b as u64;
@@ -92,7 +92,7 @@ fn fnv(data: &str) -> u64 {
 }
 
 /// Kubernetes' "safe" alphabet for generated names (no vowels, no 0/1/3).
-fn safe_suffix(mut n: u64, len: usize) -> String {
+pub(crate) fn safe_suffix(mut n: u64, len: usize) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut s = String::new();
     for _ in 0..len {
@@ -310,7 +310,6 @@ impl Controller {
         for s in objects.iter().filter(|o| is(o, "v1", "Service")) {
             svc_index += 1;
             let ns = ns_of(s).to_string();
-            let sname = name_of(s).to_string();
             let mut svc = (*s).clone();
             if svc["spec"]["type"].is_null() {
                 svc["spec"]["type"] = json!("ClusterIP");
@@ -342,76 +341,8 @@ impl Controller {
                     ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"]))
                 })
                 .collect();
-            let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
-            let resolved: Vec<Value> = svc_ports
-                .iter()
-                .map(|sp| {
-                    let port = resolve_target_port(sp, backing.first().copied());
-                    json!({"name": sp["name"].as_str().unwrap_or(""), "port": port,
-                        "protocol": sp["protocol"].clone(), "appProtocol": sp["appProtocol"].clone()})
-                })
-                .map(strip_nulls)
-                .collect();
-            let eps: Vec<Value> = backing
-                .iter()
-                .map(|p| {
-                    let ready = pod_ready(p);
-                    json!({"addresses": [p["status"]["podIP"].clone()],
-                        "conditions": {"ready": ready, "serving": ready, "terminating": false},
-                        "nodeName": NODE,
-                        "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p),
-                            "uid": p["metadata"]["uid"].clone()}})
-                })
-                .collect();
-            let slice_name = format!("{sname}-{}", safe_suffix(fnv(&format!("{ns}/{sname}")), 5));
-            desired.push(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": slice_name, "namespace": ns, "generateName": format!("{sname}-"),
-                    "labels": {"kubernetes.io/service-name": sname,
-                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
-                    "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": sname,
-                        "uid": s["metadata"]["uid"].clone(), "controller": true, "blockOwnerDeletion": true}]},
-                "addressType": "IPv4", "endpoints": eps, "ports": resolved}));
-            let (ready_addrs, not_ready): (Vec<&&Value>, Vec<&&Value>) =
-                backing.iter().partition(|p| pod_ready(p));
-            let addr = |p: &&&Value| {
-                json!({"ip": p["status"]["podIP"].clone(), "nodeName": NODE,
-                "targetRef": {"kind": "Pod", "namespace": ns, "name": name_of(p), "uid": p["metadata"]["uid"].clone()}})
-            };
-            let mut subset = Map::new();
-            if !ready_addrs.is_empty() {
-                subset.insert(
-                    "addresses".into(),
-                    Value::Array(ready_addrs.iter().map(addr).collect()),
-                );
-            }
-            if !not_ready.is_empty() {
-                subset.insert(
-                    "notReadyAddresses".into(),
-                    Value::Array(not_ready.iter().map(addr).collect()),
-                );
-            }
-            let subsets = if subset.is_empty() {
-                json!([])
-            } else {
-                subset.insert(
-                    "ports".into(),
-                    Value::Array(
-                        resolved
-                            .iter()
-                            .map(|p| {
-                                let mut p = p.clone();
-                                if p["name"] == json!("") {
-                                    p.as_object_mut().map(|m| m.remove("name"));
-                                }
-                                p
-                            })
-                            .collect(),
-                    ),
-                );
-                json!([Value::Object(subset)])
-            };
-            desired.push(json!({"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": sname, "namespace": ns}, "subsets": subsets}));
+            // Per-pod targetPort resolution, one slice per port mapping.
+            desired.extend(crate::endpoint_slices::build(&svc, &backing));
             desired.push(svc);
         }
 
@@ -455,11 +386,18 @@ impl Controller {
         if pod["metadata"]["namespace"].is_null() {
             pod["metadata"]["namespace"] = json!(ns);
         }
-        // Keep what the store already has for this pod (uid, status) stable.
+        // Keep what the store already has for this pod (uid, status) stable,
+        // and its labels and annotations: a running pod's metadata is its own
+        // (`kubectl annotate/label pod` sticks; the template only seeds it).
         if let Some(cur) = existing.get(&key_of(&pod)) {
             pod["metadata"]["uid"] = cur["metadata"]["uid"].clone();
             if pod["metadata"]["uid"].is_null() {
                 pod["metadata"].as_object_mut().map(|m| m.remove("uid"));
+            }
+            for f in ["labels", "annotations"] {
+                if cur["metadata"][f].is_object() {
+                    pod["metadata"][f] = cur["metadata"][f].clone();
+                }
             }
         }
         let nsl = ns_labels.get(&ns).cloned().unwrap_or_default();
@@ -571,38 +509,6 @@ pub fn pod_ready(pod: &Value) -> bool {
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
         .unwrap_or(false)
-}
-
-/// Resolve a Service port's targetPort (number or container port name) on a pod.
-pub fn resolve_target_port(service_port: &Value, pod: Option<&Value>) -> u64 {
-    let tp = &service_port["targetPort"];
-    if let Some(n) = tp.as_u64() {
-        return n;
-    }
-    if let Some(s) = tp.as_str() {
-        if let Ok(n) = s.parse() {
-            return n;
-        }
-        if let Some(pod) = pod {
-            for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-                for p in c["ports"].as_array().into_iter().flatten() {
-                    if p["name"].as_str() == Some(s) {
-                        if let Some(n) = p["containerPort"].as_u64() {
-                            return n;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    service_port["port"].as_u64().unwrap_or(0)
-}
-
-fn strip_nulls(mut v: Value) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
-    v
 }
 
 /// Compare two versions of an object ignoring what the store fills in.

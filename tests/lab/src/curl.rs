@@ -7,6 +7,17 @@
 //! request goes straight to a ready endpoint of the Service, as kube-proxy
 //! would route it. Only the Kubernetes API is used to find pods and
 //! endpoints, so this works against any running lab from its kubeconfig.
+//!
+//! A URL whose host is a pod IP or a pod DNS name (`<hostname>.<subdomain>.
+//! <ns>[.svc.cluster.local]`, what a headless Service gives StatefulSet-like
+//! pods) is a call to that pod: without a sidecar it dials the pod; with one
+//! it still goes through the sidecar and carries the pod's address in
+//! Envoy's `x-envoy-original-dst-host` header (LAB DIFFERENCE: standing for
+//! the SO_ORIGINAL_DST iptables gives a real sidecar; the lab's ORIGINAL_DST
+//! clusters read it, see `istiod/headless.rs`).
+//!
+//! [`curl_via_gateway`] is a client outside the mesh calling an ingress
+//! gateway's Service, as a load balancer would deliver it.
 
 use crate::net::PodAddrs;
 use anyhow::{anyhow, Context};
@@ -131,8 +142,15 @@ pub async fn curl(
     let injected = pod["spec"]["containers"]
         .as_array()
         .is_some_and(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"));
+    let pod_target = pod_address(api, &http, ns, &host, port).await?;
+    let mut headers = Vec::new();
     let target = if injected {
+        if let Some(dst) = &pod_target {
+            headers.push(("x-envoy-original-dst-host".to_string(), dst.clone()));
+        }
         format!("{}:{port}", PodAddrs::from_pod_ip(pod_ip).egress)
+    } else if let Some(dst) = pod_target {
+        dst
     } else {
         direct_endpoint(api, &http, ns, &host, port).await?
     };
@@ -140,34 +158,60 @@ pub async fn curl(
         "http://{target}{}",
         if path.is_empty() { "/" } else { path }
     );
-
-    // The app's own client: keep-alive pool, no retries, no proxy, and its
-    // connections leave from the pod's own address, as in a pod.
+    // The app's own client: its connections leave from the pod's own address.
     let source = std::net::IpAddr::V4(if injected {
         PodAddrs::from_pod_ip(pod_ip).app_ip
     } else {
         pod_ip
     });
-    let app = reqwest::Client::builder()
+    let req = Request {
+        url: target_url,
+        authority,
+        headers,
+    };
+    send(req, Some(source), count, concurrency).await
+}
+
+/// One request as the client sends it, over and over.
+struct Request {
+    /// Where the connection goes (`http://ip:port/path`).
+    url: String,
+    /// The `Host` header.
+    authority: String,
+    headers: Vec<(String, String)>,
+}
+
+/// Send `count` copies of `req` with `concurrency` in flight: a keep-alive
+/// pool, no retries, no proxy, connections from `source` when given.
+async fn send(
+    req: Request,
+    source: Option<std::net::IpAddr>,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Result<Response, String>>> {
+    let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
-        .no_proxy()
-        .local_address(source)
-        .build()?;
+        .no_proxy();
+    if let Some(ip) = source {
+        builder = builder.local_address(ip);
+    }
+    let app = builder.build()?;
+    let req = std::sync::Arc::new(req);
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::new();
     for _ in 0..count.max(1) {
         let app = app.clone();
-        let u = target_url.clone();
-        let a = authority.clone();
+        let req = req.clone();
         let sem = sem.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            let resp = app
-                .get(&u)
-                .header(reqwest::header::HOST, a)
-                .send()
-                .await
-                .map_err(|e| format!("request failed: {e}"))?;
+            let mut r = app
+                .get(&req.url)
+                .header(reqwest::header::HOST, req.authority.as_str());
+            for (k, v) in &req.headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            let resp = r.send().await.map_err(|e| format!("request failed: {e}"))?;
             let status = resp.status().as_u16();
             let headers = resp
                 .headers()
@@ -187,6 +231,112 @@ pub async fn curl(
         out.push(t.await.map_err(|e| e.to_string()).and_then(|r| r));
     }
     Ok(out)
+}
+
+/// A client outside the mesh calling the ingress gateway Service `gateway`
+/// (`<ns>/<name>`): the request goes to a ready gateway pod on the
+/// Service port's target port (what a load balancer in front of it does),
+/// with the URL's host as `Host`.
+pub async fn curl_via_gateway(
+    api: &ApiAccess,
+    gateway: &str,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Result<Response, String>>> {
+    let (ns, name) = gateway.split_once('/').ok_or_else(|| {
+        anyhow!("--via-gateway {gateway:?}: expected <namespace>/<gateway Service>")
+    })?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url:?}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow!("URL {url:?} has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let authority = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let mut path = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        path = format!("{path}?{q}");
+    }
+    let target = direct_endpoint(api, &http, ns, &format!("{name}.{ns}"), port).await?;
+    let req = Request {
+        url: format!("http://{target}{path}"),
+        authority,
+        headers: Vec::new(),
+    };
+    send(req, None, count, concurrency).await
+}
+
+/// `ip:port` when the URL names one pod: an IPv4 literal, or a pod DNS name
+/// `<hostname>.<subdomain>.<namespace>[.svc[.cluster.local]]` of a pod whose
+/// `spec.hostname`/`spec.subdomain` say so.
+async fn pod_address(
+    api: &ApiAccess,
+    http: &reqwest::Client,
+    client_ns: &str,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Option<String>> {
+    if host.parse::<Ipv4Addr>().is_ok() {
+        return Ok(Some(format!("{host}:{port}")));
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    let well_formed = match parts.len() {
+        2 => true,
+        3 => parts[2] != "svc",
+        4 => parts[3] == "svc",
+        6 => parts[3] == "svc" && parts[4] == "cluster" && parts[5] == "local",
+        _ => false,
+    };
+    if !well_formed || parts[1] == "svc" {
+        return headless_endpoint(api, http, client_ns, host, port).await;
+    }
+    let ns = parts.get(2).copied().unwrap_or(client_ns);
+    let list = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/pods"))
+        .await?
+        .unwrap_or(Value::Null);
+    let by_name = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["spec"]["hostname"] == parts[0] && p["spec"]["subdomain"] == parts[1])
+        .and_then(|p| p["status"]["podIP"].as_str())
+        .map(|ip| format!("{ip}:{port}"));
+    match by_name {
+        Some(a) => Ok(Some(a)),
+        None => headless_endpoint(api, http, client_ns, host, port).await,
+    }
+}
+
+/// A headless Service's name resolves to its ready pods' IPs (DNS A
+/// records): the first ready endpoint's IP, with the port the app dials.
+async fn headless_endpoint(
+    api: &ApiAccess,
+    http: &reqwest::Client,
+    client_ns: &str,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Option<String>> {
+    let mut parts = host.split('.');
+    let svc = parts.next().unwrap_or(host);
+    let ns = parts.next().unwrap_or(client_ns);
+    let Some(service) = api
+        .get(http, &format!("/api/v1/namespaces/{ns}/services/{svc}"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if service["spec"]["clusterIP"] != "None" {
+        return Ok(None);
+    }
+    let ep = direct_endpoint(api, http, client_ns, host, port).await?;
+    Ok(ep.split_once(':').map(|(ip, _)| format!("{ip}:{port}")))
 }
 
 async fn find_pod(

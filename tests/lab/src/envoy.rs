@@ -134,14 +134,16 @@ pub struct SidecarSpec {
     /// Bootstrap `node.metadata` (ISTIO_VERSION, NAMESPACE, NAME, LABELS,
     /// SERVICE_ACCOUNT, CLUSTER_ID, …) as pilot-agent fills it.
     pub node_metadata: Value,
+    /// `sidecar`, or `router` for a gateway (`pilot-agent proxy router`).
+    pub node_type: &'static str,
 }
 
 impl SidecarSpec {
-    /// `sidecar~<podIP>~<pod>.<ns>~<ns>.svc.cluster.local`.
+    /// `sidecar~<podIP>~<pod>.<ns>~<ns>.svc.cluster.local` (`router~…` for gateways).
     pub fn node_id(&self) -> String {
         format!(
-            "sidecar~{}~{}.{}~{}.svc.cluster.local",
-            self.addrs.pod_ip, self.pod, self.namespace, self.namespace
+            "{}~{}~{}.{}~{}.svc.cluster.local",
+            self.node_type, self.addrs.pod_ip, self.pod, self.namespace, self.namespace
         )
     }
 
@@ -247,6 +249,7 @@ pub fn spec_for_pod(world: &World, pod: &Value) -> Result<SidecarSpec, RenderErr
         )),
         access_log,
         node_metadata,
+        node_type: istiod::gateway::node_type(pod),
     })
 }
 
@@ -458,6 +461,28 @@ fn spawn_with_pdeathsig(mut cmd: Command) -> std::io::Result<Child> {
     rx.recv()
         .map_err(|_| std::io::Error::other("spawner thread gone"))?
 }
+
+/// Envoy refused (part of) the config last written: what its log said.
+/// [`Sidecar::wait_ready`] and [`Sidecar::update`] fail with this error
+/// (find it with `downcast_ref`); the rest of the config may still apply.
+#[derive(Debug, Clone)]
+pub struct ConfigRejected {
+    pub pid: u32,
+    pub lines: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "envoy (pid {}) rejected config:\n{}",
+            self.pid,
+            self.lines.join("\n")
+        )
+    }
+}
+
+impl std::error::Error for ConfigRejected {}
 
 /// One running Envoy. Dropping it stops the process (SIGTERM, then SIGKILL
 /// after 2 s) and reaps it.
@@ -1032,11 +1057,10 @@ impl Sidecar {
                 .log_offset;
             let rejected = rejections(&self.log_path(), offset);
             if !rejected.is_empty() {
-                bail!(
-                    "envoy (pid {}) rejected config:\n{}",
-                    self.pid,
-                    rejected.join("\n")
-                );
+                return Err(anyhow::Error::new(ConfigRejected {
+                    pid: self.pid,
+                    lines: rejected,
+                }));
             }
             match self.check_ready().await {
                 Ok(()) => return Ok(()),

@@ -11,8 +11,9 @@ use crate::api::{ApiOptions, ApiServer};
 use crate::app::{App, AppBehaviour};
 use crate::controller::{self, Controller, LAB_PREFIX};
 use crate::duration;
-use crate::envoy::{find_envoy, spec_for_pod, Sidecar};
-use crate::istiod::{pod_is_injected, render_sidecar, World};
+use crate::envoy::{find_envoy, spec_for_pod, ConfigRejected, Sidecar};
+use crate::istiod::{pod_is_injected, render_sidecar, SidecarXds, World};
+use crate::nack::{self, Nack};
 use crate::net::PodAddrs;
 use crate::pki::Pki;
 use crate::resources::Registry;
@@ -58,8 +59,13 @@ struct Shared {
     pods: Mutex<HashMap<(String, String), PodRun>>,
     /// Errors from the last sync (render failures etc.), for `up` and tests.
     errors: Mutex<Vec<String>>,
+    /// Pushes a sidecar rejected because of an EnvoyFilter (oldest first).
+    nacks: Mutex<Vec<Nack>>,
     /// One sync at a time per lab (background loop vs. explicit waits).
     sync_lock: tokio::sync::Mutex<()>,
+    /// The store resourceVersion the background loop has reconciled (the
+    /// controller settled on it) and then synced the pods to.
+    processed: tokio::sync::watch::Sender<u64>,
 }
 
 pub struct Lab {
@@ -142,6 +148,8 @@ impl Lab {
             dir: tmp.path().to_path_buf(),
             pods: Mutex::new(HashMap::new()),
             errors: Mutex::new(Vec::new()),
+            nacks: Mutex::new(Vec::new()),
+            processed: tokio::sync::watch::channel(0).0,
             sync_lock: tokio::sync::Mutex::new(()),
         });
         let rbac = match &opts.rbac {
@@ -163,6 +171,7 @@ impl Lab {
         let mut controller = Controller::in_slot(slot.slot);
         let (api, bg) = rt.block_on(async {
             settle(&shared, &mut controller).await?;
+            shared.processed.send_replace(store.resource_version());
             sync_pods(&shared, true).await?;
             let api = ApiServer::start(
                 store.clone(),
@@ -214,6 +223,37 @@ impl Lab {
             .block_on(f)
     }
 
+    /// Send `count` requests from outside the mesh through an ingress
+    /// gateway: `gateway` is its Service `<ns>/<name>` (e.g.
+    /// `istio-system/istio-ingressgateway`); the URL's host is the `Host`
+    /// header, its port the Service port.
+    pub fn curl_via_gateway(
+        &self,
+        gateway: &str,
+        url: &str,
+        count: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<Result<crate::curl::Response, String>>> {
+        let access = crate::curl::ApiAccess::from_kubeconfig(&self.kubeconfig)?;
+        self.block_on(crate::curl::curl_via_gateway(
+            &access,
+            gateway,
+            url,
+            count,
+            concurrency,
+        ))
+    }
+
+    /// Config pushes a sidecar rejected (NACK) because an EnvoyFilter
+    /// shaped them, oldest first (see `nack.rs`).
+    pub fn nacks(&self) -> Vec<Nack> {
+        self.shared
+            .nacks
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
+    }
+
     /// Send `count` requests from `<ns>/<pod|deploy>` as its app would.
     pub fn curl(
         &self,
@@ -236,13 +276,30 @@ impl Lab {
         self.wait_synced()
     }
 
-    /// Wait until the background loop has rendered the store's current state.
+    /// Wait until the background loop has reconciled the store's current
+    /// state (the controller's Pods, EndpointSlices, …) and every sidecar
+    /// runs the config rendered from it.
     pub fn wait_synced(&self) -> anyhow::Result<()> {
         let shared = self.shared.clone();
         self.block_on(async move {
-            // The background task runs on every change; syncing again here is
-            // idempotent and makes the wait deterministic.
-            sync_pods(&shared, true).await
+            let mut rx = shared.processed.subscribe();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let rv = shared.store.resource_version();
+                while *rx.borrow_and_update() < rv {
+                    if tokio::time::timeout_at(deadline, rx.changed())
+                        .await
+                        .is_err()
+                    {
+                        anyhow::bail!("the lab did not reconcile resourceVersion {rv} in 60 s");
+                    }
+                }
+                // Syncing again is idempotent and makes the wait deterministic.
+                sync_pods(&shared, true).await?;
+                if shared.store.resource_version() == rv {
+                    return Ok(());
+                }
+            }
         })
     }
 
@@ -336,10 +393,16 @@ async fn background(shared: Arc<Shared>, mut controller: Controller) {
         if let Err(e) = settle(&shared, &mut controller).await {
             record(&shared, format!("{e:#}"));
         }
+        let settled = shared.store.resource_version();
         if let Err(e) = sync_pods(&shared, true).await {
             record(&shared, format!("{e:#}"));
         }
-        rx.borrow_and_update();
+        shared.processed.send_replace(settled);
+        // Changes made while syncing wake the loop again; the controller's
+        // own writes (up to `settled`) are already handled.
+        if shared.store.resource_version() == settled {
+            rx.borrow_and_update();
+        }
     }
 }
 
@@ -367,7 +430,8 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             o["kind"] == "Pod" && o["apiVersion"] == "v1" && o["status"]["podIP"].is_string()
         })
         .collect();
-    let mut waiting: Vec<(String, String)> = Vec::new();
+    // New sidecars to wait for, with the EnvoyFilters that shaped their config.
+    let mut waiting: Vec<((String, String), Vec<String>)> = Vec::new();
     let mut errors = Vec::new();
     let live: std::collections::HashSet<(String, String)> = pods
         .iter()
@@ -402,7 +466,7 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             .context("podIP")?;
         let addrs = PodAddrs::from_pod_ip(ip);
         let injected = pod_is_injected(pod);
-        let fingerprint = format!("{}{}", pod["spec"], pod["metadata"]["annotations"]);
+        let fingerprint = pod_fingerprint(pod);
         let needs_apps = {
             let runs = shared
                 .pods
@@ -436,10 +500,10 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             };
             if injected {
                 match render_and_start(shared, &world, pod, &addrs) {
-                    Ok((sc, xds)) => {
+                    Ok((sc, xds, filters)) => {
                         run.sidecar = Some(sc);
                         run.last_xds = Some(xds);
-                        waiting.push(key.clone());
+                        waiting.push((key.clone(), filters));
                     }
                     Err(e) => errors.push(format!("pod {ns}/{name}: sidecar: {e:#}")),
                 }
@@ -449,54 +513,16 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .insert(key, run);
-        } else if injected {
-            let xds = render_sidecar(&world, pod, &shared.pki);
-            match xds {
-                Ok(xds) => {
-                    let text = xds_fingerprint(&xds);
-                    let changed = {
-                        let runs = shared
-                            .pods
-                            .lock()
-                            .map_err(|_| anyhow!("pod table poisoned"))?;
-                        runs.get(&key)
-                            .map(|r| r.last_xds.as_deref() != Some(text.as_str()))
-                            .unwrap_or(false)
-                    };
-                    if changed {
-                        // Take the sidecar out while awaiting (no lock across await).
-                        let sc = shared
-                            .pods
-                            .lock()
-                            .map_err(|_| anyhow!("pod table poisoned"))?
-                            .get_mut(&key)
-                            .and_then(|r| r.sidecar.take());
-                        if let Some(sc) = sc {
-                            let res = sc.update(&xds).await;
-                            let mut runs = shared
-                                .pods
-                                .lock()
-                                .map_err(|_| anyhow!("pod table poisoned"))?;
-                            if let Some(r) = runs.get_mut(&key) {
-                                r.sidecar = Some(sc);
-                                if res.is_ok() {
-                                    r.last_xds = Some(text);
-                                }
-                            }
-                            if let Err(e) = res {
-                                errors.push(format!("pod {ns}/{name}: sidecar update: {e:#}"));
-                            }
-                        }
-                    }
-                }
-                Err(e) => errors.push(format!("pod {ns}/{name}: render: {e}")),
+        } else if injected && !nack::frozen(pod) {
+            if let Err(e) = update_sidecar(shared, &world, pod, &key).await {
+                errors.push(e);
             }
         }
     }
     if wait && !waiting.is_empty() {
         // Wait for every new sidecar concurrently.
         let mut futs = Vec::new();
-        for key in &waiting {
+        for (key, filters) in &waiting {
             let sc = shared
                 .pods
                 .lock()
@@ -506,14 +532,17 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             if let Some(sc) = sc {
                 let key = key.clone();
                 futs.push(async move {
-                    let r = sc.wait_ready(Duration::from_secs(20)).await;
+                    let r = match sc.wait_ready(Duration::from_secs(20)).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => accept_nack(shared, &key, &sc, e, filters).await,
+                    };
                     (key, sc, r)
                 });
             }
         }
         for (key, sc, r) in futures::future::join_all(futs).await {
             if let Err(e) = r {
-                errors.push(format!("pod {}/{}: sidecar not ready: {e:#}", key.0, key.1));
+                errors.push(format!("pod {}/{}: sidecar not ready: {e}", key.0, key.1));
             }
             if let Some(run) = shared
                 .pods
@@ -544,7 +573,7 @@ fn render_and_start(
     world: &World,
     pod: &Value,
     addrs: &PodAddrs,
-) -> anyhow::Result<(Sidecar, String)> {
+) -> anyhow::Result<(Sidecar, String, Vec<String>)> {
     let xds = render_sidecar(world, pod, &shared.pki).map_err(|e| anyhow!("render: {e}"))?;
     let spec = spec_for_pod(world, pod).map_err(|e| anyhow!("spec: {e}"))?;
     let dir = shared.dir.join(format!(
@@ -555,7 +584,94 @@ fn render_and_start(
     std::fs::create_dir_all(&dir)?;
     debug_assert_eq!(spec.addrs, *addrs);
     let sc = Sidecar::start(&shared.envoy, &dir, &spec, &xds)?;
-    Ok((sc, xds_fingerprint(&xds)))
+    Ok((sc, xds_fingerprint(&xds), xds.envoy_filters.clone()))
+}
+
+/// What decides whether a pod's apps restart: its spec and annotations,
+/// except the freeze knob (setting it must not restart anything).
+fn pod_fingerprint(pod: &Value) -> String {
+    let mut ann = pod["metadata"]["annotations"].clone();
+    if let Some(m) = ann.as_object_mut() {
+        m.remove(&format!("{LAB_PREFIX}{}", nack::FREEZE_ANNOTATION));
+    }
+    format!("{}{}", pod["spec"], ann)
+}
+
+/// A rejection by Envoy of config an EnvoyFilter shaped is a NACK, as in a
+/// cluster: wait until Envoy settles on what it accepted and record it.
+/// Anything else is an error of the lab.
+async fn accept_nack(
+    shared: &Shared,
+    key: &(String, String),
+    sc: &Sidecar,
+    err: anyhow::Error,
+    filters: &[String],
+) -> Result<(), String> {
+    let Some(rej) = err.downcast_ref::<ConfigRejected>() else {
+        return Err(format!("{err:#}"));
+    };
+    if filters.is_empty() {
+        return Err(format!("{err:#}"));
+    }
+    let rejected = nack::settle(sc, Duration::from_secs(15))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let n = Nack {
+        pod: format!("{}/{}", key.0, key.1),
+        envoy_filters: filters.to_vec(),
+        log: rej.lines.clone(),
+        rejected,
+    };
+    eprintln!("mesh503-lab: {n}");
+    if let Ok(mut v) = shared.nacks.lock() {
+        v.push(n);
+    }
+    Ok(())
+}
+
+/// Push a running pod's new config to its sidecar if it changed.
+async fn update_sidecar(
+    shared: &Arc<Shared>,
+    world: &World,
+    pod: &Value,
+    key: &(String, String),
+) -> Result<(), String> {
+    let (ns, name) = key;
+    let xds: SidecarXds = render_sidecar(world, pod, &shared.pki)
+        .map_err(|e| format!("pod {ns}/{name}: render: {e}"))?;
+    let text = xds_fingerprint(&xds);
+    let poisoned = || "pod table poisoned".to_string();
+    let changed = {
+        let runs = shared.pods.lock().map_err(|_| poisoned())?;
+        runs.get(key)
+            .map(|r| r.last_xds.as_deref() != Some(text.as_str()))
+            .unwrap_or(false)
+    };
+    if !changed {
+        return Ok(());
+    }
+    // Take the sidecar out while awaiting (no lock across await).
+    let Some(sc) = shared
+        .pods
+        .lock()
+        .map_err(|_| poisoned())?
+        .get_mut(key)
+        .and_then(|r| r.sidecar.take())
+    else {
+        return Ok(());
+    };
+    let res = match sc.update(&xds).await {
+        Ok(()) => Ok(()),
+        Err(e) => accept_nack(shared, key, &sc, e, &xds.envoy_filters).await,
+    };
+    let mut runs = shared.pods.lock().map_err(|_| poisoned())?;
+    if let Some(r) = runs.get_mut(key) {
+        r.sidecar = Some(sc);
+        if res.is_ok() {
+            r.last_xds = Some(text);
+        }
+    }
+    res.map_err(|e| format!("pod {ns}/{name}: sidecar update: {e}"))
 }
 
 async fn start_apps(

@@ -3,9 +3,10 @@
 //!     mesh503-lab up tests/scenarios/seed-2018.yaml
 //!     export KUBECONFIG=…            # printed by `up`
 //!     mesh503-lab curl --from foo/sleep http://httpbin.foo:8000/get
+//!     mesh503-lab curl --via-gateway http://httpbin.example.com/get
 
 use clap::{Parser, Subcommand};
-use mesh503_lab::curl::{curl, ApiAccess};
+use mesh503_lab::curl::{curl, curl_via_gateway, ApiAccess};
 use mesh503_lab::lab::{Lab, LabOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,14 +37,26 @@ enum Cmd {
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
     },
-    /// Send requests from a pod as its app would, through its sidecar.
+    /// Send requests from a pod as its app would, through its sidecar, or
+    /// from outside the mesh through an ingress gateway (`--via-gateway`).
     Curl {
         /// kubeconfig of a running lab (default: $KUBECONFIG).
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: PathBuf,
         /// `<namespace>/<pod or deployment>`.
-        #[arg(long)]
-        from: String,
+        #[arg(
+            long,
+            required_unless_present = "via_gateway",
+            conflicts_with = "via_gateway"
+        )]
+        from: Option<String>,
+        /// Call from outside the mesh through this ingress gateway Service
+        /// (`--via-gateway=<namespace>/<name>`; bare `--via-gateway`:
+        /// `istio-system/istio-ingressgateway`);
+        /// the URL's host is the Host header, its port the Service port.
+        #[arg(long, value_name = "NS/SERVICE", num_args = 0..=1, require_equals = true,
+              default_missing_value = "istio-system/istio-ingressgateway")]
+        via_gateway: Option<String>,
         url: String,
         /// Number of requests.
         #[arg(short = 'n', long, default_value_t = 1)]
@@ -84,6 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for e in lab.errors() {
                 eprintln!("mesh503-lab: warning: {e}");
             }
+            for n in lab.nacks() {
+                eprintln!("mesh503-lab: NACK: {n}");
+            }
             println!("export KUBECONFIG={}", lab.kubeconfig().display());
             eprintln!("mesh503-lab: API at {} — Ctrl-C to stop", lab.api_url());
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -105,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Curl {
             kubeconfig,
             from,
+            via_gateway,
             url,
             count,
             concurrency,
@@ -113,7 +130,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let results = rt.block_on(curl(&access, &from, &url, count, concurrency))?;
+            let results = rt.block_on(async {
+                match (&from, &via_gateway) {
+                    (_, Some(gw)) => curl_via_gateway(&access, gw, &url, count, concurrency).await,
+                    (Some(from), None) => curl(&access, from, &url, count, concurrency).await,
+                    (None, None) => anyhow::bail!("give --from <ns>/<pod> or --via-gateway"),
+                }
+            })?;
             let mut failed = false;
             if count <= 1 {
                 match &results[0] {

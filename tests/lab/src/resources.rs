@@ -282,6 +282,15 @@ impl Registry {
                 short,
             ));
         }
+        // EnvoyFilter has only ever been served as v1alpha3.
+        types.push(rt(
+            "networking.istio.io",
+            vec!["v1alpha3"],
+            "EnvoyFilter",
+            "envoyfilters",
+            true,
+            vec![],
+        ));
         Registry {
             types,
             istio_minor: m,

@@ -21,6 +21,9 @@ pub struct ApiError {
     /// Invalid, MethodNotAllowed, Gone, …
     pub reason: String,
     pub message: String,
+    /// Status `details` the API server sets itself (validation errors:
+    /// `{name, kind, causes}`); None: the lab derives them from the path.
+    pub details: Option<Value>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
+            details: None,
         }
     }
     /// `pods "x" not found` (`what` is the plural, qualified by group for non-core types).
@@ -390,6 +394,7 @@ impl Store {
         f(&mut obj)?;
         // The edit must not move the object.
         let mut obj = self.normalize(&t, obj)?;
+        crate::validation::validate(&t, &obj)?;
         if obj.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
             return Err(ApiError::invalid(format!(
                 "{} \"{name}\" is invalid: metadata.name: Invalid value: field is immutable",
@@ -495,6 +500,7 @@ impl Store {
             )));
         }
         let mut obj = self.normalize(&t, obj)?;
+        crate::validation::validate(&t, &obj)?;
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
         let tkey = (t.group.to_string(), t.kind.to_string());

@@ -75,7 +75,9 @@ pub fn status_value(err: &ApiError, details: &Details) -> Value {
     if let Some(kind) = &details.kind {
         d.insert("kind".into(), json!(kind));
     }
-    if !d.is_empty() && !matches!(err.code, 400 | 401) {
+    if let Some(own) = &err.details {
+        status["details"] = own.clone();
+    } else if !d.is_empty() && !matches!(err.code, 400 | 401) {
         status["details"] = Value::Object(d);
     }
     status

@@ -25,7 +25,7 @@ pub struct Built {
 }
 
 /// Every cluster of a sidecar: outbound (one per visible service port, plus
-/// one per DestinationRule subset), inbound (one per container port), and
+/// one per DestinationRule subset), inbound (one per Service target port), and
 /// `BlackHoleCluster`, `PassthroughCluster`, `InboundPassthroughClusterIpv4`.
 pub fn build(ctx: &Ctx) -> Built {
     let mut out = Built::default();
@@ -44,6 +44,7 @@ pub fn build(ctx: &Ctx) -> Built {
     }
     out.clusters.extend(inbound(ctx));
     out.clusters.extend(special(ctx));
+    super::headless::lab_original_dst_header(&mut out.clusters);
     out.clusters
         .sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     out.endpoints
@@ -118,6 +119,10 @@ fn base_cluster(
             c["load_assignment"] = json!({"cluster_name": name, "endpoints": [{"locality": {}, "lb_endpoints": hosts}]});
         }
         Source::ServiceEntry { resolution, .. } if resolution == "NONE" => {
+            c["type"] = json!("ORIGINAL_DST");
+            c["lb_policy"] = json!("CLUSTER_PROVIDED");
+        }
+        Source::Kubernetes(_) if super::headless::original_dst_cluster(ctx, svc, port) => {
             c["type"] = json!("ORIGINAL_DST");
             c["lb_policy"] = json!("CLUSTER_PROVIDED");
         }
@@ -401,7 +406,18 @@ fn apply_tls(
         }
         return;
     }
-    if !ctx.version.auto_mtls(&ctx.mesh) || c["type"] == "ORIGINAL_DST" {
+    if !ctx.version.auto_mtls(&ctx.mesh) {
+        return;
+    }
+    if c["type"] == "ORIGINAL_DST" {
+        // Headless / passthrough: one cluster-wide socket (headless.rs).
+        let sni = sni_default.as_deref();
+        if let Some(ts) = super::headless::original_dst_auto_mtls(ctx, svc, port, policy, sni) {
+            c["transport_socket"] = ts;
+        }
+        return;
+    }
+    if super::headless::forces_plaintext(ctx, svc, port, policy) {
         return;
     }
     match service_mode_for_auto_mtls(ctx.world, &ctx.mesh, ctx.version, svc, port.port) {
@@ -464,7 +480,7 @@ pub fn inbound_cluster_name(ctx: &Ctx, container_port: u16) -> String {
     format!("inbound|{container_port}||")
 }
 
-/// One STATIC cluster per container port, to the app.
+/// One STATIC cluster per Service target port, to the app.
 ///
 /// Istio ≥1.10 forwards to the pod IP (the `inbound|port||` cluster is
 /// ORIGINAL_DST bound to 127.0.0.6); LAB DIFFERENCE: a STATIC cluster to
@@ -517,7 +533,7 @@ fn special(ctx: &Ctx) -> Vec<Value> {
     let mut v = vec![
         json!({"@type": TYPE_CLUSTER, "name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"}),
         json!({"@type": TYPE_CLUSTER, "name": "PassthroughCluster", "type": "ORIGINAL_DST", "connect_timeout": "10s", "lb_policy": "CLUSTER_PROVIDED"}),
-        json!({"@type": TYPE_CLUSTER, "name": "InboundPassthroughClusterIpv4", "type": "ORIGINAL_DST", "connect_timeout": "10s", "lb_policy": "CLUSTER_PROVIDED"}),
+        json!({"@type": TYPE_CLUSTER, "name": super::inbound_chains::passthrough_cluster(ctx.version), "type": "ORIGINAL_DST", "connect_timeout": "10s", "lb_policy": "CLUSTER_PROVIDED"}),
     ];
     if ctx.version.default_circuit_breakers() {
         for c in v.iter_mut().skip(1) {

@@ -11,18 +11,17 @@
 //!   first service on that port (Istio uses `<clusterIP>_<port>` listeners,
 //!   told apart by original destination, which the lab cannot see); HTTP
 //!   wins when HTTP and TCP services share a port number.
-//! - `virtualInbound` binds `pod_ip:15006` and, as `additional_addresses`,
-//!   `pod_ip:<container port>` for every container port (standing for the
-//!   iptables REDIRECT). Its `original_dst` listener filter is harmless:
-//!   SO_ORIGINAL_DST fails without NAT and the local address already is the
-//!   destination, so `destination_port` matching works as in a pod.
+//! - `virtualInbound` (see `inbound_chains.rs`) binds `pod_ip:15006` and,
+//!   as `additional_addresses`, `pod_ip:<port>` for every port the pod
+//!   serves (standing for the iptables REDIRECT). Its `original_dst`
+//!   listener filter is harmless: SO_ORIGINAL_DST fails without NAT and the
+//!   local address already is the destination, so `destination_port`
+//!   matching works as in a pod.
 //! - Inbound HTTP chains use RDS (`inbound|<port>||`) where Istio inlines
 //!   the route configuration; the routes are the same.
 //! - The listener shapes are Istio's modern ones (virtualInbound with
 //!   per-port chains) for every modelled release.
 
-use super::authn::{server_mtls, MtlsMode};
-use super::cluster::inbound_cluster_name;
 use super::services::{Protocol, Service};
 use super::virtual_service;
 use super::xds::{self, socket_address, tcp_proxy, TYPE_LISTENER, TYPE_ROUTE};
@@ -53,7 +52,7 @@ fn listener_filters(inspect_tls: bool) -> Value {
     json!(f)
 }
 
-fn set_listener_access_log(ctx: &Ctx, l: &mut Value) {
+pub(super) fn set_listener_access_log(ctx: &Ctx, l: &mut Value) {
     if let Some(al) = &ctx.listener_access_log {
         l["access_log"] = json!([al]);
     }
@@ -95,7 +94,7 @@ fn outbound(ctx: &Ctx, out: &mut Built) {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": format!("outbound_0.0.0.0_{port}"),
                 "rds": xds::rds(&port.to_string()),
-                "http_filters": xds::http_filters(),
+                "http_filters": super::inbound_chains::outbound_http_filters(ctx, http.iter().all(|s| s.port(port).is_some_and(|p| p.protocol.is_http2()))),
                 "use_remote_address": false,
                 "upgrade_configs": [{"upgrade_type": "websocket"}],
                 "stream_idle_timeout": "0s",
@@ -145,6 +144,8 @@ fn domains(ctx: &Ctx, svc: &Service, port: u16) -> Vec<String> {
         names.push(format!("{}.{}", svc.name, svc.namespace));
         names.push(format!("{}.{}.svc", svc.name, svc.namespace));
     }
+    // Headless Kubernetes services also match `*.<name>` (pod DNS names).
+    names.extend(super::headless::wildcard_domains(ctx, svc, &names));
     if let Some(ip) = &svc.cluster_ip {
         names.push(ip.clone());
     }
@@ -206,7 +207,7 @@ fn virtual_outbound(ctx: &Ctx) -> Value {
     l
 }
 
-fn inbound_hcm(ctx: &Ctx, port: u16, route_name: &str) -> Value {
+pub(super) fn inbound_hcm(ctx: &Ctx, port: u16, route_name: &str) -> Value {
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": format!("inbound_0.0.0.0_{port}"),
@@ -228,7 +229,12 @@ fn inbound_hcm(ctx: &Ctx, port: u16, route_name: &str) -> Value {
     json!({"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm})
 }
 
-fn inbound_route_config(route_name: &str, cluster: &str, port: u16, operation_host: &str) -> Value {
+pub(super) fn inbound_route_config(
+    route_name: &str,
+    cluster: &str,
+    port: u16,
+    operation_host: &str,
+) -> Value {
     json!({
         "@type": TYPE_ROUTE,
         "name": route_name,
@@ -246,86 +252,8 @@ fn inbound_route_config(route_name: &str, cluster: &str, port: u16, operation_ho
     })
 }
 
-/// `virtualInbound`: per container port, chains matching `destination_port`
-/// and, by the port's server mode (istio/istio `filterchain_options.go`):
-/// STRICT → one `tls` chain with mTLS; PERMISSIVE → a `tls` chain (Istio's
-/// mTLS ALPNs) plus a `raw_buffer` chain; DISABLE → `raw_buffer` only.
-/// A connection that matches no chain is closed (`NR filter_chain_not_found`).
+/// `virtualInbound`: built in `inbound_chains.rs` (Service target ports,
+/// Istio's chain shapes per protocol and mode, passthrough chains).
 fn inbound(ctx: &Ctx, out: &mut Built) {
-    let mtls = server_mtls(ctx.world, &ctx.mesh, ctx.version, ctx.pod);
-    let mut chains = vec![json!({
-        "filter_chain_match": {"destination_port": 15006},
-        "filters": [tcp_proxy("BlackHoleCluster", "BlackHoleCluster", None)],
-        "name": "virtualInbound-blackhole",
-    })];
-    let tls_socket = xds::istio_mutual_downstream(ctx.version, &ctx.mesh.trust_domain);
-    let mut additional = Vec::new();
-    for ip in &ctx.inbound_ports {
-        let port = ip.port;
-        additional.push(json!({"address": socket_address(ctx.addrs.pod_ip, port)}));
-        let cluster = inbound_cluster_name(ctx, port);
-        let chain_name = format!("0.0.0.0_{port}");
-        let mode = mtls.for_port(port);
-        let filters = if ip.protocol.is_http() {
-            let operation_host = ip.service.clone().unwrap_or_else(|| format!(":{port}"));
-            out.routes.push(inbound_route_config(
-                &cluster,
-                &cluster,
-                port,
-                &operation_host,
-            ));
-            vec![inbound_hcm(ctx, port, &cluster)]
-        } else {
-            vec![tcp_proxy(&cluster, &cluster, ctx.access_log.as_ref())]
-        };
-        if matches!(mode, MtlsMode::Strict | MtlsMode::Permissive) {
-            let mut m = json!({"destination_port": port, "transport_protocol": "tls"});
-            if mode == MtlsMode::Permissive {
-                m["application_protocols"] = json!(ctx.version.inbound_mtls_alpns());
-            }
-            chains.push(json!({"filter_chain_match": m, "filters": filters, "transport_socket": tls_socket, "name": chain_name}));
-        }
-        if matches!(mode, MtlsMode::Permissive | MtlsMode::Disable) {
-            chains.push(json!({"filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"}, "filters": filters, "name": chain_name}));
-        }
-    }
-    // Catch-all chains for ports without a specific chain (passthrough),
-    // following the workload-level mode.
-    let catchall_filters = json!([tcp_proxy(
-        "InboundPassthroughClusterIpv4",
-        "InboundPassthroughClusterIpv4",
-        ctx.access_log.as_ref()
-    )]);
-    let all = json!([{"address_prefix": "0.0.0.0", "prefix_len": 0}]);
-    if matches!(mtls.mode, MtlsMode::Strict | MtlsMode::Permissive) {
-        let mut m = json!({"prefix_ranges": all, "transport_protocol": "tls"});
-        if mtls.mode == MtlsMode::Permissive {
-            m["application_protocols"] = json!(ctx.version.inbound_mtls_alpns());
-        }
-        chains.push(json!({"filter_chain_match": m, "filters": catchall_filters, "transport_socket": tls_socket, "name": "virtualInbound"}));
-    }
-    if matches!(mtls.mode, MtlsMode::Permissive | MtlsMode::Disable) {
-        chains.push(json!({"filter_chain_match": {"prefix_ranges": all, "transport_protocol": "raw_buffer"}, "filters": catchall_filters, "name": "virtualInbound"}));
-    }
-    let mut l = json!({
-        "@type": TYPE_LISTENER,
-        "name": "virtualInbound",
-        "address": socket_address(ctx.addrs.pod_ip, 15006),
-        "filter_chains": chains,
-        "listener_filters": [
-            {"name": "envoy.filters.listener.original_dst", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}},
-            {"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
-             "filter_disabled": {"destination_port_range": {"start": 15006, "end": 15007}}},
-            {"name": "envoy.filters.listener.http_inspector", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"},
-             "filter_disabled": {"destination_port_range": {"start": 15006, "end": 15007}}},
-        ],
-        "listener_filters_timeout": "0s",
-        "continue_on_listener_filters_timeout": true,
-        "traffic_direction": "INBOUND",
-    });
-    if !additional.is_empty() {
-        l["additional_addresses"] = json!(additional);
-    }
-    set_listener_access_log(ctx, &mut l);
-    out.listeners.push(l);
+    super::inbound_chains::build(ctx, out);
 }

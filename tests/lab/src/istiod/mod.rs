@@ -14,12 +14,21 @@
 //! - [`destination_rule`]: which DestinationRule applies, merged policies;
 //! - [`authn`]: server-side mTLS mode (PeerAuthentication and legacy Policy);
 //! - [`cluster`], [`listener`], [`virtual_service`]: the Envoy resources;
+//! - [`inbound_chains`]: Service-target ports, inbound chain shapes,
+//!   passthrough chains, `virtualInbound`; [`headless`]: passthrough
+//!   services; [`gateway`]: ingress gateway (router) config;
+//! - [`envoy_filter`], [`envoy_filter_listener`]: EnvoyFilter patches;
 //! - [`accesslog`]: Istio's access log formats; [`xds`]: shared builders.
 
 pub mod accesslog;
 pub mod authn;
 pub mod cluster;
 pub mod destination_rule;
+pub mod envoy_filter;
+pub mod envoy_filter_listener;
+pub mod gateway;
+pub mod headless;
+pub mod inbound_chains;
 pub mod listener;
 pub mod services;
 pub mod version;
@@ -33,9 +42,7 @@ pub use world::{MeshConfig, World};
 use crate::net::PodAddrs;
 use crate::pki::{base64, Pki};
 use serde_json::{json, Value};
-use services::{
-    container_ports, services_for_pod, target_port_on, visible_services, Protocol, Service,
-};
+use services::{visible_services, Protocol, Service};
 use std::collections::BTreeMap;
 
 /// Everything one sidecar gets from "istiod": Envoy v3 resources as JSON,
@@ -49,6 +56,9 @@ pub struct SidecarXds {
     pub routes: Vec<Value>,
     /// `default` (workload cert + key) and `ROOTCA`.
     pub secrets: Vec<Value>,
+    /// `<namespace>/<name>` of the EnvoyFilters whose patches changed this
+    /// config (a rejection by Envoy is then a NACK, not a lab bug).
+    pub envoy_filters: Vec<String>,
 }
 
 /// Why a pod's sidecar config cannot be rendered.
@@ -113,7 +123,7 @@ pub fn service_account(pod: &Value) -> &str {
 #[derive(Debug, Clone)]
 pub struct InboundPort {
     pub port: u16,
-    /// From the first service port targeting it; Unknown (sniffed) otherwise.
+    /// From the oldest Service port targeting it (Unknown: sniffed).
     pub protocol: Protocol,
     /// `<service host>:<service port>` of that service port, for decorators.
     pub service: Option<String>,
@@ -151,23 +161,12 @@ impl<'a> Ctx<'a> {
         let version = IstioVersion::from(world.istio_version());
         let labels = world::labels(pod);
         let services = visible_services(world, &mesh, &ns, &labels);
-        let own = services_for_pod(world, pod);
-        let inbound_ports = container_ports(pod)
-            .into_iter()
-            .map(|cp| {
-                let hit = own.iter().find_map(|s| {
-                    s.ports
-                        .iter()
-                        .find(|sp| target_port_on(sp, pod) == Some(cp.port))
-                        .map(|sp| (s, sp))
-                });
-                InboundPort {
-                    port: cp.port,
-                    protocol: hit.map(|(_, sp)| sp.protocol).unwrap_or(Protocol::Unknown),
-                    service: hit.map(|(s, sp)| format!("{}:{}", s.hostname, sp.port)),
-                }
-            })
-            .collect();
+        // Service targets, not container ports (inbound_chains.rs); none on gateways.
+        let inbound_ports = if gateway::is_router(pod) {
+            Vec::new()
+        } else {
+            inbound_chains::service_targets(world, pod)
+        };
         Ok(Ctx {
             access_log: accesslog::access_log(&mesh, version),
             listener_access_log: accesslog::listener_access_log(&mesh, version),
@@ -189,8 +188,13 @@ impl<'a> Ctx<'a> {
 /// world and pod give the same resources (sorted by name).
 pub fn render_sidecar(world: &World, pod: &Value, pki: &Pki) -> Result<SidecarXds, RenderError> {
     let ctx = Ctx::new(world, pod)?;
-    let clusters = cluster::build(&ctx);
-    let mut listeners = listener::build(&ctx);
+    let mut clusters = cluster::build(&ctx);
+    let mut listeners = if gateway::is_router(pod) {
+        gateway::build(&ctx, &mut clusters)
+    } else {
+        listener::build(&ctx)
+    };
+    let envoy_filters = envoy_filter::apply(&ctx, &mut clusters.clusters, &mut listeners.listeners);
     listeners
         .listeners
         .sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
@@ -224,8 +228,12 @@ pub fn render_sidecar(world: &World, pod: &Value, pki: &Pki) -> Result<SidecarXd
         listeners: listeners.listeners,
         routes: listeners.routes,
         secrets,
+        envoy_filters,
     })
 }
+
+#[cfg(test)]
+mod topology_tests;
 
 #[cfg(test)]
 mod tests {

@@ -111,7 +111,7 @@ fn vs_routes(ctx: &Ctx, vs: &Value, svc: &Service, port: u16) -> Vec<Value> {
                 }
                 r["redirect"] = d;
             } else {
-                r["route"] = route_action(ctx, http, vs_ns, svc, port);
+                r["route"] = route_action(ctx, http, vs_ns, &svc.hostname, port);
             }
             if let Some(n) = http["name"].as_str() {
                 r["name"] = json!(n);
@@ -170,14 +170,14 @@ fn route_match(m: &Value) -> Value {
     out
 }
 
-fn route_action(ctx: &Ctx, http: &Value, vs_ns: &str, svc: &Service, port: u16) -> Value {
+fn route_action(ctx: &Ctx, http: &Value, vs_ns: &str, default_host: &str, port: u16) -> Value {
     let dests: Vec<(String, u64)> = http["route"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|d| {
             (
-                destination_cluster(ctx, &d["destination"], vs_ns, svc, port),
+                destination_cluster(ctx, &d["destination"], vs_ns, default_host, port),
                 d["weight"].as_u64().unwrap_or(0),
             )
         })
@@ -234,8 +234,14 @@ fn route_action(ctx: &Ctx, http: &Value, vs_ns: &str, svc: &Service, port: u16) 
 
 /// `destination: {host, subset, port}` → cluster name. Port: as written,
 /// else the destination service's only port, else the listener's port.
-fn destination_cluster(ctx: &Ctx, dest: &Value, vs_ns: &str, svc: &Service, port: u16) -> String {
-    let host = resolve_host(dest["host"].as_str().unwrap_or(&svc.hostname), vs_ns);
+fn destination_cluster(
+    ctx: &Ctx,
+    dest: &Value,
+    vs_ns: &str,
+    default_host: &str,
+    port: u16,
+) -> String {
+    let host = resolve_host(dest["host"].as_str().unwrap_or(default_host), vs_ns);
     let dport = dest["port"]["number"]
         .as_u64()
         .map(|p| p as u16)
@@ -247,4 +253,47 @@ fn destination_cluster(ctx: &Ctx, dest: &Value, vs_ns: &str, svc: &Service, port
             }
         });
     outbound_cluster_name(dport, dest["subset"].as_str().unwrap_or(""), &host)
+}
+
+/// The routes a VirtualService bound to a gateway gives a server on `port`
+/// (istio/istio `route.go` `BuildHTTPRoutesForVirtualService` for a
+/// gateway): its HTTP routes whose match port is unset or `port`, with no
+/// default route added; destinations name their host (resolved in the
+/// VirtualService's namespace).
+pub fn gateway_routes(ctx: &Ctx, vs: &Value, port: u16) -> Vec<Value> {
+    let vs_ns = namespace(vs);
+    let config = ctx
+        .version
+        .config_path("virtual-service", vs_ns, world::name(vs));
+    let mut out = Vec::new();
+    for http in vs["spec"]["http"].as_array().into_iter().flatten() {
+        let matches: Vec<Value> = match http["match"].as_array() {
+            Some(m) if !m.is_empty() => m.clone(),
+            _ => vec![Value::Null],
+        };
+        for m in matches
+            .into_iter()
+            .filter(|m| m["port"].as_u64().is_none_or(|p| p == u64::from(port)))
+        {
+            let mut r = json!({"match": route_match(&m)});
+            if let Some(dr) = http.get("directResponse").filter(|d| d.is_object()) {
+                r["direct_response"] = json!({"status": dr["status"].as_u64().unwrap_or(200)});
+            } else {
+                let first = http["route"][0]["destination"]["host"]
+                    .as_str()
+                    .unwrap_or("");
+                r["route"] = route_action(ctx, http, vs_ns, first, port);
+                let host = resolve_host(first, vs_ns);
+                r["decorator"] = json!({"operation": format!("{host}:{port}/*")});
+            }
+            if let Some(n) = http["name"].as_str() {
+                r["name"] = json!(n);
+            }
+            if let Some(c) = &config {
+                r["metadata"] = json!({"filter_metadata": {"istio": {"config": c}}});
+            }
+            out.push(r);
+        }
+    }
+    out
 }
