@@ -14,6 +14,7 @@ pub mod controller;
 pub mod curl;
 pub mod duration;
 pub mod envoy;
+pub mod injector;
 pub mod istiod;
 pub mod kubeconfig;
 pub mod lab;

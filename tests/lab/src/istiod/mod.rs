@@ -14,14 +14,20 @@
 //! - [`destination_rule`]: which DestinationRule applies, merged policies;
 //! - [`authn`]: server-side mTLS mode (PeerAuthentication and legacy Policy);
 //! - [`cluster`], [`listener`], [`virtual_service`]: the Envoy resources;
-//! - [`accesslog`]: Istio's access log formats; [`xds`]: shared builders.
+//! - [`accesslog`]: Istio's access log formats; [`telemetry`]: whether a
+//!   proxy logs (Telemetry API, mesh config); [`metrics`]: Istio's standard
+//!   metrics; [`modern`]: release switches applied to the built resources;
+//!   [`xds`]: shared builders.
 
 pub mod accesslog;
 pub mod authn;
 pub mod cluster;
 pub mod destination_rule;
 pub mod listener;
+pub mod metrics;
+pub mod modern;
 pub mod services;
+pub mod telemetry;
 pub mod version;
 pub mod virtual_service;
 pub mod world;
@@ -72,13 +78,9 @@ pub enum RenderError {
     },
 }
 
-/// Has the injector added the `istio-proxy` container?
+/// Has the injector added the `istio-proxy` container (or native sidecar)?
 pub fn pod_is_injected(pod: &Value) -> bool {
-    pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["name"].as_str() == Some("istio-proxy"))
+    crate::injector::has_proxy(&pod["spec"])
 }
 
 /// The pod's lab addresses from `status.podIP`.
@@ -132,8 +134,13 @@ pub struct Ctx<'a> {
     /// Services this proxy sees (exportTo, Sidecar egress).
     pub services: Vec<Service<'a>>,
     pub inbound_ports: Vec<InboundPort>,
+    /// The file access logger the builders put where the proxy logs (the
+    /// client one, or the server one when only the server side logs);
+    /// [`telemetry::apply`] then gives each listener its direction's.
     pub access_log: Option<Value>,
     pub listener_access_log: Option<Value>,
+    /// The access loggers by direction (Telemetry API or mesh config).
+    pub access_logs: telemetry::AccessLogs,
 }
 
 impl<'a> Ctx<'a> {
@@ -168,9 +175,14 @@ impl<'a> Ctx<'a> {
                 }
             })
             .collect();
+        let access_logs = telemetry::access_logs(world, &mesh, version, pod);
         Ok(Ctx {
-            access_log: accesslog::access_log(&mesh, version),
-            listener_access_log: accesslog::listener_access_log(&mesh, version),
+            access_log: access_logs.client.clone().or(access_logs.server.clone()),
+            listener_access_log: access_logs
+                .client_listener
+                .clone()
+                .or(access_logs.server_listener.clone()),
+            access_logs,
             world,
             mesh,
             version,
@@ -189,8 +201,16 @@ impl<'a> Ctx<'a> {
 /// world and pod give the same resources (sorted by name).
 pub fn render_sidecar(world: &World, pod: &Value, pki: &Pki) -> Result<SidecarXds, RenderError> {
     let ctx = Ctx::new(world, pod)?;
-    let clusters = cluster::build(&ctx);
+    let mut clusters = cluster::build(&ctx);
     let mut listeners = listener::build(&ctx);
+    telemetry::apply(&mut listeners.listeners, &ctx.access_logs);
+    metrics::apply(&ctx, &mut listeners.listeners, &mut clusters.endpoints);
+    modern::apply(
+        &ctx,
+        &mut clusters.clusters,
+        &mut listeners.listeners,
+        &mut listeners.routes,
+    );
     listeners
         .listeners
         .sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));

@@ -1,0 +1,156 @@
+//! Release switches applied to a sidecar's built resources as a whole, so
+//! the per-resource builders stay as they are: what changed in 1.10–1.29
+//! that touches several builders at once. Each rule names its source
+//! (istio/istio at the tag given).
+
+use super::services::Protocol;
+use super::Ctx;
+use serde_json::{json, Value};
+
+/// The name the inbound passthrough cluster had before 1.23.
+const OLD_PASSTHROUGH: &str = "InboundPassthroughClusterIpv4";
+
+/// Apply every switch.
+pub fn apply(ctx: &Ctx, clusters: &mut [Value], listeners: &mut [Value], routes: &mut [Value]) {
+    let passthrough = ctx.version.inbound_passthrough_cluster();
+    if passthrough != OLD_PASSTHROUGH {
+        for v in clusters.iter_mut().chain(listeners.iter_mut()) {
+            rename(v, OLD_PASSTHROUGH, passthrough);
+        }
+    }
+    for c in clusters.iter_mut() {
+        inbound_bind(ctx, c);
+        if !ctx.version.track_remaining() {
+            for t in c["circuit_breakers"]["thresholds"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = t.as_object_mut() {
+                    m.remove("track_remaining");
+                }
+            }
+        }
+    }
+    for r in routes.iter_mut() {
+        inbound_retries(ctx, r);
+        absolute_fqdn(ctx, r);
+    }
+}
+
+/// Replace a string value (a cluster name, a stat prefix) everywhere.
+fn rename(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(s) if s == from => *s = to.to_string(),
+        Value::Array(a) => a.iter_mut().for_each(|x| rename(x, from, to)),
+        Value::Object(m) => m.values_mut().for_each(|x| rename(x, from, to)),
+        _ => {}
+    }
+}
+
+/// The source address of the sidecar's connections to its own app: from
+/// 1.10 inbound clusters bind 127.0.0.6 (`InboundPassthroughBindIpv4`;
+/// istio/istio 1.10.0 `cluster_builder.go` `buildInboundClusterForPortOrUDS`:
+/// "iptables will redirect our own traffic to localhost back to us if we do
+/// not use the magic upstream bind config"); before, they connected to
+/// 127.0.0.1 from 127.0.0.1. The lab binds the same addresses, so apps and
+/// `UPSTREAM_LOCAL_ADDRESS` in server logs show what a pod shows, and no
+/// pod IP can be mistaken for them.
+fn inbound_bind(ctx: &Ctx, c: &mut Value) {
+    let name = c["name"].as_str().unwrap_or("");
+    let inbound = name.starts_with("inbound|")
+        || name == OLD_PASSTHROUGH
+        || name == "InboundPassthroughCluster";
+    if !inbound {
+        return;
+    }
+    let source = if ctx.version.inbound_to_pod_ip() {
+        "127.0.0.6"
+    } else {
+        "127.0.0.1"
+    };
+    c["upstream_bind_config"] = json!({"source_address": {"address": source, "port_value": 0}});
+}
+
+/// The default inbound route retries `reset-before-request` twice from 1.24
+/// (see `IstioVersion::inbound_retry_policy`).
+fn inbound_retries(ctx: &Ctx, rc: &mut Value) {
+    let name = rc["name"].as_str().unwrap_or("");
+    let Some(port) = name
+        .strip_prefix("inbound|")
+        .and_then(|r| r.split('|').next())
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        return;
+    };
+    // Before 1.10 the route name carries the service port; match either.
+    let grpc = ctx
+        .inbound_ports
+        .iter()
+        .find(|p| {
+            p.port == port
+                || p.service
+                    .as_deref()
+                    .is_some_and(|s| s.ends_with(&format!(":{port}")))
+        })
+        .is_some_and(|p| p.protocol == Protocol::Grpc);
+    let Some(policy) = ctx.version.inbound_retry_policy(grpc) else {
+        return;
+    };
+    for vh in rc["virtual_hosts"].as_array_mut().into_iter().flatten() {
+        for r in vh["routes"].as_array_mut().into_iter().flatten() {
+            if r["name"] == "default" && r["route"].is_object() {
+                r["route"]["retry_policy"] = policy.clone();
+            }
+        }
+    }
+}
+
+/// From 1.27 outbound virtual hosts also match `<fqdn>.` and `<fqdn>.:<port>`
+/// right after the FQDN pair (`GenerateAltVirtualHosts`).
+fn absolute_fqdn(ctx: &Ctx, rc: &mut Value) {
+    if !ctx.version.absolute_fqdn_domains() {
+        return;
+    }
+    let Ok(port) = rc["name"].as_str().unwrap_or("").parse::<u16>() else {
+        return;
+    };
+    for vh in rc["virtual_hosts"].as_array_mut().into_iter().flatten() {
+        let Some(host) = vh["name"]
+            .as_str()
+            .and_then(|n| n.strip_suffix(&format!(":{port}")))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if host.parse::<std::net::IpAddr>().is_ok() || host.contains('*') {
+            continue;
+        }
+        let Some(domains) = vh["domains"].as_array_mut() else {
+            continue;
+        };
+        let at = domains
+            .iter()
+            .position(|d| *d == json!(format!("{host}:{port}")))
+            .map(|i| i + 1)
+            .unwrap_or(domains.len());
+        let abs = [json!(format!("{host}.")), json!(format!("{host}.:{port}"))];
+        if !domains.contains(&abs[0]) {
+            domains.splice(at..at, abs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_touches_only_exact_values() {
+        let mut v = json!({"name": OLD_PASSTHROUGH, "x": [{"cluster": OLD_PASSTHROUGH, "stat_prefix": "InboundPassthroughClusterIpv4x"}]});
+        rename(&mut v, OLD_PASSTHROUGH, "InboundPassthroughCluster");
+        assert_eq!(v["name"], "InboundPassthroughCluster");
+        assert_eq!(v["x"][0]["cluster"], "InboundPassthroughCluster");
+        assert_eq!(v["x"][0]["stat_prefix"], "InboundPassthroughClusterIpv4x");
+    }
+}
