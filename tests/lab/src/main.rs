@@ -35,6 +35,10 @@ enum Cmd {
         /// Write the kubeconfig here (default: a temp file, printed).
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
+        /// Append every API request (verb, path, query, user, status) to
+        /// this file as JSON lines.
+        #[arg(long)]
+        request_log: Option<PathBuf>,
     },
     /// Send requests from a pod as its app would, through its sidecar.
     Curl {
@@ -71,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rbac,
             token,
             kubeconfig_out,
+            request_log,
         } => {
             let lab = Lab::start(
                 &scenario,
@@ -79,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     token,
                     envoy_bin: None,
                     kubeconfig: kubeconfig_out,
+                    request_log,
                 },
             )?;
             for e in lab.errors() {

@@ -718,7 +718,8 @@ async fn app_on_localhost_fails_on_modern_istio() {
 
 /// Envoy 1.40 accepts what the model renders for richer worlds in several
 /// releases: subsets, a VirtualService, a TCP service, a ServiceEntry,
-/// legacy and modern authn with port-level settings, JSON access logs.
+/// legacy and modern authn with port-level settings, JSON access logs, a
+/// Telemetry resource with a CEL filter, the standard-metrics loggers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_accepts_rendered_config_for_every_release() {
     let extra = r#"
@@ -780,6 +781,15 @@ spec:
   selector: {matchLabels: {app: httpbin}}
   mtls: {mode: PERMISSIVE}
   portLevelMtls: {"8080": {mode: STRICT}, "5432": {mode: DISABLE}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: foo}
+spec:
+  accessLogging:
+  - providers: [{name: envoy}]
+    match: {mode: SERVER}
+    filter: {expression: "response.code >= 400"}
 "#;
     let mut all = Vec::new();
     for (i, (version, mesh_cfg)) in [
@@ -794,6 +804,7 @@ spec:
             "1.29",
             "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n",
         ),
+        ("1.31", ""),
     ]
     .into_iter()
     .enumerate()

@@ -1,0 +1,763 @@
+//! The Istio people run today (1.31, the lab's default), driven with the
+//! installed kubectl and real traffic through real Envoy: native sidecars,
+//! access logs off by default (and on through a Telemetry resource), Istio's
+//! standard metrics counted by Envoy, a legacy client outside the mesh
+//! attributed to its pod by IP, and the API's request log.
+//!
+//! Needs Envoy (`ENVOY_BIN`) and kubectl (`KUBECTL`); `scripts/test` sets both.
+
+use mesh503_lab::api::request_log::{RequestRecord, ANONYMOUS};
+use mesh503_lab::lab::{Lab, LabOptions};
+use mesh503_lab::net::PodAddrs;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name)
+}
+
+fn start(name: &str) -> Lab {
+    Lab::start(&scenario(name), LabOptions::default())
+        .unwrap_or_else(|e| panic!("lab on {name}: {e:#}"))
+}
+
+fn kubectl_bin() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+/// Run kubectl against the lab; (success, stdout, stderr).
+fn kubectl_io(lab: &Lab, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let bin = kubectl_bin();
+    let mut child = Command::new(&bin)
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e} (scripts/test installs kubectl)"));
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// kubectl's stdout, failing the test when kubectl fails.
+fn kubectl(lab: &Lab, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl_io(lab, args, None);
+    assert!(ok, "kubectl {args:?} failed:\n{out}{err}");
+    out
+}
+
+/// The pods of a namespace as `kubectl get pods -o json` lists them.
+fn pods(lab: &Lab, ns: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&kubectl(lab, &["get", "pods", "-n", ns, "-o", "json"]))
+        .expect("pod list is JSON");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn pod<'a>(pods: &'a [Value], prefix: &str) -> &'a Value {
+    pods.iter()
+        .find(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(prefix)
+        })
+        .unwrap_or_else(|| panic!("no pod {prefix}*"))
+}
+
+fn pod_ip(p: &Value) -> String {
+    p["status"]["podIP"].as_str().expect("podIP").to_string()
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
+/// GET a URL from the test (an Envoy admin or Prometheus address).
+fn http_get(lab: &Lab, url: &str) -> String {
+    lab.block_on(async {
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let r = c
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(r.status().is_success(), "GET {url}: {}", r.status());
+        r.text().await.unwrap()
+    })
+}
+
+/// `kubectl logs` of a sidecar, after Envoy's one-second log flush.
+fn proxy_log(lab: &Lab, ns: &str, deploy: &str) -> String {
+    std::thread::sleep(Duration::from_millis(1100));
+    kubectl(
+        lab,
+        &[
+            "logs",
+            "-n",
+            ns,
+            &format!("deploy/{deploy}"),
+            "-c",
+            "istio-proxy",
+        ],
+    )
+}
+
+/// Access log lines (Istio's TEXT format starts with `[<time>] "`).
+fn access_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.starts_with('[') && l.contains("] \""))
+        .collect()
+}
+
+/// The labels and value of every `<name>{…} <value>` sample in Prometheus text.
+fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let prefix = format!("{name}{{");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (labels, value) = rest.rsplit_once("} ")?;
+            let mut m = BTreeMap::new();
+            for part in labels.split("\",") {
+                let (k, v) = part.split_once("=\"")?;
+                m.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+            Some((m, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sample whose labels include all of `want`, polling while Envoy
+/// flushes (the stats logger counts at stream end).
+fn wait_sample(
+    lab: &Lab,
+    url: &str,
+    name: &str,
+    want: &[(&str, &str)],
+) -> (BTreeMap<String, String>, f64) {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let text = http_get(lab, url);
+        let hit = samples(&text, name).into_iter().find(|(m, _)| {
+            want.iter()
+                .all(|(k, v)| m.get(*k).map(String::as_str) == Some(*v))
+        });
+        if let Some(h) = hit {
+            return h;
+        }
+        if Instant::now() > deadline {
+            panic!("no {name} with {want:?} at {url}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The admin (`:15000`) and Prometheus (`:15090`) addresses of a pod's sidecar.
+fn admin_url(ip: &str) -> String {
+    let a = PodAddrs::from_pod_ip(ip.parse().unwrap());
+    format!("http://{}:15000", a.localhost)
+}
+
+fn prom_url(ip: &str) -> String {
+    format!("http://{ip}:15090/stats/prometheus")
+}
+
+#[test]
+fn native_sidecars_in_init_containers_and_traffic_works() {
+    let lab = start("native-sidecar.yaml");
+    let shop = pods(&lab, "shop");
+    for name in ["web", "catalog"] {
+        let p = pod(&shop, name);
+        let inits = &p["spec"]["initContainers"];
+        assert_eq!(names(inits), vec!["istio-init", "istio-proxy"], "{p}");
+        assert_eq!(inits[1]["restartPolicy"], "Always");
+        assert!(!names(&p["spec"]["containers"]).contains(&"istio-proxy"));
+        let st = &p["status"]["initContainerStatuses"];
+        assert_eq!(st[0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            (
+                st[1]["name"].as_str(),
+                st[1]["started"].as_bool(),
+                st[1]["ready"].as_bool()
+            ),
+            (Some("istio-proxy"), Some(true), Some(true))
+        );
+        assert!(st[1]["state"]["running"].is_object());
+        let status: Value = serde_json::from_str(
+            p["metadata"]["annotations"]["sidecar.istio.io/status"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(status["containers"], Value::Null);
+    }
+    // The annotation keeps batch's sidecar classic.
+    let batch = pod(&shop, "batch");
+    assert!(names(&batch["spec"]["containers"]).contains(&"istio-proxy"));
+    assert_eq!(names(&batch["spec"]["initContainers"]), vec!["istio-init"]);
+    // What kubectl prints: the YAML and the READY column.
+    let web_name = pod(&shop, "web")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let yaml = kubectl(&lab, &["get", "pod", "-n", "shop", &web_name, "-o", "yaml"]);
+    // The `initContainers:` block of the spec, up to the next spec field.
+    let inits: Vec<&str> = yaml
+        .lines()
+        .skip_while(|l| *l != "  initContainers:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  - ") || l.starts_with("    "))
+        .collect();
+    assert!(
+        inits.contains(&"    name: istio-proxy") && inits.contains(&"    restartPolicy: Always"),
+        "{yaml}"
+    );
+    let wide = kubectl(&lab, &["get", "pods", "-n", "shop", "-o", "wide"]);
+    for l in wide.lines().skip(1) {
+        assert!(
+            l.contains(" 2/2 ") && l.contains("Running") && l.contains("lab-node"),
+            "{wide}"
+        );
+    }
+    // Traffic through native and classic sidecars.
+    for from in ["shop/web", "shop/batch"] {
+        let r = lab
+            .curl(from, "http://catalog.shop/get", 1, 1)
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!(r.status, 200, "{from}: {r}");
+    }
+    let server = proxy_log(&lab, "shop", "catalog");
+    let web_ip = pod_ip(pod(&shop, "web"));
+    let line = access_lines(&server)
+        .into_iter()
+        .find(|l| l.contains(&format!(" {web_ip}:")))
+        .unwrap_or_else(|| {
+            panic!("catalog's sidecar logged no request from web ({web_ip}):\n{server}")
+        });
+    // The server saw web's pod IP and reached its app from 127.0.0.6.
+    assert!(
+        line.contains("\" 200 - via_upstream") && line.contains(" 127.0.0.6:"),
+        "{line}"
+    );
+    let client = proxy_log(&lab, "shop", "web");
+    assert!(
+        access_lines(&client)
+            .iter()
+            .any(|l| l.contains(&format!(" {web_ip}:"))
+                && l.contains("outbound|80||catalog.shop.svc.cluster.local")),
+        "web's own log shows its pod IP as the app's address:\n{client}"
+    );
+}
+
+#[test]
+fn istiod_env_turns_native_sidecars_off_mesh_wide() {
+    let mut objects = mesh503_lab::scenario::load(&scenario("native-sidecar.yaml")).unwrap();
+    objects.extend(
+        mesh503_lab::scenario::parse(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istiod, namespace: istio-system, labels: {app: istiod, istio: pilot}}
+spec:
+  selector: {matchLabels: {app: istiod}}
+  template:
+    metadata: {labels: {app: istiod, istio: pilot}}
+    spec:
+      containers:
+      - name: discovery
+        image: docker.io/istio/pilot:1.31.0
+        env: [{name: ENABLE_NATIVE_SIDECARS, value: "false"}]
+"#,
+            "istiod.yaml",
+        )
+        .unwrap(),
+    );
+    let lab = Lab::start_objects(objects, LabOptions::default()).expect("lab");
+    let shop = pods(&lab, "shop");
+    let web = pod(&shop, "web");
+    assert!(
+        names(&web["spec"]["containers"]).contains(&"istio-proxy"),
+        "{web}"
+    );
+    assert_eq!(names(&web["spec"]["initContainers"]), vec!["istio-init"]);
+    let r = lab
+        .curl("shop/web", "http://catalog.shop/get", 1, 1)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(r.status, 200, "{r}");
+}
+
+#[test]
+fn default_profile_logs_nothing_but_metrics_count_the_503() {
+    let lab = start("default-profile.yaml");
+    let (ok, out, err) = kubectl_io(&lab, &["get", "telemetries.telemetry.istio.io", "-A"], None);
+    assert!(
+        ok && (out + &err).contains("No resources found"),
+        "Telemetry is a served CRD"
+    );
+    for r in lab
+        .curl("store/checkout", "http://inventory.store:8080/get", 3, 1)
+        .unwrap()
+    {
+        let r = r.unwrap();
+        assert_eq!(r.status, 503, "{r}");
+    }
+    for deploy in ["inventory", "checkout"] {
+        let log = proxy_log(&lab, "store", deploy);
+        assert!(
+            access_lines(&log).is_empty(),
+            "{deploy}: access logs are off:\n{log}"
+        );
+    }
+    let store = pods(&lab, "store");
+    let (inv_ip, chk_ip) = (
+        pod_ip(pod(&store, "inventory")),
+        pod_ip(pod(&store, "checkout")),
+    );
+    // Server side, from the Prometheus listener.
+    let (labels, n) = wait_sample(
+        &lab,
+        &prom_url(&inv_ip),
+        "envoy_istio_requests_total",
+        &[("reporter", "destination"), ("response_code", "503")],
+    );
+    println!("server: {labels:?} {n}");
+    assert_eq!(n, 3.0);
+    for (k, v) in [
+        ("response_flags", "URX,UF"),
+        ("source_workload", "checkout"),
+        ("source_workload_namespace", "store"),
+        (
+            "source_principal",
+            "spiffe://cluster.local/ns/store/sa/checkout",
+        ),
+        ("destination_workload", "inventory"),
+        ("destination_service", "inventory.store.svc.cluster.local"),
+        ("destination_service_namespace", "store"),
+        ("request_protocol", "http"),
+        ("connection_security_policy", "mutual_tls"),
+    ] {
+        assert_eq!(
+            labels.get(k).map(String::as_str),
+            Some(v),
+            "{k} in {labels:?}"
+        );
+    }
+    // Client side.
+    let (labels, n) = wait_sample(
+        &lab,
+        &prom_url(&chk_ip),
+        "envoy_istio_requests_total",
+        &[("reporter", "source"), ("response_code", "503")],
+    );
+    println!("client: {labels:?} {n}");
+    assert_eq!(n, 3.0);
+    for (k, v) in [
+        ("response_flags", "-"),
+        ("source_workload", "checkout"),
+        ("destination_workload", "inventory"),
+        ("destination_workload_namespace", "store"),
+        (
+            "destination_principal",
+            "spiffe://cluster.local/ns/store/sa/inventory",
+        ),
+        ("destination_service", "inventory.store.svc.cluster.local"),
+        ("destination_service_name", "inventory"),
+        ("connection_security_policy", "unknown"),
+    ] {
+        assert_eq!(
+            labels.get(k).map(String::as_str),
+            Some(v),
+            "{k} in {labels:?}"
+        );
+    }
+    // The same counter in the admin /stats, kept by Istio's stats matcher
+    // (prefix `istio`), while `cluster.outbound…` stats are not.
+    let stats = http_get(&lab, &format!("{}/stats", admin_url(&inv_ip)));
+    let line = stats
+        .lines()
+        .find(|l| {
+            l.starts_with("istio.requests_total.reporter.destination.")
+                && l.contains(".response_code.503.")
+        })
+        .unwrap_or_else(|| panic!("no istio.requests_total in /stats:\n{stats}"));
+    println!("/stats: {line}");
+    assert!(
+        line.contains(".response_flags.URX,UF.") && line.ends_with(": 3"),
+        "{line}"
+    );
+    assert!(
+        !stats.lines().any(|l| l.starts_with("cluster.outbound|")),
+        "Istio's stats matcher applies"
+    );
+}
+
+#[test]
+fn telemetry_resource_turns_access_logs_on_and_off() {
+    let lab = start("telemetry-access-logs.yaml");
+    let r = lab
+        .curl("store/checkout", "http://inventory.store:8080/get", 1, 1)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(r.status, 503, "{r}");
+    let server = proxy_log(&lab, "store", "inventory");
+    assert!(
+        access_lines(&server)
+            .iter()
+            .any(|l| l.contains("\" 503 URX,UF ") && l.contains("inbound|9080||")),
+        "{server}"
+    );
+    let client = proxy_log(&lab, "store", "checkout");
+    assert!(
+        access_lines(&client)
+            .iter()
+            .any(|l| l.contains("\" 503 - via_upstream")),
+        "{client}"
+    );
+    // A namespace Telemetry with `disabled: true` beats the mesh-wide one.
+    let off = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: no-logs, namespace: store}\nspec:\n  accessLogging:\n  - disabled: true\n";
+    let (ok, out, err) = kubectl_io(&lab, &["apply", "-f", "-"], Some(off));
+    assert!(ok, "{out}{err}");
+    lab.wait_synced().unwrap();
+    // The update drains the old listener: a request on a connection opened
+    // before it still runs (and is logged) under the old config, as in Envoy
+    // everywhere; it closes that connection.
+    lab.curl("store/checkout", "http://inventory.store:8080/get", 1, 1)
+        .unwrap();
+    let before = access_lines(&proxy_log(&lab, "store", "inventory")).len();
+    lab.curl("store/checkout", "http://inventory.store:8080/get", 2, 1)
+        .unwrap();
+    let after = proxy_log(&lab, "store", "inventory");
+    assert_eq!(access_lines(&after).len(), before, "no new lines:\n{after}");
+    let inv_ip = pod_ip(pod(&pods(&lab, "store"), "inventory"));
+    let (_, n) = wait_sample(
+        &lab,
+        &prom_url(&inv_ip),
+        "envoy_istio_requests_total",
+        &[("reporter", "destination"), ("response_code", "503")],
+    );
+    assert!(n >= 3.0, "metrics keep counting: {n}");
+}
+
+#[test]
+fn legacy_client_in_another_namespace_is_attributed_by_pod_ip() {
+    let lab = start("legacy-client-strict.yaml");
+    let ok = lab
+        .curl("billing/invoicer", "http://ledger.billing:8000/get", 1, 1)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(ok.status, 200, "{ok}");
+    let refused = lab
+        .curl("reports/monthly", "http://ledger.billing:8000/get", 1, 1)
+        .unwrap()
+        .remove(0);
+    assert!(refused.is_err(), "STRICT refuses plaintext: {refused:?}");
+    let monthly = pods(&lab, "reports");
+    let monthly_ip = pod_ip(pod(&monthly, "monthly"));
+    assert!(
+        !monthly_ip.starts_with("127.0.0."),
+        "pod IPs never collide with Istio's own sources (127.0.0.6, 127.0.0.1): {monthly_ip}"
+    );
+    // `kubectl get pods -o wide` shows the same address.
+    let wide = kubectl(&lab, &["get", "pods", "-n", "reports", "-o", "wide"]);
+    assert!(wide.contains(&monthly_ip), "{wide}");
+    let log = proxy_log(&lab, "billing", "ledger");
+    let nr = access_lines(&log)
+        .into_iter()
+        .find(|l| l.contains(" NR filter_chain_not_found "))
+        .unwrap_or_else(|| panic!("ledger logged no rejected connection:\n{log}"));
+    println!("rejected: {nr}");
+    // `… DOWNSTREAM_LOCAL_ADDRESS DOWNSTREAM_REMOTE_ADDRESS …`: ledger's pod
+    // IP on its port, then monthly's pod IP.
+    let ledger_ip = pod_ip(pod(&pods(&lab, "billing"), "ledger"));
+    assert!(
+        nr.contains(&format!(" {ledger_ip}:8080 {monthly_ip}:")),
+        "DOWNSTREAM_REMOTE_ADDRESS is monthly's pod IP {monthly_ip}: {nr}"
+    );
+    // PERMISSIVE: the legacy call succeeds, logged and counted as plaintext.
+    kubectl(
+        &lab,
+        &[
+            "patch",
+            "peerauthentication",
+            "default",
+            "-n",
+            "billing",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"mtls":{"mode":"PERMISSIVE"}}}"#,
+        ],
+    );
+    lab.wait_synced().unwrap();
+    let r = lab
+        .curl("reports/monthly", "http://ledger.billing:8000/get", 1, 1)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(r.status, 200, "{r}");
+    let (labels, n) = wait_sample(
+        &lab,
+        &prom_url(&ledger_ip),
+        "envoy_istio_requests_total",
+        &[
+            ("reporter", "destination"),
+            ("connection_security_policy", "none"),
+        ],
+    );
+    println!("legacy, PERMISSIVE: {labels:?} {n}");
+    assert_eq!(n, 1.0);
+    for (k, v) in [
+        ("source_workload", "unknown"),
+        ("source_principal", "unknown"),
+        ("response_code", "200"),
+    ] {
+        assert_eq!(
+            labels.get(k).map(String::as_str),
+            Some(v),
+            "{k} in {labels:?}"
+        );
+    }
+    let (mesh_client, _) = wait_sample(
+        &lab,
+        &prom_url(&ledger_ip),
+        "envoy_istio_requests_total",
+        &[
+            ("reporter", "destination"),
+            ("connection_security_policy", "mutual_tls"),
+        ],
+    );
+    assert_eq!(
+        mesh_client.get("source_workload").map(String::as_str),
+        Some("invoicer")
+    );
+    let log = proxy_log(&lab, "billing", "ledger");
+    let served = access_lines(&log)
+        .into_iter()
+        .find(|l| l.contains("\" 200 ") && l.contains(&format!(" {monthly_ip}:")))
+        .unwrap_or_else(|| panic!("no 200 from monthly in:\n{log}"));
+    assert!(
+        served.contains(" 127.0.0.6:"),
+        "the app is reached from 127.0.0.6: {served}"
+    );
+}
+
+fn kubectl_reads(recs: &[RequestRecord]) -> Vec<&RequestRecord> {
+    recs.iter()
+        .filter(|r| r.user_agent.starts_with("kubectl"))
+        .collect()
+}
+
+#[test]
+fn request_log_records_kubectl_verb_path_query_and_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("requests.jsonl");
+    let lab = Lab::start(
+        &scenario("default-profile.yaml"),
+        LabOptions {
+            request_log: Some(file.clone()),
+            ..LabOptions::default()
+        },
+    )
+    .expect("lab");
+    let mark = lab.requests().len();
+    kubectl(&lab, &["get", "pods", "-n", "store", "-o", "wide"]);
+    kubectl(
+        &lab,
+        &[
+            "logs",
+            "-n",
+            "store",
+            "deploy/inventory",
+            "-c",
+            "istio-proxy",
+            "--tail",
+            "5",
+        ],
+    );
+    kubectl(
+        &lab,
+        &["--as", "alice", "get", "deployments", "-n", "store"],
+    );
+    let recs = lab.requests();
+    let new = kubectl_reads(&recs[mark..]);
+    let list = new
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces/store/pods" && r.query.contains("limit=500"))
+        .unwrap_or_else(|| panic!("no pod list in {new:#?}"));
+    assert_eq!(
+        (
+            list.verb.as_str(),
+            list.method.as_str(),
+            list.user.as_deref(),
+            list.code,
+            list.resource.as_deref()
+        ),
+        ("list", "GET", Some(ANONYMOUS), 200, Some("pods"))
+    );
+    let log = new
+        .iter()
+        .find(|r| r.resource.as_deref() == Some("pods/log"))
+        .expect("pods/log request");
+    assert!(
+        log.verb == "get"
+            && log.query.contains("container=istio-proxy")
+            && log.query.contains("tailLines=5"),
+        "{log:?}"
+    );
+    let imp = new
+        .iter()
+        .find(|r| r.impersonated_user.as_deref() == Some("alice"))
+        .expect("impersonated request");
+    assert_eq!(imp.path, "/apis/apps/v1/namespaces/store/deployments");
+    assert!(
+        new.iter().all(|r| !r.is_write()),
+        "kubectl get/logs write nothing: {new:#?}"
+    );
+    assert!(new.windows(2).all(|w| w[0].seq < w[1].seq));
+    // The file holds the same records as JSON lines.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let from_file: Vec<RequestRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(&from_file[..recs.len()], &recs[..]);
+}
+
+#[test]
+fn request_log_names_the_token_user_and_rejected_requests() {
+    let lab = Lab::start(
+        &scenario("default-profile.yaml"),
+        LabOptions {
+            token: Some("s3cret".into()),
+            ..LabOptions::default()
+        },
+    )
+    .expect("lab");
+    let url = format!(
+        "{}/api/v1/namespaces/store/pods?labelSelector=app%3Dcheckout",
+        lab.api_url()
+    );
+    let codes: Vec<u16> = lab.block_on(async {
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let with = c
+            .get(&url)
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let without = c.get(&url).send().await.unwrap().status().as_u16();
+        vec![with, without]
+    });
+    assert_eq!(codes, vec![200, 401]);
+    let recs = lab.requests();
+    let mine: Vec<&RequestRecord> = recs
+        .iter()
+        .filter(|r| r.query == "labelSelector=app%3Dcheckout")
+        .collect();
+    assert_eq!(mine.len(), 2, "{recs:#?}");
+    assert_eq!(
+        (mine[0].user.as_deref(), mine[0].code, mine[0].verb.as_str()),
+        (Some("lab"), 200, "list")
+    );
+    assert_eq!((mine[1].user.as_deref(), mine[1].code), (None, 401));
+}
+
+/// `mesh503-lab up --request-log FILE` writes kubectl's requests as JSON lines.
+#[test]
+fn cli_up_writes_the_request_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kc, log) = (
+        dir.path().join("kubeconfig"),
+        dir.path().join("requests.jsonl"),
+    );
+    let mut up = Command::new(env!("CARGO_BIN_EXE_mesh503-lab"))
+        .arg("up")
+        .arg(scenario("default-profile.yaml"))
+        .arg("--kubeconfig-out")
+        .arg(&kc)
+        .arg("--request-log")
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mesh503-lab up");
+    // `up` prints the export line once the lab is up.
+    let mut stdout = up.stdout.take().unwrap();
+    let mut first = String::new();
+    {
+        use std::io::Read;
+        let mut byte = [0u8; 1];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !first.ends_with('\n') && Instant::now() < deadline {
+            match stdout.read(&mut byte) {
+                Ok(1) => first.push(byte[0] as char),
+                _ => break,
+            }
+        }
+    }
+    assert!(first.starts_with("export KUBECONFIG="), "{first:?}");
+    let out = Command::new(kubectl_bin())
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["get", "namespaces"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // SAFETY: SIGTERM to the child this test started.
+    unsafe {
+        libc::kill(up.id() as i32, libc::SIGTERM);
+    }
+    let status = up.wait().unwrap();
+    assert!(status.success(), "up stops cleanly on SIGTERM: {status:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let recs: Vec<RequestRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ns = recs
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces" && r.user_agent.starts_with("kubectl"))
+        .unwrap_or_else(|| panic!("no namespace list in {text}"));
+    assert_eq!(
+        (ns.verb.as_str(), ns.user.as_deref(), ns.code),
+        ("list", Some(ANONYMOUS), 200)
+    );
+}
