@@ -347,7 +347,7 @@ fn default_profile_logs_nothing_but_metrics_count_the_503() {
     let (labels, n) = wait_sample(
         &lab,
         &prom_url(&inv_ip),
-        "envoy_istio_requests_total",
+        "envoy_istiocustom_istio_requests_total",
         &[("reporter", "destination"), ("response_code", "503")],
     );
     println!("server: {labels:?} {n}");
@@ -376,7 +376,7 @@ fn default_profile_logs_nothing_but_metrics_count_the_503() {
     let (labels, n) = wait_sample(
         &lab,
         &prom_url(&chk_ip),
-        "envoy_istio_requests_total",
+        "envoy_istiocustom_istio_requests_total",
         &[("reporter", "source"), ("response_code", "503")],
     );
     println!("client: {labels:?} {n}");
@@ -406,10 +406,10 @@ fn default_profile_logs_nothing_but_metrics_count_the_503() {
     let line = stats
         .lines()
         .find(|l| {
-            l.starts_with("istio.requests_total.reporter.destination.")
+            l.starts_with("istiocustom.istio_requests_total.reporter.destination.")
                 && l.contains(".response_code.503.")
         })
-        .unwrap_or_else(|| panic!("no istio.requests_total in /stats:\n{stats}"));
+        .unwrap_or_else(|| panic!("no istio_requests_total in /stats:\n{stats}"));
     println!("/stats: {line}");
     assert!(
         line.contains(".response_flags.URX,UF.") && line.ends_with(": 3"),
@@ -463,7 +463,7 @@ fn telemetry_resource_turns_access_logs_on_and_off() {
     let (_, n) = wait_sample(
         &lab,
         &prom_url(&inv_ip),
-        "envoy_istio_requests_total",
+        "envoy_istiocustom_istio_requests_total",
         &[("reporter", "destination"), ("response_code", "503")],
     );
     assert!(n >= 3.0, "metrics keep counting: {n}");
@@ -530,7 +530,7 @@ fn legacy_client_in_another_namespace_is_attributed_by_pod_ip() {
     let (labels, n) = wait_sample(
         &lab,
         &prom_url(&ledger_ip),
-        "envoy_istio_requests_total",
+        "envoy_istiocustom_istio_requests_total",
         &[
             ("reporter", "destination"),
             ("connection_security_policy", "none"),
@@ -552,7 +552,7 @@ fn legacy_client_in_another_namespace_is_attributed_by_pod_ip() {
     let (mesh_client, _) = wait_sample(
         &lab,
         &prom_url(&ledger_ip),
-        "envoy_istio_requests_total",
+        "envoy_istiocustom_istio_requests_total",
         &[
             ("reporter", "destination"),
             ("connection_security_policy", "mutual_tls"),
@@ -817,8 +817,8 @@ spec:
         (&pg_ip, "destination", "mutual_tls"),
     ] {
         for name in [
-            "envoy_istio_tcp_connections_opened_total",
-            "envoy_istio_tcp_connections_closed_total",
+            "envoy_istiocustom_istio_tcp_connections_opened_total",
+            "envoy_istiocustom_istio_tcp_connections_closed_total",
         ] {
             let (labels, n) = wait_sample(
                 &lab,
@@ -858,7 +858,7 @@ spec:
         let (_, sent) = wait_sample(
             &lab,
             &prom_url(ip),
-            "envoy_istio_tcp_sent_bytes_total",
+            "envoy_istiocustom_istio_tcp_sent_bytes_total",
             &[("reporter", reporter)],
         );
         assert!(sent > 0.0, "{reporter}: bytes sent counted");

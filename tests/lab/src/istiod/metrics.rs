@@ -33,13 +33,14 @@
 //!   metadata is read or the connection closes (no TCP metadata exchange in
 //!   the lab), and `_closed_total` at close: both at `TcpConnectionEnd` here.
 //!
-//! LAB DIFFERENCES (see tests/lab/README.md): upstream Envoy's Prometheus
-//! output prefixes the names with `envoy_` (`envoy_istio_requests_total`),
-//! and `/stats` shows `istio.requests_total.reporter.source.…` where
-//! istio-proxy shows `istiocustom.istio_requests_total.reporter.source.…`
-//! (older releases: `reporter=.=source;.;…;.;istio_requests_total`); the
-//! server's `source_workload_namespace` comes from metadata exchange, not
-//! the SAN, so TCP connections show `unknown` there; no `istio_build`.
+//! LAB DIFFERENCES (see tests/lab/README.md): `/stats` shows the names as
+//! istio-proxy 1.17+ does (`istiocustom.istio_requests_total.reporter.…`),
+//! but upstream Envoy's Prometheus output keeps the namespace and adds
+//! `envoy_` (`envoy_istiocustom_istio_requests_total{…}` where istio-proxy
+//! prints `istio_requests_total{…}`); an empty tag value leaves `..` in
+//! `/stats`; the server's `source_workload_namespace` comes from metadata
+//! exchange, not the SAN, so TCP connections show `unknown` there; no
+//! `istio_build`.
 
 use super::world::{self, namespace};
 use super::Ctx;
@@ -350,7 +351,9 @@ fn tag_list(tags: &Tags) -> Value {
 fn stats_logger(counters: Vec<Value>, histograms: Vec<Value>, filter: Option<Value>) -> Value {
     let mut cfg = json!({
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config",
-        "stats_scope": {"prefix": "istio"},
+        // istio-proxy's custom stat namespace: `/stats` then shows
+        // `istiocustom.istio_requests_total.<tag>.<value>…` as it does.
+        "stats_scope": {"prefix": "istiocustom"},
         "counters": counters,
     });
     if !histograms.is_empty() {
@@ -384,15 +387,15 @@ fn http_logger(mut tags: Tags, inbound: bool, tls: bool) -> Value {
     let t = tag_list(&tags);
     let hist = |name: &str, unit: &str, value: &str| json!({"stat": {"name": name, "tags": t}, "unit": unit, "value_format": value});
     stats_logger(
-        vec![json!({"stat": {"name": "requests_total", "tags": t}, "value_fixed": 1})],
+        vec![json!({"stat": {"name": "istio_requests_total", "tags": t}, "value_fixed": 1})],
         vec![
             hist(
-                "request_duration_milliseconds",
+                "istio_request_duration_milliseconds",
                 "Milliseconds",
                 "%DURATION%",
             ),
-            hist("request_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
-            hist("response_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_SENT%"),
+            hist("istio_request_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
+            hist("istio_response_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_SENT%"),
         ],
         None,
     )
@@ -417,10 +420,10 @@ fn tcp_logger(mut tags: Tags, inbound: bool, tls: bool) -> Value {
     let bytes = |name: &str, v: &str| json!({"stat": {"name": name, "tags": t}, "value_format": v});
     stats_logger(
         vec![
-            counter("tcp_connections_opened_total"),
-            counter("tcp_connections_closed_total"),
-            bytes("tcp_sent_bytes_total", "%BYTES_SENT%"),
-            bytes("tcp_received_bytes_total", "%BYTES_RECEIVED%"),
+            counter("istio_tcp_connections_opened_total"),
+            counter("istio_tcp_connections_closed_total"),
+            bytes("istio_tcp_sent_bytes_total", "%BYTES_SENT%"),
+            bytes("istio_tcp_received_bytes_total", "%BYTES_RECEIVED%"),
         ],
         vec![],
         Some(json!({"log_type_filter": {"types": ["TcpConnectionEnd"]}})),
