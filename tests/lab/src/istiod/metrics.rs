@@ -394,8 +394,16 @@ fn http_logger(mut tags: Tags, inbound: bool, tls: bool) -> Value {
                 "Milliseconds",
                 "%DURATION%",
             ),
-            hist("istio_request_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
-            hist("istio_response_bytes", "Bytes", "%DOWNSTREAM_WIRE_BYTES_SENT%"),
+            hist(
+                "istio_request_bytes",
+                "Bytes",
+                "%DOWNSTREAM_WIRE_BYTES_RECEIVED%",
+            ),
+            hist(
+                "istio_response_bytes",
+                "Bytes",
+                "%DOWNSTREAM_WIRE_BYTES_SENT%",
+            ),
         ],
         None,
     )
