@@ -144,6 +144,89 @@ fn absolute_fqdn(ctx: &Ctx, rc: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::istiod::{render_sidecar, SidecarXds, World};
+    use crate::pki::Pki;
+
+    /// httpbin (sidecar, port 8080 behind Service httpbin:8000) in `foo`.
+    fn render(version: &str) -> SidecarXds {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "httpbin-1", "namespace": "foo", "labels": {"app": "httpbin", "security.istio.io/tlsMode": "istio"}},
+            "spec": {"serviceAccountName": "httpbin", "containers": [
+                {"name": "httpbin", "ports": [{"containerPort": 8080}]}, {"name": "istio-proxy"}]},
+            "status": {"podIP": "127.10.0.8"}});
+        let w = World {
+            objects: vec![
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system",
+                    "labels": {"lab.mesh503.io/istio-version": version}}, "data": {"mesh": ""}}),
+                pod.clone(),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "httpbin", "namespace": "foo"},
+                    "spec": {"selector": {"app": "httpbin"}, "ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}}),
+            ],
+        };
+        render_sidecar(&w, &pod, &Pki::new().unwrap()).unwrap()
+    }
+
+    fn named<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
+        list.iter().find(|v| v["name"] == name)
+    }
+
+    #[test]
+    fn switches_show_in_rendered_config() {
+        let old = render("1.22");
+        let new = render("1.31");
+        // 1.23: InboundPassthroughCluster, in the cluster and the catch-all chains.
+        assert!(named(&old.clusters, OLD_PASSTHROUGH).is_some());
+        assert!(named(&new.clusters, OLD_PASSTHROUGH).is_none());
+        assert!(named(&new.clusters, "InboundPassthroughCluster").is_some());
+        let inbound = named(&new.listeners, "virtualInbound").unwrap().to_string();
+        assert!(
+            inbound.contains("\"InboundPassthroughCluster\"") && !inbound.contains(OLD_PASSTHROUGH)
+        );
+        // 1.10+: the app is reached from 127.0.0.6.
+        let c = named(&new.clusters, "inbound|8080||").unwrap();
+        assert_eq!(
+            c["upstream_bind_config"]["source_address"]["address"],
+            "127.0.0.6"
+        );
+        // 1.24: inbound retries; 1.22: none.
+        let route = |x: &SidecarXds| {
+            named(&x.routes, "inbound|8080||").unwrap()["virtual_hosts"][0]["routes"][0]["route"]
+                .clone()
+        };
+        assert_eq!(
+            route(&new)["retry_policy"]["retry_on"],
+            "reset-before-request"
+        );
+        assert!(route(&old).get("retry_policy").is_none());
+        // 1.29: no track_remaining on default thresholds.
+        let t = |x: &SidecarXds| {
+            named(&x.clusters, "inbound|8080||").unwrap()["circuit_breakers"]["thresholds"][0]
+                .clone()
+        };
+        assert_eq!(t(&old)["track_remaining"], true);
+        assert!(t(&new).get("track_remaining").is_none());
+        // 1.27: absolute FQDN domains right after the FQDN pair.
+        let doms = |x: &SidecarXds| {
+            named(&x.routes, "8000").unwrap()["virtual_hosts"][0]["domains"].clone()
+        };
+        assert_eq!(doms(&new)[2], "httpbin.foo.svc.cluster.local.");
+        assert_eq!(doms(&new)[3], "httpbin.foo.svc.cluster.local.:8000");
+        assert!(!doms(&old).to_string().contains("local.\""));
+    }
+
+    #[test]
+    fn before_1_10_the_app_is_reached_from_127_0_0_1() {
+        let x = render("1.9");
+        let c = x
+            .clusters
+            .iter()
+            .find(|c| c["name"].as_str().unwrap().starts_with("inbound|8000|"))
+            .unwrap();
+        assert_eq!(
+            c["upstream_bind_config"]["source_address"]["address"],
+            "127.0.0.1"
+        );
+    }
 
     #[test]
     fn rename_touches_only_exact_values() {
