@@ -184,16 +184,21 @@ pub fn inject(pod: &mut Value, minor: u32, native: bool) {
             }
         }
     }
+    // `SidecarInjectionStatus` in its field order (`revision` from 1.11,
+    // istio/istio 1.11.0 `pkg/kube/inject/inject.go`).
     let (init_names, container_names) = if native {
-        (json!(["istio-init", "istio-proxy"]), Value::Null)
+        (r#"["istio-init","istio-proxy"]"#, "null")
     } else {
-        (json!(["istio-init"]), json!(["istio-proxy"]))
+        (r#"["istio-init"]"#, r#"["istio-proxy"]"#)
     };
-    ann["sidecar.istio.io/status"] = json!(json!({
-        "initContainers": init_names, "containers": container_names,
-        "volumes": ["istio-envoy", "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert"],
-        "imagePullSecrets": null})
-    .to_string());
+    let revision = if minor >= 11 {
+        r#","revision":"default""#
+    } else {
+        ""
+    };
+    ann["sidecar.istio.io/status"] = json!(format!(
+        r#"{{"initContainers":{init_names},"containers":{container_names},"volumes":["istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null{revision}}}"#
+    ));
     let mut proxy = json!({"name": "istio-proxy", "image": image,
         "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
                  "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
@@ -314,6 +319,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(status["containers"], Value::Null);
+        let raw = pod["metadata"]["annotations"]["sidecar.istio.io/status"]
+            .as_str()
+            .unwrap();
+        assert!(
+            raw.starts_with(r#"{"initContainers":["istio-init","istio-proxy"],"containers":null,"#),
+            "{raw}"
+        );
         assert_eq!(
             pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],
             "hb"
