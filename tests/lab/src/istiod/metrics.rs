@@ -537,8 +537,9 @@ pub fn apply(ctx: &Ctx, listeners: &mut [Value], endpoints: &mut [Value]) {
 }
 
 /// `mesh503` metadata on each endpoint of a pod: the fields istio-proxy
-/// parses out of `istio.workload`, plus `app`/`version` (istio-proxy gets
-/// those from metadata exchange).
+/// parses out of `istio.workload`, plus `app`/`version` when the pod has a
+/// sidecar (istio-proxy gets those from its metadata exchange; `unknown`
+/// otherwise).
 fn annotate_endpoints(ctx: &Ctx, cla: &mut Value) {
     let Some(groups) = cla["endpoints"].as_array_mut() else {
         return;
@@ -557,7 +558,13 @@ fn annotate_endpoints(ctx: &Ctx, cla: &mut Value) {
         else {
             continue;
         };
-        let peer = Peer::of_pod(pod, &ctx.mesh.trust_domain);
+        let mut peer = Peer::of_pod(pod, &ctx.mesh.trust_domain);
+        if !super::pod_is_injected(pod) {
+            // No sidecar to exchange metadata with: istio-proxy knows only
+            // what `istio.workload` encodes, which has no app or version.
+            peer.app.clear();
+            peer.version.clear();
+        }
         let mut m = serde_json::Map::new();
         for (k, v) in PEER_FIELDS.iter().zip(peer.fields()) {
             m.insert(
