@@ -4,7 +4,8 @@
 //! update without restarting Envoy.
 //!
 //! Needs Envoy: `ENVOY_BIN` or `envoy` on PATH (`scripts/test` sets it up).
-//! Every test uses its own block of lab addresses so they run in parallel.
+//! Every test uses its own block of lab addresses so they run in parallel,
+//! inside a slot this process claims (so other runs on the machine do not collide).
 
 use mesh503_lab::envoy::{find_envoy, spec_for_pod, Sidecar};
 use mesh503_lab::istiod::{render_sidecar, World};
@@ -34,6 +35,15 @@ fn istio_configmap(version: &str, mesh: &str) -> Value {
     })
 }
 
+/// This test process's block of lab addresses, claimed like a `Lab` claims
+/// its own (`net::SlotLock`), so parallel runs (other labs, other checkouts'
+/// tests on the same machine) never bind the same addresses.
+fn slot() -> u8 {
+    static SLOT: std::sync::OnceLock<mesh503_lab::net::SlotLock> = std::sync::OnceLock::new();
+    SLOT.get_or_init(|| mesh503_lab::net::SlotLock::claim().expect("a free lab address slot"))
+        .slot
+}
+
 /// A running pod as the lab's controller shows it.
 fn pod(
     name: &str,
@@ -44,7 +54,7 @@ fn pod(
     ports: &[u16],
     annotations: Value,
 ) -> Value {
-    let addrs = PodAddrs::for_index(index);
+    let addrs = PodAddrs::for_slot_index(slot(), index);
     let mut labels = json!({"app": app, "version": "v1", "service.istio.io/canonical-name": app});
     let mut ann = annotations;
     let mut containers = vec![
