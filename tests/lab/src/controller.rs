@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// Annotation prefix for lab-only behaviour (see tests/lab/README.md).
 pub const LAB_PREFIX: &str = "lab.mesh503.io/";
 /// Node name every pod is "scheduled" on.
-pub const NODE: &str = "lab-node";
+pub const NODE: &str = crate::injector::NODE;
 
 /// Identity of an object in the store.
 pub type Key = (String, String, String, String); // (apiVersion group, kind, namespace, name)
@@ -204,6 +204,21 @@ impl Controller {
             }
         }
 
+        // The node every pod runs on (a scenario may declare it itself).
+        let node_key = (
+            String::new(),
+            "Node".to_string(),
+            String::new(),
+            NODE.to_string(),
+        );
+        if !existing.contains_key(&node_key) || self.owned.contains(&node_key) {
+            let since = existing
+                .get(&node_key)
+                .and_then(|n| n["status"]["conditions"][0]["lastTransitionTime"].as_str())
+                .unwrap_or(now);
+            desired.push(crate::injector::lab_node(since));
+        }
+
         // ServiceAccounts referenced by pods exist implicitly too.
         let mut sas: BTreeSet<(String, String)> = BTreeSet::new();
 
@@ -250,7 +265,7 @@ impl Controller {
                     "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                     "spec": template["spec"].clone()});
-                let pod = self.admit_pod(pod, &ns_labels, minor, now, &existing);
+                let pod = self.admit_pod(pod, objects, &ns_labels, minor, now, &existing);
                 if pod_ready(&pod) {
                     ready += 1;
                 }
@@ -282,7 +297,7 @@ impl Controller {
             if self.owned.contains(&k) || p["metadata"]["ownerReferences"].is_array() {
                 continue;
             }
-            let pod = self.admit_pod(p.clone(), &ns_labels, minor, now, &existing);
+            let pod = self.admit_pod(p.clone(), objects, &ns_labels, minor, now, &existing);
             pods.push(pod);
         }
 
@@ -376,6 +391,7 @@ impl Controller {
     fn admit_pod(
         &mut self,
         mut pod: Value,
+        objects: &[Value],
         ns_labels: &HashMap<String, BTreeMap<String, String>>,
         minor: u32,
         now: &str,
@@ -401,12 +417,10 @@ impl Controller {
             }
         }
         let nsl = ns_labels.get(&ns).cloned().unwrap_or_default();
-        let already = pod["spec"]["containers"]
-            .as_array()
-            .map(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"))
-            .unwrap_or(false);
+        let already = crate::injector::has_proxy(&pod["spec"]);
         if !already && injection_wanted(&pod["metadata"], &pod["spec"], &nsl) {
-            inject(&mut pod, minor);
+            let native = crate::injector::wants_native(objects, minor, &pod["metadata"]);
+            crate::injector::inject(&mut pod, minor, native);
         }
         let addrs = self.address_for(&ns, &name);
         if pod["spec"]["serviceAccountName"].is_null() {
@@ -425,18 +439,8 @@ impl Controller {
             .and_then(|c| c["status"]["startTime"].as_str())
             .unwrap_or(now)
             .to_string();
-        let container_statuses: Vec<Value> = pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| {
-                json!({"name": c["name"], "image": c["image"], "imageID": "",
-                "ready": ready, "started": true, "restartCount": 0,
-                "containerID": format!("lab://{ns}/{name}/{}", c["name"].as_str().unwrap_or("")),
-                "state": {"running": {"startedAt": started}}})
-            })
-            .collect();
+        let (container_statuses, init_statuses) =
+            crate::injector::container_statuses(&pod, ready, &started);
         pod["status"] = json!({
             "phase": "Running", "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
             "podIP": addrs.pod_ip.to_string(), "podIPs": [{"ip": addrs.pod_ip.to_string()}],
@@ -447,57 +451,10 @@ impl Controller {
                 {"type": "ContainersReady", "status": status_ready, "lastTransitionTime": started},
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": started}],
             "containerStatuses": container_statuses});
+        if init_statuses.as_array().is_some_and(|a| !a.is_empty()) {
+            pod["status"]["initContainerStatuses"] = init_statuses;
+        }
         pod
-    }
-}
-
-/// What Istio's injector adds (istio/istio pkg/kube/inject, `injection-template`):
-/// the `istio-proxy` container and `istio-init` init container, the
-/// `sidecar.istio.io/status` annotation, and, from 1.4 on, the label
-/// `security.istio.io/tlsMode: istio` that auto mTLS keys on; from 1.6 on
-/// the canonical-service labels.
-pub fn inject(pod: &mut Value, minor: u32) {
-    let image = format!("docker.io/istio/proxyv2:1.{minor}.0");
-    let app = pod["metadata"]["labels"]["app"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| name_of(pod).split('-').next().unwrap_or("").to_string());
-    let version = pod["metadata"]["labels"]["version"]
-        .as_str()
-        .unwrap_or("latest")
-        .to_string();
-    if !pod["metadata"]["labels"].is_object() {
-        pod["metadata"]["labels"] = json!({});
-    }
-    if minor >= 4 {
-        pod["metadata"]["labels"]["security.istio.io/tlsMode"] = json!("istio");
-    }
-    if minor >= 6 {
-        pod["metadata"]["labels"]["service.istio.io/canonical-name"] = json!(app);
-        pod["metadata"]["labels"]["service.istio.io/canonical-revision"] = json!(version);
-    }
-    if !pod["metadata"]["annotations"].is_object() {
-        pod["metadata"]["annotations"] = json!({});
-    }
-    pod["metadata"]["annotations"]["sidecar.istio.io/status"] = json!(
-        r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null}"#
-    );
-    let proxy = json!({"name": "istio-proxy", "image": image,
-        "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
-        "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021}}});
-    let init = json!({"name": "istio-init", "image": image,
-        "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]});
-    if let Some(cs) = pod["spec"]["containers"].as_array_mut() {
-        cs.push(proxy);
-    } else {
-        pod["spec"]["containers"] = json!([proxy]);
-    }
-    if let Some(ic) = pod["spec"]["initContainers"].as_array_mut() {
-        ic.insert(0, init);
-    } else {
-        pod["spec"]["initContainers"] = json!([init]);
     }
 }
 
@@ -602,11 +559,16 @@ spec:
                 p["metadata"]["labels"]["security.istio.io/tlsMode"],
                 "istio"
             );
-            assert!(p["spec"]["containers"]
-                .as_array()
-                .unwrap()
+            // No istio ConfigMap: the newest release, whose native sidecars
+            // (auto, kubelet 1.33) put istio-proxy in initContainers.
+            let inits = p["spec"]["initContainers"].as_array().unwrap();
+            assert!(inits
                 .iter()
-                .any(|c| c["name"] == "istio-proxy"));
+                .any(|c| c["name"] == "istio-proxy" && c["restartPolicy"] == "Always"));
+            assert_eq!(
+                p["status"]["initContainerStatuses"][1]["started"], true,
+                "{p}"
+            );
             assert!(p["status"]["podIP"]
                 .as_str()
                 .unwrap()
@@ -624,6 +586,8 @@ spec:
         let slice = world.iter().find(|o| o["kind"] == "EndpointSlice").unwrap();
         assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
         assert_eq!(slice["ports"][0]["port"], 8080, "named targetPort resolved");
+        let node = world.iter().find(|o| o["kind"] == "Node").unwrap();
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.0");
         // A second reconcile over the result changes nothing (no write loops).
         let again = c.reconcile(&world, "2026-01-01T00:00:05Z");
         assert!(again.apply.is_empty(), "{:?}", again.apply);

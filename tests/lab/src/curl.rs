@@ -109,6 +109,45 @@ impl std::fmt::Display for Response {
     }
 }
 
+/// What the app puts on the wire for a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UrlParts {
+    host: String,
+    port: u16,
+    /// The `Host` header: host, and the port when the URL names one.
+    authority: String,
+    /// The request target: path and query (`/` at least).
+    path: String,
+}
+
+fn url_parts(url: &str) -> anyhow::Result<UrlParts> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url:?}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow!("URL {url:?} has no host"))?
+        .to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let authority = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    // Path and query from the parsed URL, never searched for in the URL
+    // text: `http://helloworld.default:5000/hello` has `/hello` in its host.
+    let mut path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    if path.is_empty() {
+        path = "/".into();
+    }
+    Ok(UrlParts {
+        host,
+        port,
+        authority,
+        path,
+    })
+}
+
 /// `from` is `<ns>/<pod or deployment name>`.
 pub async fn curl(
     api: &ApiAccess,
@@ -124,24 +163,17 @@ pub async fn curl(
         .timeout(Duration::from_secs(10))
         .build()?;
     let pod = find_pod(api, &http, ns, name).await?;
-    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url:?}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| anyhow!("URL {url:?} has no host"))?
-        .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let authority = match parsed.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.clone(),
-    };
-    let path = &url[url.find(parsed.path()).unwrap_or(url.len())..];
+    let UrlParts {
+        host,
+        port,
+        authority,
+        path,
+    } = url_parts(url)?;
     let pod_ip: Ipv4Addr = pod["status"]["podIP"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("pod {ns}/{name} has no status.podIP yet"))?;
-    let injected = pod["spec"]["containers"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["name"] == "istio-proxy"));
+    let injected = crate::injector::has_proxy(&pod["spec"]);
     let pod_target = pod_address(api, &http, ns, &host, port).await?;
     let mut headers = Vec::new();
     let target = if injected {
@@ -154,16 +186,11 @@ pub async fn curl(
     } else {
         direct_endpoint(api, &http, ns, &host, port).await?
     };
-    let target_url = format!(
-        "http://{target}{}",
-        if path.is_empty() { "/" } else { path }
-    );
-    // The app's own client: its connections leave from the pod's own address.
-    let source = std::net::IpAddr::V4(if injected {
-        PodAddrs::from_pod_ip(pod_ip).app_ip
-    } else {
-        pod_ip
-    });
+    let target_url = format!("http://{target}{path}");
+    // The app's own client: its connections leave from the pod IP, as in a
+    // pod (with or without a sidecar: iptables keeps the source of captured
+    // connections).
+    let source = std::net::IpAddr::V4(pod_ip);
     let req = Request {
         url: target_url,
         authority,
@@ -426,4 +453,25 @@ async fn direct_endpoint(
         }
     }
     Err(anyhow!("Service {ns}/{svc} has no ready endpoint"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_is_never_taken_from_the_host() {
+        let p = url_parts("http://helloworld.default:5000/hello").unwrap();
+        assert_eq!(p.path, "/hello");
+        assert_eq!(p.authority, "helloworld.default:5000");
+        assert_eq!(p.port, 5000);
+        let p = url_parts("http://httpbin.foo:8000/status/503?x=1&hello=/hello").unwrap();
+        assert_eq!(p.path, "/status/503?x=1&hello=/hello");
+        let p = url_parts("http://httpbin.foo").unwrap();
+        assert_eq!(
+            (p.path.as_str(), p.port, p.host.as_str()),
+            ("/", 80, "httpbin.foo")
+        );
+        assert!(url_parts("not a url").is_err());
+    }
 }

@@ -255,7 +255,7 @@ pub fn spec_for_pod(world: &World, pod: &Value) -> Result<SidecarSpec, RenderErr
 
 /// The Deployment a pod belongs to (ReplicaSet owner minus its hash), else
 /// the `app` label, else the pod name.
-fn workload_name(pod: &Value) -> String {
+pub fn workload_name(pod: &Value) -> String {
     if let Some(owner) = pod["metadata"]["ownerReferences"]
         .as_array()
         .and_then(|o| o.first())

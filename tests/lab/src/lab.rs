@@ -7,6 +7,7 @@
 //! panic's unwinding) stops every Envoy and app; Envoys are additionally
 //! started with a parent-death signal, so they die with the process.
 
+use crate::api::request_log::{RequestLog, RequestRecord};
 use crate::api::{ApiOptions, ApiServer};
 use crate::app::{App, AppBehaviour};
 use crate::controller::{self, Controller, LAB_PREFIX};
@@ -38,6 +39,9 @@ pub struct LabOptions {
     pub envoy_bin: Option<PathBuf>,
     /// Where to write the kubeconfig; default: inside the lab's temp dir.
     pub kubeconfig: Option<PathBuf>,
+    /// Also append every API request to this file, one JSON object per
+    /// line (the log is always kept in memory: [`Lab::requests`]).
+    pub request_log: Option<PathBuf>,
 }
 
 /// One pod as the lab runs it.
@@ -70,6 +74,7 @@ struct Shared {
 
 pub struct Lab {
     shared: Arc<Shared>,
+    requests: Arc<RequestLog>,
     api: Option<ApiServer>,
     kubeconfig: PathBuf,
     bg: Option<tokio::task::JoinHandle<()>>,
@@ -167,6 +172,17 @@ impl Lab {
             .kubeconfig
             .clone()
             .unwrap_or_else(|| tmp.path().join("kubeconfig"));
+        let requests = Arc::new(RequestLog::new(opts.request_log.as_deref()).with_context(
+            || {
+                format!(
+                    "cannot open the request log {}",
+                    opts.request_log
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            },
+        )?);
         let slot = crate::net::SlotLock::claim().context("claiming an address slot for the lab")?;
         let mut controller = Controller::in_slot(slot.slot);
         let (api, bg) = rt.block_on(async {
@@ -180,6 +196,8 @@ impl Lab {
                     rbac,
                     token: opts.token.clone(),
                     server_version: "v1.33.0".into(),
+                    token_user: "lab".into(),
+                    request_log: Some(requests.clone()),
                 },
             )
             .await?;
@@ -193,6 +211,7 @@ impl Lab {
             anyhow::Ok((api, bg))
         })?;
         Ok(Lab {
+            requests,
             shared,
             api: Some(api),
             kubeconfig,
@@ -301,6 +320,13 @@ impl Lab {
                 }
             }
         })
+    }
+
+    /// Every request the lab's API answered so far (verb, path, query,
+    /// user, status), oldest first; the newest
+    /// [`crate::api::request_log::MAX_RECORDS`] are kept.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.requests.records()
     }
 
     /// Errors the last syncs met (render failures), oldest first.

@@ -36,6 +36,10 @@ enum Cmd {
         /// Write the kubeconfig here (default: a temp file, printed).
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
+        /// Append every API request (verb, path, query, user, status) to
+        /// this file as JSON lines.
+        #[arg(long)]
+        request_log: Option<PathBuf>,
     },
     /// Send requests from a pod as its app would, through its sidecar, or
     /// from outside the mesh through an ingress gateway (`--via-gateway`).
@@ -84,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rbac,
             token,
             kubeconfig_out,
+            request_log,
         } => {
             let lab = Lab::start(
                 &scenario,
@@ -92,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     token,
                     envoy_bin: None,
                     kubeconfig: kubeconfig_out,
+                    request_log,
                 },
             )?;
             for e in lab.errors() {

@@ -3,9 +3,10 @@
 //! Core Kubernetes kinds are always served. Istio kinds come and go with the
 //! Istio minor version the scenario models: `authentication.istio.io`
 //! (MeshPolicy, Policy) up to 1.5, `security.istio.io` PeerAuthentication from
-//! 1.5 (v1beta1, plus v1 from 1.22), and the `networking.istio.io` kinds in
-//! v1alpha3 always, v1beta1 from 1.8 and v1 from 1.22. The preferred version
-//! of a group is the newest one served.
+//! 1.5 (v1beta1, plus v1 from 1.22), the `networking.istio.io` kinds in
+//! v1alpha3 always, v1beta1 from 1.8 and v1 from 1.22, and
+//! `telemetry.istio.io` Telemetry from 1.10 (v1alpha1, plus v1 from 1.22).
+//! The preferred version of a group is the newest one served.
 
 /// One served resource type (a kind and its plural, in one group).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,7 @@ impl ResourceType {
             ("networking.istio.io", _) => vec!["istio-io", "networking-istio-io"],
             ("security.istio.io", _) => vec!["istio-io", "security-istio-io"],
             ("authentication.istio.io", _) => vec!["istio-io", "authentication-istio-io"],
+            ("telemetry.istio.io", _) => vec!["istio-io", "telemetry-istio-io"],
             _ => vec![],
         }
     }
@@ -291,6 +293,23 @@ impl Registry {
             true,
             vec![],
         ));
+        if m >= 10 {
+            // telemetry.istio.io Telemetry: v1alpha1 from 1.10, v1 from 1.22
+            // (istio/istio `manifests/charts/base/crds/crd-all.gen.yaml`).
+            let versions = if m >= 22 {
+                vec!["v1", "v1alpha1"]
+            } else {
+                vec!["v1alpha1"]
+            };
+            types.push(rt(
+                "telemetry.istio.io",
+                versions,
+                "Telemetry",
+                "telemetries",
+                true,
+                vec!["telemetry"],
+            ));
+        }
         Registry {
             types,
             istio_minor: m,
@@ -445,6 +464,13 @@ mod tests {
             .by_plural("security.istio.io", "peerauthentications")
             .unwrap();
         assert_eq!(pa.versions, vec!["v1beta1"]);
+        assert!(Registry::for_istio(9)
+            .by_kind("telemetry.istio.io", "Telemetry")
+            .is_none());
+        let t = Registry::for_istio(31);
+        let tel = t.by_plural("telemetry.istio.io", "telemetries").unwrap();
+        assert_eq!(tel.versions, vec!["v1", "v1alpha1"]);
+        assert_eq!(tel.short_names, vec!["telemetry"]);
         let r22 = Registry::for_istio(22);
         let pa = r22
             .by_plural("security.istio.io", "peerauthentications")

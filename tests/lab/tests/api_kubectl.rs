@@ -707,6 +707,7 @@ async fn kubectl_errors_not_found_forbidden_unauthorized() {
             rbac: Some(rbac),
             server_version: "v1.33.0".into(),
             token: None,
+            ..ApiOptions::default()
         },
     )
     .await;

@@ -13,6 +13,7 @@ pub mod patch;
 pub mod portforward;
 pub mod protobuf;
 pub mod rbac;
+pub mod request_log;
 pub mod selectors;
 pub mod status;
 pub mod tables;
@@ -51,6 +52,10 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// The `gitVersion` /version reports, e.g. "v1.33.0".
     pub server_version: String,
+    /// The user a valid `token` authenticates as (`lab`, the kubeconfig's user).
+    pub token_user: String,
+    /// Where every request is recorded (a fresh in-memory log when None).
+    pub request_log: Option<Arc<request_log::RequestLog>>,
 }
 
 impl Default for ApiOptions {
@@ -59,6 +64,8 @@ impl Default for ApiOptions {
             rbac: None,
             token: None,
             server_version: "v1.33.0".to_string(),
+            token_user: "lab".to_string(),
+            request_log: None,
         }
     }
 }
@@ -73,6 +80,7 @@ pub(crate) struct Ctx {
     /// port-forward) end when it does.
     pub shutdown: watch::Receiver<bool>,
     pub addr: SocketAddr,
+    pub requests: Arc<request_log::RequestLog>,
 }
 
 /// A running API server. Dropping it stops serving.
@@ -93,7 +101,9 @@ impl ApiServer {
         let addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let rules = opts.rbac.as_ref().map(rbac::Rules::from_cluster_role);
+        let requests = opts.request_log.clone().unwrap_or_default();
         let ctx = Arc::new(Ctx {
+            requests,
             store,
             runtime,
             opts,
@@ -200,7 +210,61 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
         .is_some_and(|t| t.trim() == token)
 }
 
+/// Answer a request and record it in the request log.
 async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
+    let record = request_record(&ctx, &req);
+    let resp = serve(ctx.clone(), req).await;
+    ctx.requests.record(request_log::RequestRecord {
+        code: resp.status().as_u16(),
+        ..record
+    });
+    resp
+}
+
+/// What the request log says about a request before it is answered.
+fn request_record(ctx: &Ctx, req: &Request) -> request_log::RequestRecord {
+    let headers = req.headers();
+    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let target = match segs.as_slice() {
+        ["api", v, rest @ ..] if !rest.is_empty() => parse_target(ctx, "", v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => parse_target(ctx, g, v, rest),
+        _ => None,
+    };
+    let q = parse_query(req.uri().query());
+    let verb = target
+        .as_ref()
+        .and_then(|t| verb_for(&method, t, &q, headers))
+        .map(str::to_string)
+        .unwrap_or_else(|| method.as_str().to_ascii_lowercase());
+    request_log::RequestRecord {
+        seq: 0,
+        time: crate::store::now_rfc3339(),
+        verb,
+        method: method.to_string(),
+        path,
+        query,
+        user: request_log::identity(
+            header("authorization"),
+            ctx.opts.token.as_deref(),
+            &ctx.opts.token_user,
+        ),
+        impersonated_user: header("impersonate-user").map(str::to_string),
+        user_agent: header("user-agent").unwrap_or("").to_string(),
+        resource: target.as_ref().map(|t| match &t.sub {
+            Some(sub) => format!("{}/{sub}", t.t.plural),
+            None => t.t.plural.to_string(),
+        }),
+        namespace: target.as_ref().and_then(|t| t.namespace.clone()),
+        name: target.as_ref().and_then(|t| t.name.clone()),
+        code: 0,
+    }
+}
+
+async fn serve(ctx: Arc<Ctx>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     if is_health(&path) {
         return text_response(200, "ok");

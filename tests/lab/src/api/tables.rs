@@ -371,7 +371,15 @@ fn endpoints_string(o: &Value) -> String {
 }
 
 fn pod_cells(o: &Value, name: String, age: String, now: i64) -> Vec<Value> {
-    let total = arr(o, "/spec/containers").len();
+    // Restartable init containers (native sidecars, Kubernetes ≥ 1.29) count
+    // in READY like regular containers (kubernetes/kubernetes
+    // pkg/printers/internalversion/printers.go `printPod`).
+    let sidecars: Vec<&str> = arr(o, "/spec/initContainers")
+        .iter()
+        .filter(|c| s(c, "/restartPolicy") == Some("Always"))
+        .filter_map(|c| s(c, "/name"))
+        .collect();
+    let total = arr(o, "/spec/containers").len() + sidecars.len();
     let mut restarts = 0i64;
     let mut last_restart: Option<i64> = None;
     let mut ready = 0;
@@ -393,10 +401,13 @@ fn pod_cells(o: &Value, name: String, age: String, now: i64) -> Vec<Value> {
         if c.pointer("/state/terminated").is_some() && int(c, "/state/terminated/exitCode") == 0 {
             continue;
         }
-        if c.pointer("/state/running").is_some()
+        if s(c, "/name").is_some_and(|n| sidecars.contains(&n))
             && c.pointer("/started").and_then(Value::as_bool) == Some(true)
         {
             // A restartable (sidecar) init container that is up.
+            if c.pointer("/ready").and_then(Value::as_bool) == Some(true) {
+                ready += 1;
+            }
             continue;
         }
         if let Some(term) = c.pointer("/state/terminated") {
@@ -613,6 +624,19 @@ mod tests {
         assert_eq!(tbl["rows"][0]["cells"][2], "CrashLoopBackOff");
         assert_eq!(tbl["rows"][0]["cells"][3], "4");
         assert!(tbl["rows"][0].get("object").is_none());
+        // A native sidecar (restartable init container) counts in READY.
+        let native = json!({"metadata": {"name": "n"},
+            "spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "istio-init"},
+                {"name": "istio-proxy", "restartPolicy": "Always"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                "initContainerStatuses": [
+                    {"name": "istio-init", "ready": false, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                    {"name": "istio-proxy", "ready": true, "started": true, "restartCount": 0, "state": {"running": {}}}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+        let tbl = table(t, "v1", &[native], IncludeObject::None, None, None, false);
+        assert_eq!(tbl["rows"][0]["cells"][1], "2/2");
+        assert_eq!(tbl["rows"][0]["cells"][2], "Running");
     }
 
     #[test]

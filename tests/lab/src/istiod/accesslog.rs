@@ -52,7 +52,9 @@ pub fn text_format(v: IstioVersion) -> &'static str {
 }
 
 /// Istio's default JSON format (`EnvoyJSONLogFormat`, `…Istio19`): the
-/// details fields from 1.9, `%UPSTREAM_CLUSTER_RAW%` from 1.25 (istio/istio#54224).
+/// details fields from 1.9, `%UPSTREAM_CLUSTER_RAW%` from 1.25 (istio/istio
+/// 1.25.0 `pilot/pkg/model/telemetry_logging.go` `EnvoyJSONLogFormatIstio`;
+/// 1.24.0 still has `%UPSTREAM_CLUSTER%`).
 pub fn json_format(v: IstioVersion) -> Value {
     let mut m = Map::new();
     let mut put = |k: &str, f: &str| {
@@ -156,5 +158,14 @@ mod tests {
         // 1.0 set no format: Envoy's default line, no details, no cluster.
         assert!(!text_format((1, 0).into()).contains("UPSTREAM_CLUSTER"));
         assert!(access_log(&MeshConfig::default(), (1, 24).into()).is_none());
+        // JSON: the raw cluster name from 1.25 (1.25.0 telemetry_logging.go).
+        assert_eq!(
+            json_format((1, 24).into())["upstream_cluster"],
+            "%UPSTREAM_CLUSTER%"
+        );
+        assert_eq!(
+            json_format((1, 25).into())["upstream_cluster"],
+            "%UPSTREAM_CLUSTER_RAW%"
+        );
     }
 }

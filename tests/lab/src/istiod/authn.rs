@@ -15,8 +15,9 @@
 //! service; target > namespace > mesh. `peers: [{mtls: {}}]` is STRICT,
 //! `mtls: {mode: PERMISSIVE}` is PERMISSIVE, no policy (or no `peers`) means
 //! plaintext only (istio/istio 1.4 `pilot/pkg/networking/plugin/authn`).
-//! Istio 1.5 read both APIs; the lab uses PeerAuthentication there when any
-//! applies to the workload and the legacy policies otherwise.
+//! Istio 1.5 read both APIs: PeerAuthentication when any applies to the
+//! workload, else the legacy policies, else PERMISSIVE (1.5.0
+//! `pilot/pkg/security/authn/v1beta1/policy_applier.go`).
 
 use super::services::{services_for_pod, target_port_on, Service};
 use super::version::IstioVersion;
@@ -240,8 +241,16 @@ pub fn server_mtls(
         return compose_peer_authentication(world, mesh, ns, &pod_labels);
     }
     // Legacy: namespace/mesh default, with per-port overrides from policies
-    // that target a service selecting the pod.
-    let base = legacy_service_mode(world, ns, "", None).unwrap_or(MtlsMode::Disable);
+    // that target a service selecting the pod. With no legacy policy at all,
+    // 1.5 is PERMISSIVE (istio/istio 1.5.0 `pilot/pkg/security/authn/v1beta1/
+    // policy_applier.go`: no PeerAuthentication and no alpha policy →
+    // `getMutualTLSModeForPort` returns MTLSPermissive); before 1.5 plaintext.
+    let fallback = if version.beta_authn() {
+        MtlsMode::Permissive
+    } else {
+        MtlsMode::Disable
+    };
+    let base = legacy_service_mode(world, ns, "", None).unwrap_or(fallback);
     let mut per_port = BTreeMap::new();
     let services: Vec<Service> = services_for_pod(world, pod);
     for svc in &services {
@@ -294,6 +303,13 @@ pub fn service_mode_for_auto_mtls(
             return Some(MtlsMode::Permissive);
         }
     }
+    // 1.5.0 `push_context.go` `BestEffortInferServiceMTLSMode`: namespace/mesh
+    // PeerAuthentication, else the alpha policy, else PERMISSIVE.
+    let fallback = if version.beta_authn() {
+        MtlsMode::Permissive
+    } else {
+        MtlsMode::Disable
+    };
     Some(
         legacy_service_mode(
             world,
@@ -301,7 +317,7 @@ pub fn service_mode_for_auto_mtls(
             &svc.name,
             Some((svc_port, port_name)),
         )
-        .unwrap_or(MtlsMode::Disable),
+        .unwrap_or(fallback),
     )
 }
 
@@ -337,6 +353,23 @@ mod tests {
         };
         assert_eq!(mode(&w, 24).mode, MtlsMode::Permissive);
         assert_eq!(mode(&w, 4).mode, MtlsMode::Disable);
+        // 1.5 read both APIs; with neither policy the workload is PERMISSIVE
+        // (1.5.0 v1beta1/policy_applier.go), for auto mTLS too.
+        assert_eq!(mode(&w, 5).mode, MtlsMode::Permissive);
+        let w = World {
+            objects: vec![pod(), svc()],
+        };
+        let services = super::super::services::all_services(&w);
+        assert_eq!(
+            service_mode_for_auto_mtls(
+                &w,
+                &MeshConfig::default(),
+                (1, 5).into(),
+                &services[0],
+                8000
+            ),
+            Some(MtlsMode::Permissive)
+        );
     }
 
     #[test]

@@ -60,11 +60,12 @@ use super::{Ctx, InboundPort};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The inbound passthrough cluster of a release. LAB: the name Istio used
-/// up to 1.22; the 1.23 rename (`InboundPassthroughCluster`) is modelled
-/// here once the plugin reads both names.
-pub fn passthrough_cluster(_v: IstioVersion) -> &'static str {
-    "InboundPassthroughClusterIpv4"
+/// The inbound passthrough cluster of a release: `InboundPassthroughClusterIpv4`
+/// up to 1.22, `InboundPassthroughCluster` from 1.23 (see
+/// [`IstioVersion::inbound_passthrough_cluster`]). Chains, clusters and the
+/// passthrough HCMs' route configs all take the name from here.
+pub fn passthrough_cluster(v: IstioVersion) -> &'static str {
+    v.inbound_passthrough_cluster()
 }
 
 /// Ports a sidecar never serves through chains: its own listeners and the

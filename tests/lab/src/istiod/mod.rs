@@ -18,7 +18,10 @@
 //!   passthrough chains, `virtualInbound`; [`headless`]: passthrough
 //!   services; [`gateway`]: ingress gateway (router) config;
 //! - [`envoy_filter`], [`envoy_filter_listener`]: EnvoyFilter patches;
-//! - [`accesslog`]: Istio's access log formats; [`xds`]: shared builders.
+//! - [`accesslog`]: Istio's access log formats; [`telemetry`]: whether a
+//!   proxy logs (Telemetry API, mesh config); [`metrics`]: Istio's standard
+//!   metrics; [`modern`]: release switches applied to the built resources;
+//!   [`xds`]: shared builders.
 
 pub mod accesslog;
 pub mod authn;
@@ -30,7 +33,10 @@ pub mod gateway;
 pub mod headless;
 pub mod inbound_chains;
 pub mod listener;
+pub mod metrics;
+pub mod modern;
 pub mod services;
+pub mod telemetry;
 pub mod version;
 pub mod virtual_service;
 pub mod world;
@@ -82,13 +88,9 @@ pub enum RenderError {
     },
 }
 
-/// Has the injector added the `istio-proxy` container?
+/// Has the injector added the `istio-proxy` container (or native sidecar)?
 pub fn pod_is_injected(pod: &Value) -> bool {
-    pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["name"].as_str() == Some("istio-proxy"))
+    crate::injector::has_proxy(&pod["spec"])
 }
 
 /// The pod's lab addresses from `status.podIP`.
@@ -142,8 +144,13 @@ pub struct Ctx<'a> {
     /// Services this proxy sees (exportTo, Sidecar egress).
     pub services: Vec<Service<'a>>,
     pub inbound_ports: Vec<InboundPort>,
+    /// The file access logger the builders put where the proxy logs (the
+    /// client one, or the server one when only the server side logs);
+    /// [`telemetry::apply`] then gives each listener its direction's.
     pub access_log: Option<Value>,
     pub listener_access_log: Option<Value>,
+    /// The access loggers by direction (Telemetry API or mesh config).
+    pub access_logs: telemetry::AccessLogs,
 }
 
 impl<'a> Ctx<'a> {
@@ -167,9 +174,14 @@ impl<'a> Ctx<'a> {
         } else {
             inbound_chains::service_targets(world, pod)
         };
+        let access_logs = telemetry::access_logs(world, &mesh, version, pod);
         Ok(Ctx {
-            access_log: accesslog::access_log(&mesh, version),
-            listener_access_log: accesslog::listener_access_log(&mesh, version),
+            access_log: access_logs.client.clone().or(access_logs.server.clone()),
+            listener_access_log: access_logs
+                .client_listener
+                .clone()
+                .or(access_logs.server_listener.clone()),
+            access_logs,
             world,
             mesh,
             version,
@@ -194,6 +206,12 @@ pub fn render_sidecar(world: &World, pod: &Value, pki: &Pki) -> Result<SidecarXd
     } else {
         listener::build(&ctx)
     };
+    // Post-passes in istiod's order: telemetry (access logs, metrics), the
+    // release switches, then EnvoyFilter patches last, as istiod applies
+    // them to the finished resources (pilot/pkg/networking/core/envoyfilter).
+    telemetry::apply(&mut listeners.listeners, &ctx.access_logs);
+    metrics::apply(&ctx, &mut listeners.listeners, &mut clusters.endpoints);
+    modern::apply(&ctx, &mut clusters.clusters, &mut listeners.routes);
     let envoy_filters = envoy_filter::apply(&ctx, &mut clusters.clusters, &mut listeners.listeners);
     listeners
         .listeners

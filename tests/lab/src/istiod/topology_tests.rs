@@ -155,15 +155,13 @@ fn permissive_chain_shapes_per_protocol() {
             s("raw_buffer", "", "tcp_proxy", false),
         ]
     );
-    // buildInboundPassthroughChains: the same five Auto chains, no port; ≤1.22 prefix match.
+    // buildInboundPassthroughChains: the same five Auto chains, no port; from
+    // 1.23 one InboundPassthroughCluster and no IPv4 prefix match (≤1.22 had one).
     assert_eq!(shape(&x, None).len(), 5);
     let vi = listener(&x, "virtualInbound");
     let catchall = &vi["filter_chains"][1];
     assert_eq!(catchall["name"], "virtualInbound-catchall-http");
-    assert_eq!(
-        catchall["filter_chain_match"]["prefix_ranges"][0]["address_prefix"],
-        "0.0.0.0"
-    );
+    assert!(catchall["filter_chain_match"]["prefix_ranges"].is_null());
     // 9090 has no Service: no chain, but captured (passthrough).
     assert!(shape(&x, Some(9090)).is_empty());
     let captured: Vec<u64> = vi["additional_addresses"]
@@ -508,6 +506,10 @@ fn envoy_filters_patch_http_filters_in_priority_order() {
         http_filter_names(vi, 8080),
         [
             "mesh-wide.marker",
+            // The metrics pass's peer-metadata filter (standing in for
+            // istio.metadata_exchange) is in the chain before EnvoyFilters
+            // apply, as Istio's own filters are.
+            "envoy.filters.http.header_to_metadata",
             "envoy.filters.http.fault",
             "envoy.filters.http.cors",
             "envoy.filters.http.lua",
@@ -521,7 +523,7 @@ fn envoy_filters_patch_http_filters_in_priority_order() {
         .find(|c| c["filter_chain_match"]["destination_port"] == 8080)
         .unwrap();
     let hcm = &chain["filters"].as_array().unwrap().last().unwrap()["typed_config"];
-    let lua_cfg = &hcm["http_filters"][3]["typed_config"];
+    let lua_cfg = &hcm["http_filters"][4]["typed_config"];
     assert_eq!(lua_cfg["default_source_code"]["inline_string"], "-- a");
     assert_eq!(
         hcm["http_filters"][0]["typed_config"]["max_request_bytes"],

@@ -260,6 +260,59 @@ impl IstioVersion {
         Some((prefixes, suffixes, regexes))
     }
 
+    /// The inbound passthrough cluster: `InboundPassthroughClusterIpv4` until
+    /// 1.22, `InboundPassthroughCluster` from 1.23 (istio/istio 1.23.0
+    /// `pilot/pkg/networking/util/util.go` `InboundPassthroughCluster`).
+    pub fn inbound_passthrough_cluster(self) -> &'static str {
+        if self.at_least(23) {
+            "InboundPassthroughCluster"
+        } else {
+            "InboundPassthroughClusterIpv4"
+        }
+    }
+
+    /// The retry policy of the default inbound route (istio/istio
+    /// `pilot/pkg/networking/core/route/route.go` `BuildDefaultHTTPInboundRoute`):
+    /// none before 1.24; from 1.24 (`ENABLE_INBOUND_RETRY_POLICY`, default
+    /// true, istio/istio#52055) two retries on `reset-before-request`; from
+    /// 1.26 not on gRPC ports (1.26.0 route.go).
+    pub fn inbound_retry_policy(self, grpc_port: bool) -> Option<Value> {
+        if !self.at_least(24) || (grpc_port && self.at_least(26)) {
+            return None;
+        }
+        Some(json!({"retry_on": "reset-before-request", "num_retries": 2}))
+    }
+
+    /// Istio's standard metrics (`istio_requests_total`, …) come from every
+    /// sidecar from 1.5, when Telemetry v2 became the default profile's
+    /// (istio/istio 1.5.0 `operator/data/profiles/default.yaml`
+    /// `telemetry.v2.enabled: true`); before, Mixer produced them.
+    pub fn standard_metrics(self) -> bool {
+        self.at_least(5)
+    }
+
+    /// The Telemetry API's `accessLogging` drives access logs from 1.12
+    /// (istio/istio 1.12.0 `pilot/pkg/model/telemetry.go` `AccessLogging`);
+    /// the CRD is served from 1.10 (v1alpha1) and as v1 from 1.22
+    /// (`manifests/charts/base/crds/crd-all.gen.yaml`).
+    pub fn telemetry_access_logging(self) -> bool {
+        self.at_least(12)
+    }
+
+    /// `track_remaining` on the default circuit breaker thresholds: set
+    /// until 1.28, off from 1.29 (`DISABLE_TRACK_REMAINING_CB_METRICS`,
+    /// default true, istio/istio 1.29.0 `cluster_traffic_policy.go`).
+    pub fn track_remaining(self) -> bool {
+        !self.at_least(29)
+    }
+
+    /// From 1.27 outbound virtual hosts also match the absolute FQDN
+    /// (`httpbin.foo.svc.cluster.local.`), `PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN`
+    /// default true (istio/istio 1.27.0 `httproute.go` `GenerateAltVirtualHosts`).
+    pub fn absolute_fqdn_domains(self) -> bool {
+        self.at_least(27)
+    }
+
     /// Istio's default TEXT access log format for this release (see
     /// `accesslog.rs`).
     pub fn text_log_format(self) -> &'static str {
@@ -314,6 +367,29 @@ mod tests {
             v(24).config_path("destination-rule", "foo", "x").unwrap(),
             "/apis/networking.istio.io/v1/namespaces/foo/destination-rule/x"
         );
+    }
+
+    #[test]
+    fn modern_switches_by_release() {
+        let v = |m| IstioVersion::from((1, m));
+        assert_eq!(
+            v(22).inbound_passthrough_cluster(),
+            "InboundPassthroughClusterIpv4"
+        );
+        assert_eq!(
+            v(23).inbound_passthrough_cluster(),
+            "InboundPassthroughCluster"
+        );
+        assert!(v(23).inbound_retry_policy(false).is_none());
+        assert_eq!(
+            v(24).inbound_retry_policy(false).unwrap()["retry_on"],
+            "reset-before-request"
+        );
+        assert!(v(25).inbound_retry_policy(true).is_some());
+        assert!(v(26).inbound_retry_policy(true).is_none());
+        assert!(!v(4).standard_metrics() && v(5).standard_metrics());
+        assert!(v(28).track_remaining() && !v(29).track_remaining());
+        assert!(!v(26).absolute_fqdn_domains() && v(27).absolute_fqdn_domains());
     }
 
     #[test]

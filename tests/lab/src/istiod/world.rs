@@ -14,12 +14,15 @@ pub struct World {
 /// release (`"1.0"`, `"1.24"`, …).
 pub const VERSION_LABEL: &str = "lab.mesh503.io/istio-version";
 
-/// The Istio release the lab models when the ConfigMap does not say.
-pub const DEFAULT_VERSION: (u32, u32) = (1, 24);
+/// The Istio release the lab models when the ConfigMap does not say: the
+/// newest release as of 2026-12-01, 1.31 (1.31.0 announced 2026-08-20,
+/// 1.31.1 on 2026-09-21 in istio/istio.io `content/en/news/releases/1.31.x`;
+/// istio/istio tag `1.31.0-rc.0` and branch `release-1.31`; no 1.32 yet).
+pub const DEFAULT_VERSION: (u32, u32) = (1, 31);
 
 impl World {
     /// `(1, minor)` from the `istio` ConfigMap's `lab.mesh503.io/istio-version`
-    /// label; `(1, 24)` when absent or unreadable.
+    /// label; [`DEFAULT_VERSION`] when absent or unreadable.
     pub fn istio_version(&self) -> (u32, u32) {
         istio_version_of(&self.objects)
     }
@@ -236,7 +239,7 @@ mod tests {
         assert_eq!(m.access_log_file.as_deref(), Some("/dev/stdout"));
         assert_eq!(m.root_namespace, "istio-config");
         assert!(m.outbound_allow_any);
-        assert_eq!(World::default().istio_version(), (1, 24));
+        assert_eq!(World::default().istio_version(), (1, 31));
         assert_eq!(parse_version("1.24.3"), Some((1, 24)));
     }
 
