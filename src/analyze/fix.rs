@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::finding::Fix;
 use crate::istio::destination_rule::{PolicyOrigin, TlsMode};
-use crate::model::decisions::ClientTls;
+use crate::model::decisions::{ClientTls, ServerSide};
 use crate::model::{Manifest, Mesh, Service, TlsAt};
 
 /// The kind of change a fix asks for.
@@ -68,14 +68,15 @@ impl FixKind {
 /// The DestinationRule fix for an mTLS mismatch: set `tls.mode want` in the
 /// rule in force, at the port level when a port-level entry decided; never
 /// weaken a mesh-wide rule to fix one service (a new rule for the service
-/// instead). `no_sidecar_server`: the server pods have no sidecar.
+/// instead). A server pod without sidecar is also offered injection.
 pub fn destination_rule_tls(
     mesh: &Mesh,
     svc: &Service,
     client: &ClientTls,
+    server: &ServerSide,
     want: TlsMode,
-    no_sidecar_server: bool,
 ) -> Option<Fix> {
+    let no_sidecar_server = !server.sidecar;
     let want_s = want.as_str();
     let primary = client.selection().and_then(|s| s.primary());
     let editable = primary.filter(|r| {

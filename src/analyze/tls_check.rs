@@ -14,7 +14,7 @@ use crate::istio::client_tls::Wire;
 use crate::istio::peer_auth::MtlsMode;
 use crate::model::decisions::{accepts, cluster_wire};
 use crate::model::gaps::GapOrigin;
-use crate::model::{GapKind, GapSource, Mesh, Proxy};
+use crate::model::{GapKind, GapSource, Mesh, PodKey, Proxy};
 use crate::snapshot::Snapshot;
 
 /// Compatibility path for `run.rs`, which renders through `analyze::tls_check`
@@ -100,27 +100,24 @@ pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsChe
     Ok(t)
 }
 
-/// Live: from a snapshot's proxies.
+/// Live: from a snapshot's proxies; each proxy's unreadable parts and
+/// collection gaps become notes.
 pub fn from_snapshot(snap: &Snapshot) -> TlsCheck {
     let mesh = Mesh::from_snapshot(snap);
     let mut t = from_mesh(&mesh);
-    for p in &mesh.proxies {
-        let Some(pod) = &p.pod else { continue };
+    for e in &snap.proxies {
+        let pod = PodKey::new(&e.namespace, &e.pod);
         for g in &mesh.gaps {
-            match (&g.source, &g.origin) {
-                (GapSource::ProxyAdmin { pod: gp, .. }, GapOrigin::Model)
-                    if gp == pod && g.kind == GapKind::Unparseable =>
-                {
-                    t.notes.push(format!("{}: {}", p.label, g.detail));
+            if let (GapSource::ProxyAdmin { pod: gp, .. }, GapOrigin::Model, GapKind::Unparseable) =
+                (&g.source, &g.origin, g.kind)
+            {
+                if *gp == pod {
+                    t.notes.push(format!("{pod}: {}", g.detail));
                 }
-                (
-                    GapSource::ProxyAdmin { pod: gp, .. } | GapSource::ProxyLog { pod: gp },
-                    GapOrigin::Proxy(s),
-                ) if gp == pod => {
-                    t.notes.push(format!("{}: {}", s.source, s.reason));
-                }
-                _ => {}
             }
+        }
+        for g in &e.gaps {
+            t.notes.push(format!("{}: {}", g.source, g.reason));
         }
     }
     t

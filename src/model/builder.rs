@@ -404,3 +404,12 @@ pub fn pa(ns: &str, name: &str, mode: &str, app: Option<&str>) -> Value {
 pub fn mesh_strict() -> Value {
     pa("istio-system", "default", "STRICT", None)
 }
+
+/// `foo/httpbin` with one pod whose sidecar was read, its access log `log`.
+pub fn httpbin_serving(log: Vec<AccessLogEntry>) -> Mesh {
+    MeshBuilder::new()
+        .target(httpbin())
+        .pod(httpbin_pod())
+        .proxy(proxy(&httpbin_pod(), ProxyRole::Server).with_log(log))
+        .build()
+}

@@ -7,62 +7,44 @@
 //! blog 2021 "upcoming networking changes"), so an app bound to localhost is
 //! unreachable. A `UF` on an inbound cluster has no other meaning.
 
-use super::common::sample_line;
+use super::common::{server_log_finding, server_sidecars};
 use crate::analyze::catalog::Cause;
-use crate::analyze::confidence::{Confidence, Weight};
-use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
+use crate::analyze::confidence::Weight;
+use crate::analyze::finding::{Finding, Fix};
 use crate::analyze::fix::FixKind;
 use crate::envoy::access_log::AccessLogEntry;
-use crate::model::{Mesh, Proxy};
-
-/// The server proxy's access-log lines on its inbound clusters.
-pub fn inbound_lines(p: &Proxy) -> Vec<&AccessLogEntry> {
-    p.log
-        .entries
-        .iter()
-        .filter(|e| {
-            e.upstream_cluster
-                .as_deref()
-                .is_some_and(|c| c.starts_with("inbound|"))
-        })
-        .collect()
-}
+use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (svc, port) in mesh.target_ports() {
-        for pod in mesh.backing_pods(svc) {
-            let Some(p) = mesh.proxy_of(&pod.key) else {
-                continue;
-            };
-            let uf: Vec<&AccessLogEntry> = inbound_lines(p)
-                .into_iter()
-                .filter(|e| e.response_code == Some(503) && e.has_flag("UF"))
-                .collect();
-            if uf.is_empty() {
-                continue;
-            }
-            out.push(
-                Finding::new(
-                    Cause::AppNotListening,
-                    format!("{}:{} at {}", svc.fqdn, port.number, p.label),
-                    format!("{}'s sidecar cannot connect to its own app for {}:{}", p.label, svc.fqdn, port.number),
-                    &Confidence::of(&[Weight::ServerLog, Weight::DistinctiveFlag]),
-                )
-                .explain([
-                    "The server sidecar answers 503 UF on its inbound cluster: the connection to the application was refused.".to_string(),
-                    "Since Istio 1.10 the sidecar forwards to the pod IP, not 127.0.0.1: an app bound to localhost is unreachable. Also check the container port and that the app is up.".to_string(),
-                ])
-                .evidence([Evidence::new(
-                    SourceRef::AccessLog(p.label.clone()),
-                    format!("{} inbound request(s) answered 503 UF; e.g. {}", uf.len(), sample_line(&uf)),
-                )])
-                .fix(Some(Fix::advice(
-                    FixKind::ChangeApplication,
-                    "bind the app to 0.0.0.0 (or the pod IP), or declare a Sidecar ingress with defaultEndpoint 127.0.0.1:<port>",
-                ))),
-            );
+    for (svc, port, p, inbound) in server_sidecars(mesh) {
+        let refused: Vec<&AccessLogEntry> = inbound
+            .into_iter()
+            .filter(|e| e.response_code == Some(503) && e.has_flag("UF"))
+            .collect();
+        if refused.is_empty() {
+            continue;
         }
+        let claim = format!(
+            "{}'s sidecar cannot connect to its own app for {}:{}",
+            p.label, svc.fqdn, port.number
+        );
+        let shown = format!("{} inbound request(s) answered 503 UF", refused.len());
+        let weights = [Weight::ServerLog, Weight::DistinctiveFlag];
+        let f = server_log_finding(
+            Cause::AppNotListening,
+            (svc, port, p),
+            claim,
+            &weights,
+            (shown, &refused),
+        );
+        out.push(f.explain([
+            "The server sidecar answers 503 UF on its inbound cluster: the connection to the application was refused.".to_string(),
+            "Since Istio 1.10 the sidecar forwards to the pod IP, not 127.0.0.1: an app bound to localhost is unreachable. Also check the container port and that the app is up.".to_string(),
+        ]).fix(Some(Fix::advice(
+            FixKind::ChangeApplication,
+            "bind the app to 0.0.0.0 (or the pod IP), or declare a Sidecar ingress with defaultEndpoint 127.0.0.1:<port>",
+        ))));
     }
     out
 }
@@ -71,15 +53,6 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::model::builder::*;
-    use crate::snapshot::ProxyRole;
-
-    fn mesh(log: Vec<AccessLogEntry>) -> crate::model::Mesh {
-        MeshBuilder::new()
-            .target(httpbin())
-            .pod(httpbin_pod())
-            .proxy(proxy(&httpbin_pod(), ProxyRole::Server).with_log(log))
-            .build()
-    }
 
     #[test]
     fn fires_and_near_misses() {
@@ -106,11 +79,16 @@ mod tests {
             ("near miss: no log", vec![], false),
         ];
         for (name, log, fires) in cases {
-            let f = check(&mesh(log));
+            let f = check(&httpbin_serving(log));
             assert_eq!(!f.is_empty(), fires, "{name}: {f:#?}");
         }
         assert_eq!(
-            check(&mesh(vec![entry(503, "UF", Some("inbound|8080||"))]))[0].confidence,
+            check(&httpbin_serving(vec![entry(
+                503,
+                "UF",
+                Some("inbound|8080||")
+            )]))[0]
+                .confidence,
             80
         );
     }

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::analyze::catalog::Cause;
+use crate::analyze::confidence::{Confidence, Weight};
+use crate::analyze::finding::{Evidence, Finding, SourceRef};
 use crate::envoy::access_log::AccessLogEntry;
-use crate::model::{ClientGroup, Proxy};
+use crate::model::{ClientGroup, Mesh, Proxy, Service, ServicePort};
 
 /// Is this access-log line about `fqdn:port`? Its upstream cluster is one of
 /// the service port's (`outbound|<port>|<any subset>|<fqdn>`); lines without
@@ -77,6 +80,51 @@ pub fn replicas_note(g: &ClientGroup) -> String {
     } else {
         String::new()
     }
+}
+
+/// The read sidecars of the target's pods, per target port, with their
+/// access-log lines on inbound clusters.
+pub fn server_sidecars(mesh: &Mesh) -> Vec<(&Service, &ServicePort, &Proxy, Vec<&AccessLogEntry>)> {
+    let mut out = Vec::new();
+    for (svc, port) in mesh.target_ports() {
+        for pod in mesh.backing_pods(svc) {
+            if let Some(p) = mesh.proxy_of(&pod.key) {
+                let inbound = p
+                    .log
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        e.upstream_cluster
+                            .as_deref()
+                            .is_some_and(|c| c.starts_with("inbound|"))
+                    })
+                    .collect();
+                out.push((svc, port, p, inbound));
+            }
+        }
+    }
+    out
+}
+
+/// A finding about one server sidecar for one target port, with the lines of
+/// its access log that show it (`detail`, then a sample line).
+pub fn server_log_finding(
+    cause: Cause,
+    (svc, port, p): (&Service, &ServicePort, &Proxy),
+    claim: String,
+    weights: &[Weight],
+    (detail, lines): (String, &[&AccessLogEntry]),
+) -> Finding {
+    Finding::new(
+        cause,
+        format!("{}:{} at {}", svc.fqdn, port.number, p.label),
+        claim,
+        &Confidence::of(weights),
+    )
+    .evidence([Evidence::new(
+        SourceRef::AccessLog(p.label.clone()),
+        format!("{detail}; e.g. {}", sample_line(lines)),
+    )])
 }
 
 /// The IP of an `ip:port` (`[v6]:port`) address.

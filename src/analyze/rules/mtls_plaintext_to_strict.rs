@@ -10,7 +10,7 @@
 //! STRICT listener has no raw_buffer chain, so the connection is closed
 //! (`NR filter_chain_not_found`) and the client answers `503 UC`.
 
-use super::tls_paths::{cases, finding, Mismatch, Story};
+use super::tls_paths::{findings, Mismatch, Story};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
@@ -18,31 +18,18 @@ use crate::istio::destination_rule::TlsMode;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
-    cases(mesh, Mismatch::PlaintextToStrict)
-        .iter()
-        .map(|c| {
-            finding(
-                mesh,
-                c,
-                Cause::MtlsPlaintextToStrict,
-                Story {
-                    claim: format!(
-                        "{} sends plaintext to {}:{}, whose sidecar accepts only mTLS",
-                        c.caller.label, c.svc.fqdn, c.port.number
-                    ),
-                    consequence: "so the server sidecar finds no filter chain for plaintext and closes the connection: the client answers 503 UC (upstream connect error or disconnect/reset before headers)",
-                    notes: vec![],
-                    fix: fix::destination_rule_tls(
-                        mesh,
-                        c.svc,
-                        &c.path.client,
-                        TlsMode::IstioMutual,
-                        !c.path.server.sidecar,
-                    ),
-                },
-            )
-        })
-        .collect()
+    let cause = Cause::MtlsPlaintextToStrict;
+    findings(mesh, Mismatch::PlaintextToStrict, cause, |c| {
+        let fix = fix::destination_rule_tls(
+            mesh,
+            c.svc,
+            &c.path.client,
+            &c.path.server,
+            TlsMode::IstioMutual,
+        );
+        Story::new(c, "sends plaintext to", "whose sidecar accepts only mTLS",
+            "so the server sidecar finds no filter chain for plaintext and closes the connection: the client answers 503 UC (upstream connect error or disconnect/reset before headers)", fix)
+    })
 }
 
 #[cfg(test)]

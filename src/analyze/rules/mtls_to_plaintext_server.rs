@@ -9,7 +9,7 @@
 //! `GetNamespaceMutualTLSMode`). Envoy: the handshake meets plaintext,
 //! `503 UF` with `WRONG_VERSION_NUMBER`; a DISABLE sidecar answers `400 DPE`.
 
-use super::tls_paths::{cases, finding, Story, TlsCase};
+use super::tls_paths::{findings, Mismatch, Story, TlsCase};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
@@ -17,8 +17,6 @@ use crate::istio::client_tls::ClientTlsMode;
 use crate::istio::destination_rule::TlsMode;
 use crate::istio::peer_auth::ModeSource;
 use crate::model::Mesh;
-
-use super::tls_paths::Mismatch;
 
 fn notes(c: &TlsCase) -> Vec<String> {
     let server = &c.path.server;
@@ -40,40 +38,25 @@ fn notes(c: &TlsCase) -> Vec<String> {
 }
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
-    cases(mesh, Mismatch::MtlsToPlaintext)
-        .iter()
-        .map(|c| {
+    findings(
+        mesh,
+        Mismatch::MtlsToPlaintext,
+        Cause::MtlsToPlaintextServer,
+        |c| {
             let server = &c.path.server;
-            let claim = if server.sidecar {
-                format!(
-                    "{} sends Istio mTLS to {}:{}, whose sidecar accepts only plaintext",
-                    c.caller.label, c.svc.fqdn, c.port.number
-                )
+            let whose = if server.sidecar {
+                "whose sidecar accepts only plaintext"
             } else {
-                format!(
-                    "{} sends Istio mTLS to {}:{}, whose pods have no sidecar to terminate it",
-                    c.caller.label, c.svc.fqdn, c.port.number
-                )
+                "whose pods have no sidecar to terminate it"
             };
-            finding(
-                mesh,
-                c,
-                Cause::MtlsToPlaintextServer,
-                Story {
-                    claim,
-                    consequence: "so the TLS handshake meets a plaintext server: the client answers 503 UF (TLS error WRONG_VERSION_NUMBER) or UC",
-                    notes: notes(c),
-                    fix: fix::destination_rule_tls(
-                        mesh,
-                        c.svc,
-                        &c.path.client,
-                        TlsMode::Disable,
-                        !server.sidecar,
-                    ),
-                },
-            )
-        })
-        .collect()
+            let fix =
+                fix::destination_rule_tls(mesh, c.svc, &c.path.client, server, TlsMode::Disable);
+            let mut story = Story::new(c, "sends Istio mTLS to", whose,
+            "so the TLS handshake meets a plaintext server: the client answers 503 UF (TLS error WRONG_VERSION_NUMBER) or UC", fix);
+            story.notes = notes(c);
+            story
+        },
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! decision (`istio::client_tls::server_accepts`) says "unknown", and
 //! nothing is reported from config alone.
 
-use super::tls_paths::{cases, finding, Mismatch, Story};
+use super::tls_paths::{findings, Mismatch, Story};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
@@ -17,31 +17,22 @@ use crate::istio::destination_rule::TlsMode;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
-    cases(mesh, Mismatch::TlsToStrict)
-        .iter()
-        .map(|c| {
-            finding(
-                mesh,
-                c,
-                Cause::TlsOriginationToSidecar,
-                Story {
-                    claim: format!(
-                        "{} originates SIMPLE/MUTUAL TLS to {}:{}, whose sidecar accepts only Istio mTLS",
-                        c.caller.label, c.svc.fqdn, c.port.number
-                    ),
-                    consequence: "so the server sidecar rejects the handshake (no Istio client certificate or ALPN): 503 UF/UC",
-                    notes: vec![],
-                    fix: fix::destination_rule_tls(
-                        mesh,
-                        c.svc,
-                        &c.path.client,
-                        TlsMode::IstioMutual,
-                        !c.path.server.sidecar,
-                    ),
-                },
-            )
-        })
-        .collect()
+    // The fix: let the sidecar originate Istio mTLS instead of user TLS.
+    let want = TlsMode::IstioMutual;
+    findings(
+        mesh,
+        Mismatch::TlsToStrict,
+        Cause::TlsOriginationToSidecar,
+        |c| {
+            Story::new(
+            c,
+            "originates SIMPLE/MUTUAL TLS to",
+            "whose sidecar accepts only Istio mTLS",
+            "so the server sidecar rejects the handshake (no Istio client certificate or ALPN): 503 UF/UC",
+            fix::destination_rule_tls(mesh, c.svc, &c.path.client, &c.path.server, want.clone()),
+        )
+        },
+    )
 }
 
 #[cfg(test)]

@@ -132,6 +132,40 @@ pub struct Story {
     pub fix: Option<Fix>,
 }
 
+impl Story {
+    /// `"<caller> <what> <host>:<port>, <whose>"`, its consequence and fix.
+    pub fn new(
+        c: &TlsCase,
+        what: &str,
+        whose: &str,
+        consequence: &'static str,
+        fix: Option<Fix>,
+    ) -> Story {
+        Story {
+            claim: format!(
+                "{} {what} {}:{}, {whose}",
+                c.caller.label, c.svc.fqdn, c.port.number
+            ),
+            consequence,
+            notes: vec![],
+            fix,
+        }
+    }
+}
+
+/// Every case of `want` as a finding of `cause`, the cause adding its story.
+pub fn findings(
+    mesh: &Mesh,
+    want: Mismatch,
+    cause: Cause,
+    story: impl Fn(&TlsCase) -> Story,
+) -> Vec<Finding> {
+    cases(mesh, want)
+        .iter()
+        .map(|c| finding(mesh, c, cause, story(c)))
+        .collect()
+}
+
 /// The finding for a case: config chain, data-plane evidence, confidence.
 pub fn finding(mesh: &Mesh, case: &TlsCase, cause: Cause, story: Story) -> Finding {
     let mut explanation = Vec::new();
@@ -231,7 +265,7 @@ fn describe_cluster_tls(c: &Cluster) -> String {
             "TLS transport socket (sni {:?}): SIMPLE/MUTUAL with user certificates",
             t.sni.as_deref().unwrap_or("-")
         ),
-        ClientTlsConfig::AutoMtls { .. } => "auto mTLS transport_socket_matches: mTLS to endpoints labelled tlsMode=istio, plaintext to the others".into(),
+        ClientTlsConfig::AutoMtls { .. } => "auto mTLS transport_socket_matches: mTLS to endpoints labelled tlsMode=istio, plaintext to others".into(),
         ClientTlsConfig::Other(n) => format!("transport socket {n}"),
     }
 }

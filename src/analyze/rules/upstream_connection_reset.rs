@@ -7,53 +7,47 @@
 //! sooner races the next request: `503 UC` on the inbound cluster, among
 //! successes. Only failures mixed with successes are this pattern.
 
-use super::app_not_listening::inbound_lines;
-use super::common::sample_line;
+use super::common::{server_log_finding, server_sidecars};
 use crate::analyze::catalog::Cause;
-use crate::analyze::confidence::{Confidence, Weight};
-use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
+use crate::analyze::confidence::Weight;
+use crate::analyze::finding::{Finding, Fix};
 use crate::analyze::fix::FixKind;
 use crate::envoy::access_log::AccessLogEntry;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (svc, port) in mesh.target_ports() {
-        for pod in mesh.backing_pods(svc) {
-            let Some(p) = mesh.proxy_of(&pod.key) else {
-                continue;
-            };
-            let inbound = inbound_lines(p);
-            let uc: Vec<&AccessLogEntry> = inbound
-                .iter()
-                .copied()
-                .filter(|e| e.response_code == Some(503) && e.has_flag("UC"))
-                .collect();
-            let ok = inbound
-                .iter()
-                .filter(|e| e.response_code.is_some_and(|c| (200..400).contains(&c)))
-                .count();
-            if uc.is_empty() || ok == 0 {
-                continue;
-            }
-            out.push(
-                Finding::new(
-                    Cause::UpstreamConnectionReset,
-                    format!("{}:{} at {}", svc.fqdn, port.number, p.label),
-                    format!("{}'s app closes connections the sidecar is still reusing (intermittent 503 UC)", p.label),
-                    &Confidence::of(&[Weight::ServerLog, Weight::IntermittentPattern]),
-                )
-                .explain(["Some requests succeed and some end 503 UC on the inbound cluster: the app closes idle keep-alive connections sooner than Envoy's idle timeout (1h by default), and a request races the close.".to_string()])
-                .evidence([Evidence::new(
-                    SourceRef::AccessLog(p.label.clone()),
-                    format!("{} × 503 UC and {ok} success(es) on inbound; e.g. {}", uc.len(), sample_line(&uc)),
-                )])
-                .fix(Some(Fix::advice(
-                    FixKind::ChangeApplication,
-                    "set connectionPool.http.idleTimeout in the DestinationRule shorter than the app's keep-alive timeout, or make the app's keep-alive longer; retries on reset help too",
-                ))),
-            );
+    for (svc, port, p, inbound) in server_sidecars(mesh) {
+        let ok = inbound
+            .iter()
+            .filter(|e| e.response_code.is_some_and(|c| (200..400).contains(&c)))
+            .count();
+        let reset: Vec<&AccessLogEntry> = inbound
+            .into_iter()
+            .filter(|e| e.response_code == Some(503) && e.has_flag("UC"))
+            .collect();
+        // A race needs both: failures among successes on the same path.
+        if reset.is_empty() || ok == 0 {
+            continue;
         }
+        let shown = format!("{} × 503 UC and {ok} success(es) on inbound", reset.len());
+        let claim = format!(
+            "{}'s app closes connections the sidecar is still reusing (intermittent 503 UC)",
+            p.label
+        );
+        let weights = [Weight::ServerLog, Weight::IntermittentPattern];
+        let f = server_log_finding(
+            Cause::UpstreamConnectionReset,
+            (svc, port, p),
+            claim,
+            &weights,
+            (shown, &reset),
+        );
+        out.push(f.explain(["Some requests succeed and some end 503 UC on the inbound cluster: the app closes idle keep-alive connections sooner than Envoy's idle timeout (1h by default), and a request races the close.".to_string()])
+            .fix(Some(Fix::advice(
+                FixKind::ChangeApplication,
+                "set connectionPool.http.idleTimeout in the DestinationRule shorter than the app's keep-alive timeout, or make the app's keep-alive longer; retries on reset help too",
+            ))));
     }
     out
 }
@@ -62,15 +56,6 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::model::builder::*;
-    use crate::snapshot::ProxyRole;
-
-    fn mesh(log: Vec<AccessLogEntry>) -> crate::model::Mesh {
-        MeshBuilder::new()
-            .target(httpbin())
-            .pod(httpbin_pod())
-            .proxy(proxy(&httpbin_pod(), ProxyRole::Server).with_log(log))
-            .build()
-    }
 
     #[test]
     fn fires_and_near_misses() {
@@ -96,10 +81,13 @@ mod tests {
             ),
         ];
         for (name, log, fires) in cases {
-            let f = check(&mesh(log));
+            let f = check(&httpbin_serving(log));
             assert_eq!(!f.is_empty(), fires, "{name}: {f:#?}");
         }
-        let f = &check(&mesh(vec![entry(200, "-", inb), entry(503, "UC", inb)]))[0];
+        let f = &check(&httpbin_serving(vec![
+            entry(200, "-", inb),
+            entry(503, "UC", inb),
+        ]))[0];
         assert_eq!(f.confidence, 65);
         assert!(f.fix.as_ref().unwrap().summary.contains("idleTimeout"));
     }
