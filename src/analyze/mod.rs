@@ -75,6 +75,57 @@ pub fn analyze_mesh(mesh: &Mesh) -> Report {
 mod tests {
     use super::*;
 
+    /// docs/architecture.md: nothing after the model reads raw JSON or the
+    /// raw snapshot. The entry points (`analyze`, tls-check's offline dumps
+    /// handed to the model) and JSON rendering are the named exceptions.
+    #[test]
+    fn later_stages_read_no_raw_json() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("analyze"), root.join("report")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        let allowed = [
+            ("analyze/mod.rs", "snapshot::"),
+            ("analyze/tls_check.rs", "snapshot::"),
+            ("analyze/tls_check.rs", "serde_json::Value"),
+            ("analyze/summary.rs", "snapshot::"),
+            ("report/json.rs", "serde_json::to_string_pretty"),
+        ];
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let rel = f
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            for needle in ["serde_json::", "snapshot::"] {
+                for (i, line) in code.lines().enumerate() {
+                    if !line.contains(needle) || line.trim_start().starts_with("//") {
+                        continue;
+                    }
+                    let ok = allowed
+                        .iter()
+                        .any(|(file, what)| rel == *file && line.contains(what));
+                    assert!(
+                        ok,
+                        "{rel}:{}: reads raw input past the model: {line}",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+
     /// Every finding keeps to its declaration: a declared severity, evidence
     /// weights from its declared list, a fix of a declared kind.
     #[test]
