@@ -182,13 +182,14 @@ impl IstioConfig {
     fn add(&mut self, o: &Value, domain: &str, gaps: &mut Vec<Gap>) {
         let (group, _) = group_version(o);
         let kind = o["kind"].as_str().unwrap_or("");
+        let before = self.len();
         match (group, kind) {
             ("networking.istio.io", "DestinationRule") => {
-                if let Some(d) = keep(DestinationRule::from_value_with_domain(o, domain), o, gaps) {
-                    self.manifests
-                        .insert(d.object_ref(), Manifest::from_object(o));
-                    self.destination_rules.push(d);
-                }
+                self.destination_rules.extend(keep(
+                    DestinationRule::from_value_with_domain(o, domain),
+                    o,
+                    gaps,
+                ));
             }
             ("networking.istio.io", "VirtualService") => {
                 if let Some(v) = keep(VirtualService::from_value(o, domain), o, gaps) {
@@ -229,9 +230,30 @@ impl IstioConfig {
             }
             _ => {}
         }
+        // Every object the model keeps can be printed back as a fix.
+        if self.len() > before {
+            if let Ok(m) = Meta::from_value(o) {
+                self.manifests
+                    .insert(m.object_ref(), Manifest::from_object(o));
+            }
+        }
     }
 
-    /// The apply-ready manifest of a DestinationRule the model holds.
+    /// How many objects are held (to tell whether one was just added).
+    fn len(&self) -> usize {
+        self.destination_rules.len()
+            + self.peer_authentications.len()
+            + self.legacy.mesh_policies.len()
+            + self.legacy.policies.len()
+            + self.virtual_services.len()
+            + self.sidecars.len()
+            + self.service_entries.len()
+            + self.gateways.len()
+            + self.envoy_filters.len()
+            + self.telemetries.len()
+    }
+
+    /// The apply-ready manifest of an Istio object the model holds.
     pub fn manifest(&self, object: &ObjectRef) -> Option<&Manifest> {
         self.manifests.get(object)
     }

@@ -198,13 +198,20 @@ type ClientTlsKey = (Client, ServiceKey, u16);
 type ServerKey = (ServiceKey, u16, PodKey);
 
 /// Memo of the decisions (the model is read-only; answers are computed on
-/// first use and shared).
+/// first use and shared). A clone starts empty: its answers are recomputed
+/// from the clone's own facts.
 #[derive(Debug, Default)]
 pub struct Cache {
     lookups: Mutex<HashMap<LookupKey, Arc<Lookup>>>,
     client_tls: Mutex<HashMap<ClientTlsKey, Arc<ClientTls>>>,
     servers: Mutex<HashMap<ServerKey, Arc<ServerSide>>>,
     namespace_modes: Mutex<HashMap<String, Arc<ServerMode>>>,
+}
+
+impl Clone for Cache {
+    fn clone(&self) -> Cache {
+        Cache::default()
+    }
 }
 
 fn memo<K: std::hash::Hash + Eq, V>(

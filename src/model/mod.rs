@@ -45,7 +45,10 @@ pub use settings::{ClusterDomain, MeshConfigSource, MeshSettings, VersionSource}
 pub use target::{TargetSelection, TargetSource};
 
 /// Everything the analysis knows about the mesh, typed.
-#[derive(Debug)]
+///
+/// Read-only once decisions are asked: they are memoized. To evaluate a
+/// change (a candidate fix), derive a new model with [`Mesh::with_config`].
+#[derive(Debug, Clone)]
 pub struct Mesh {
     pub target: TargetSelection,
     /// When the snapshot was taken (RFC 3339), not the clock.
@@ -346,6 +349,19 @@ impl Mesh {
         }
     }
 
+    /// The same mesh with its Istio objects changed (e.g. a candidate fix
+    /// applied), and no decision memoized yet.
+    pub fn with_config(&self, change: impl FnOnce(&mut IstioConfig)) -> Mesh {
+        let mut m = self.clone();
+        change(&mut m.config);
+        m
+    }
+
+    /// Is this Service one the user asked about?
+    pub fn is_target(&self, svc: &ServiceKey) -> bool {
+        self.target.services.contains(svc)
+    }
+
     /// Gaps that follow from what was (not) read: no mesh config, client
     /// logs without access lines, stats dropped by Istio's inclusion list.
     fn evidence_gaps(&self) -> Vec<Gap> {
@@ -551,6 +567,25 @@ mod tests {
         assert_eq!(m.workloads()[0].key.kind, "Deployment");
         assert_eq!(m.replica_groups()[0].key.kind, "ReplicaSet");
         assert!(m.proxies.iter().all(|p| p.dump.is_some() && p.log.read));
+    }
+
+    #[test]
+    fn a_changed_config_gets_fresh_decisions() {
+        let m = Mesh::from_snapshot(&load("docs/examples/seed-2018.snapshot.json"));
+        let (svc, port) = m.target_ports()[0];
+        let client = m.client_groups()[0].client();
+        assert_eq!(
+            m.client_tls(&client, svc, port.number).decision.mode,
+            crate::istio::client_tls::ClientTlsMode::Plaintext
+        );
+        // Remove the client-namespace rule: the mesh-wide ISTIO_MUTUAL applies again.
+        let fixed = m.with_config(|c| c.destination_rules.retain(|d| d.meta.name != "httpbin"));
+        let (svc, port) = fixed.target_ports()[0];
+        assert_eq!(
+            fixed.client_tls(&client, svc, port.number).decision.mode,
+            crate::istio::client_tls::ClientTlsMode::IstioMutual
+        );
+        assert!(m.is_target(&svc.key));
     }
 
     #[test]
