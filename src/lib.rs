@@ -1,10 +1,12 @@
 //! kubectl-mesh503: why does an Istio mesh answer 503?
 //!
-//! The crate is a pipeline, one module per stage:
+//! The crate is a pipeline, one module per stage (docs/architecture.md):
 //! `collect` (read-only cluster I/O) → [`snapshot::Snapshot`] (the evidence
-//! bundle) → `analyze` (pure: findings, ranked) → `report` (table or JSON).
-//! `istio` and `envoy` are pure helpers for `analyze`: Istio's config
-//! semantics and parsers for what Envoy's admin API and access logs emit.
+//! bundle) → [`model::Mesh`] (the only typed view of a snapshot, with the
+//! decisions Istio makes computed once) → `analyze` (pure: the catalog of
+//! causes, one rule each, ranked) → `report` (table or JSON).
+//! `istio` and `envoy` are pure helpers: Istio's config semantics and
+//! parsers for what Envoy's admin API and access logs emit.
 
 pub mod analyze;
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod collect;
 pub mod complete;
 pub mod envoy;
 pub mod istio;
+pub mod model;
 pub mod report;
 pub mod run;
 pub mod snapshot;

@@ -15,7 +15,7 @@ fn load(rel: &str) -> Snapshot {
 fn ids(r: &Report) -> Vec<(&str, String)> {
     r.findings
         .iter()
-        .map(|f| (f.id.as_str(), f.severity.to_string()))
+        .map(|f| (f.id(), f.severity.to_string()))
         .collect()
 }
 
@@ -23,7 +23,7 @@ fn ids(r: &Report) -> Vec<(&str, String)> {
 fn seed_2018_first_finding_is_the_tls_mismatch_with_its_chain() {
     let r = analyze(&load("docs/examples/seed-2018.snapshot.json"));
     let f = &r.findings[0];
-    assert_eq!(f.id, "MTLS_PLAINTEXT_TO_STRICT");
+    assert_eq!(f.id(), "MTLS_PLAINTEXT_TO_STRICT");
     let why = f.explanation.join("\n");
     assert!(
         why.contains("foo/httpbin")
@@ -77,7 +77,7 @@ fn modern_forms_and_controls() {
         let r = analyze(&load(file));
         match first {
             Some(id) => assert_eq!(
-                r.findings.first().map(|f| f.id.as_str()),
+                r.findings.first().map(|f| f.id()),
                 Some(id),
                 "{file}: {:?}",
                 ids(&r)
@@ -95,7 +95,7 @@ fn modern_forms_and_controls() {
                 .trim_end_matches(".snapshot.json"),
             r.findings
                 .iter()
-                .map(|f| (&f.id, f.severity, f.confidence, &f.claim))
+                .map(|f| (f.id(), f.severity, f.confidence, &f.claim))
                 .collect::<Vec<_>>()
         );
     }
@@ -212,7 +212,7 @@ fn proxy_running_an_older_rule_is_reported() {
     snap.objects
         .retain(|o| !(o["kind"] == "DestinationRule" && o["metadata"]["name"] == "httpbin"));
     let r = analyze(&snap);
-    let ids: Vec<&str> = r.findings.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<&str> = r.findings.iter().map(|f| f.id()).collect();
     assert!(ids.contains(&"PROXY_CONFIG_DIFFERS"), "{ids:?}");
     // The data plane still sends plaintext: that is what is reported, not the API's prediction.
     assert_eq!(ids[0], "MTLS_PLAINTEXT_TO_STRICT", "{ids:?}");
@@ -227,7 +227,7 @@ fn a_host_target_with_a_port_checks_that_port_only() {
     let mut snap = load("tests/recordings/seed-strict-no-automtls.snapshot.json");
     snap.target = "httpbin.foo.svc.cluster.local:8000".into();
     let r = analyze(&snap);
-    assert_eq!(r.findings[0].id, "MTLS_PLAINTEXT_TO_STRICT");
+    assert_eq!(r.findings[0].id(), "MTLS_PLAINTEXT_TO_STRICT");
     snap.target = "httpbin.foo.svc.cluster.local:9999".into();
     let r = analyze(&snap);
     assert!(
@@ -235,4 +235,56 @@ fn a_host_target_with_a_port_checks_that_port_only() {
         "no such port, nothing to check: {:?}",
         r.findings
     );
+}
+
+/// The same snapshot with every pod's `istio-proxy` moved from
+/// `spec.containers` to `spec.initContainers` with `restartPolicy: Always`
+/// (Istio's native sidecar, `pkg/kube/inject/inject.go`).
+fn as_native_sidecars(mut snap: Snapshot) -> Snapshot {
+    let mut moved = 0;
+    for o in snap.objects.iter_mut().filter(|o| o["kind"] == "Pod") {
+        let spec = &mut o["spec"];
+        let Some(containers) = spec["containers"].as_array_mut() else {
+            continue;
+        };
+        let Some(i) = containers.iter().position(|c| c["name"] == "istio-proxy") else {
+            continue;
+        };
+        let mut proxy = containers.remove(i);
+        proxy["restartPolicy"] = serde_json::json!("Always");
+        match spec["initContainers"].as_array_mut() {
+            Some(init) => init.push(proxy),
+            None => spec["initContainers"] = serde_json::json!([proxy]),
+        }
+        moved += 1;
+    }
+    assert!(moved > 0, "the recording has sidecars to move");
+    snap
+}
+
+#[test]
+fn native_sidecars_give_the_same_diagnosis_as_classic_ones() {
+    for file in [
+        "docs/examples/seed-2018.snapshot.json",
+        "tests/recordings/healthy.snapshot.json",
+        "tests/recordings/seed-strict-no-automtls.snapshot.json",
+        "tests/recordings/seed-disable-automtls.snapshot.json",
+        "tests/recordings/mtls-to-no-sidecar.snapshot.json",
+        "tests/recordings/near-miss-permissive.snapshot.json",
+    ] {
+        let classic = analyze(&load(file));
+        let native = analyze(&as_native_sidecars(load(file)));
+        let view = |r: &Report| {
+            r.findings
+                .iter()
+                .map(|f| (f.id(), f.subject.clone(), f.fix.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            view(&native),
+            view(&classic),
+            "{file}: ids, subjects, fixes"
+        );
+        assert_eq!(native, classic, "{file}: the whole report");
+    }
 }

@@ -1,84 +1,32 @@
 //! Analysis: a [`Snapshot`] in, ranked [`Finding`]s out. Pure: no I/O, no
 //! clock, so a saved snapshot always gives the same report.
 //!
-//! One file per cause; each exposes `fn check(&Context) -> Vec<Finding>`.
-//! [`rank`] orders them. Confidence rises when config predicts a failure and
-//! the data plane (proxy config, `/clusters`, access logs) confirms it.
+//! Place in the flow: `collect → snapshot → model → analyze → report`.
+//! [`analyze`] builds the [`Mesh`] (the only typed view of the snapshot) and
+//! runs every rule of the [`catalog`]: one file per cause under [`rules`],
+//! each a pure function of the model. [`rank`] orders the findings;
+//! [`summary`] says what was checked and what could not be seen. Nothing
+//! here reads raw JSON.
 
-pub mod context;
-pub mod mtls;
+pub mod catalog;
+pub mod confidence;
+pub mod finding;
+pub mod fix;
 pub mod rank;
+pub mod rules;
+pub mod summary;
 pub mod tls_check;
-pub mod traffic;
 
-use crate::snapshot::{Gap, Snapshot};
 use serde::Serialize;
+
+pub use catalog::{Cause, CATALOG};
+pub use finding::{Evidence, EvidenceKind, Finding, Fix, Severity, SourceRef};
+
+use crate::model::Mesh;
+use crate::snapshot::{Gap, Snapshot};
 
 /// Version of the JSON report (`-o json`); see docs/report-schema.md.
 pub const REPORT_SCHEMA: &str = "mesh503.io/report/v1";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
-
-/// Where a piece of evidence came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvidenceKind {
-    /// Istio or Kubernetes objects: what *should* happen.
-    Config,
-    /// What a proxy runs or did: config_dump, /clusters, stats, access log.
-    DataPlane,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Evidence {
-    pub kind: EvidenceKind,
-    /// `DestinationRule foo/httpbin`, `pod foo/sleep-… :15000/config_dump`, `pod foo/httpbin-… log`.
-    pub source: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Fix {
-    pub summary: String,
-    /// A manifest ready for `kubectl apply -f -`, when the fix is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub yaml: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable identifier, e.g. `MTLS_PLAINTEXT_TO_STRICT`; see docs/findings.md.
-    pub id: String,
-    pub severity: Severity,
-    /// 0–100: how sure the tool is. Config alone gives a middling score;
-    /// data-plane confirmation raises it.
-    pub confidence: u8,
-    /// The one-line claim.
-    pub claim: String,
-    /// What it is about: `httpbin.foo.svc.cluster.local:8000` from `foo/sleep-…`.
-    pub subject: String,
-    /// The precedence chain in plain words.
-    pub explanation: Vec<String>,
-    pub evidence: Vec<Evidence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<Fix>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -100,25 +48,114 @@ impl Report {
     }
 }
 
-/// Run every check over a snapshot and rank the findings.
+/// Build the model of a snapshot and run every rule of the catalog.
 pub fn analyze(snapshot: &Snapshot) -> Report {
-    let ctx = context::Context::new(snapshot);
+    analyze_mesh(&Mesh::from_snapshot(snapshot))
+}
+
+/// Run every rule of the catalog over a model and rank the findings.
+pub fn analyze_mesh(mesh: &Mesh) -> Report {
     let mut findings = Vec::new();
-    findings.extend(mtls::check(&ctx));
-    findings.extend(traffic::check(&ctx));
-    rank::rank(&mut findings);
-    let mut gaps = snapshot.gaps.clone();
-    for p in &snapshot.proxies {
-        gaps.extend(p.gaps.iter().cloned());
+    for decl in CATALOG {
+        findings.extend((decl.check)(mesh));
     }
-    gaps.extend(ctx.gaps());
+    rank::rank(&mut findings);
     Report {
         schema: REPORT_SCHEMA,
-        target: snapshot.target.clone(),
-        namespace: snapshot.namespace.clone(),
-        taken_at: snapshot.taken_at.clone(),
+        target: mesh.target.text.clone(),
+        namespace: mesh.target.namespace.clone(),
+        taken_at: mesh.taken_at.clone(),
         findings,
-        checked: ctx.checked(),
-        gaps,
+        checked: summary::checked(mesh),
+        gaps: summary::gaps(mesh),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/architecture.md: nothing after the model reads raw JSON or the
+    /// raw snapshot. The entry points (`analyze`, tls-check's offline dumps
+    /// handed to the model) and JSON rendering are the named exceptions.
+    #[test]
+    fn later_stages_read_no_raw_json() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("analyze"), root.join("report")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        let allowed = [
+            ("analyze/mod.rs", "snapshot::"),
+            ("analyze/tls_check.rs", "snapshot::"),
+            ("analyze/tls_check.rs", "serde_json::Value"),
+            ("analyze/summary.rs", "snapshot::"),
+            ("report/json.rs", "serde_json::to_string_pretty"),
+        ];
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let rel = f
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            for needle in ["serde_json::", "snapshot::"] {
+                for (i, line) in code.lines().enumerate() {
+                    if !line.contains(needle) || line.trim_start().starts_with("//") {
+                        continue;
+                    }
+                    let ok = allowed
+                        .iter()
+                        .any(|(file, what)| rel == *file && line.contains(what));
+                    assert!(
+                        ok,
+                        "{rel}:{}: reads raw input past the model: {line}",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every finding keeps to its declaration: a declared severity, evidence
+    /// weights from its declared list, a fix of a declared kind.
+    #[test]
+    fn findings_keep_to_their_declarations() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![dir.join("docs/examples/seed-2018.snapshot.json")];
+        for e in std::fs::read_dir(dir.join("tests/recordings")).unwrap() {
+            files.push(e.unwrap().path());
+        }
+        let mut seen = 0;
+        for f in files {
+            let r = analyze(&Snapshot::load(&f).unwrap());
+            for x in &r.findings {
+                let d = x.cause.declaration();
+                assert!(
+                    d.severities.contains(&x.severity),
+                    "{}: {:?}",
+                    x.id(),
+                    x.severity
+                );
+                for w in &x.confidence_basis {
+                    assert!(d.evidence.contains(w), "{}: {w:?} not declared", x.id());
+                }
+                match &x.fix {
+                    Some(fix) => assert!(d.fix.contains(&fix.kind), "{}: {:?}", x.id(), fix.kind),
+                    None => assert!(d.fix.is_empty(), "{}: no fix", x.id()),
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "the recordings hold findings to check");
     }
 }

@@ -1,16 +1,25 @@
-//! `kubectl mesh503 tls-check`: what `istioctl authn tls-check` used to show
-//! (removed in Istio 1.6), computed from what the proxies really run rather
-//! than from istiod's view: for each destination a sidecar knows, the client
-//! TLS its cluster uses and the rule that set it; for each server sidecar, the
-//! mode its inbound listener enforces per port; and whether the two fit.
+//! Analyze stage, `kubectl mesh503 tls-check`: what `istioctl authn
+//! tls-check` used to show (removed in Istio 1.6), computed from what the
+//! proxies really run rather than from istiod's view. For each destination a
+//! sidecar knows, the client TLS its cluster uses and the rule that set it;
+//! for each server sidecar, the mode its inbound listener enforces per port;
+//! and whether the two fit, decided by the model's decisions
+//! ([`cluster_wire`], [`accepts`]) so `diagnose` and `tls-check` never
+//! disagree. Rows only: rendering is `report::tls_check`.
 
-use super::context::{name_of, ns_of};
-use crate::envoy::config_dump::{
-    inbound_modes, parse_config_dump, ClientTlsConfig, ClusterKind, ConfigDump,
-};
-use crate::snapshot::{ProxyRole, Snapshot};
-use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
+
+use crate::envoy::config_dump::{ClientTlsConfig, ClusterKind};
+use crate::istio::client_tls::Wire;
+use crate::istio::peer_auth::MtlsMode;
+use crate::model::decisions::{accepts, cluster_wire};
+use crate::model::gaps::GapOrigin;
+use crate::model::{GapKind, GapSource, Mesh, PodKey, Proxy};
+use crate::snapshot::Snapshot;
+
+/// Compatibility path for `run.rs`, which renders through `analyze::tls_check`
+/// until the CLI calls `report::tls_check` directly.
+pub use crate::report::tls_check::render_table;
 
 pub const TLS_CHECK_SCHEMA: &str = "mesh503.io/tls-check/v1";
 
@@ -23,7 +32,7 @@ pub enum Status {
     Conflict,
     /// Auto mTLS: the client picks per endpoint, from the endpoint's tlsMode label.
     Auto,
-    /// The server side was not available.
+    /// The server side was not available, or acceptance depends on certificates.
     Unknown,
 }
 
@@ -60,7 +69,7 @@ pub struct ClientRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerRow {
     pub proxy: String,
-    /// Container port; 0 = the catch-all chains.
+    /// Container port.
     pub port: u16,
     pub mode: String,
     pub listener: String,
@@ -81,108 +90,65 @@ impl TlsCheck {
     }
 }
 
-/// One proxy's parsed dump and the IPs it serves on.
-struct Named {
-    name: String,
-    dump: ConfigDump,
-    ips: Vec<String>,
-    client: bool,
-}
-
 /// Offline: saved `/config_dump` files (full dumps, any Istio from 1.1; v2 or v3).
 pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsCheck, String> {
-    let mut named = Vec::new();
-    let mut notes = Vec::new();
-    for (name, v) in dumps {
-        let dump = parse_config_dump(v).map_err(|e| format!("{name}: {e}"))?;
-        let mut ips: Vec<String> = dump
-            .bootstrap
-            .as_ref()
-            .map(|b| b.instance_ips.clone())
-            .unwrap_or_default();
-        if let Some(ip) = dump
-            .bootstrap
-            .as_ref()
-            .and_then(|b| b.node_id.as_deref())
-            .and_then(|id| id.split('~').nth(1))
-        {
-            ips.push(ip.to_string());
-        }
-        // The pod (from the node id) names the rows; the file goes in the notes.
-        let pod = dump
-            .bootstrap
-            .as_ref()
-            .and_then(|b| b.node_id.as_deref())
-            .and_then(|id| id.split('~').nth(2))
-            .map(str::to_string);
-        let label = pod.unwrap_or_else(|| {
-            std::path::Path::new(name)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| name.clone())
-        });
-        notes.push(format!("{label}: read from {name}"));
-        named.push(Named {
-            name: label,
-            dump,
-            ips,
-            client: true,
-        });
+    let mesh = Mesh::from_config_dumps(dumps)?;
+    let mut t = from_mesh(&mesh);
+    for p in &mesh.proxies {
+        t.notes.push(format!("{}: {}", p.label, p.chosen_because));
     }
-    let mut t = build(named);
-    t.notes.extend(notes);
     Ok(t)
 }
 
-/// Live: from a snapshot's proxies.
+/// Live: from a snapshot's proxies; each proxy's unreadable parts and
+/// collection gaps become notes.
 pub fn from_snapshot(snap: &Snapshot) -> TlsCheck {
-    let mut named = Vec::new();
-    let mut notes = Vec::new();
-    for p in &snap.proxies {
-        let mut dump = ConfigDump::default();
-        let mut any = false;
-        for v in [&p.clusters_config, &p.listeners_config, &p.endpoints_config]
-            .into_iter()
-            .flatten()
-        {
-            match parse_config_dump(v) {
-                Ok(d) => {
-                    dump.merge(d);
-                    any = true;
+    let mesh = Mesh::from_snapshot(snap);
+    let mut t = from_mesh(&mesh);
+    for e in &snap.proxies {
+        let pod = PodKey::new(&e.namespace, &e.pod);
+        for g in &mesh.gaps {
+            if let (GapSource::ProxyAdmin { pod: gp, .. }, GapOrigin::Model, GapKind::Unparseable) =
+                (&g.source, &g.origin, g.kind)
+            {
+                if *gp == pod {
+                    t.notes.push(format!("{pod}: {}", g.detail));
                 }
-                Err(e) => notes.push(format!("{}/{}: {e}", p.namespace, p.pod)),
             }
         }
-        for g in &p.gaps {
-            notes.push(format!("{}: {}", g.source, g.reason));
+        for g in &e.gaps {
+            t.notes.push(format!("{}: {}", g.source, g.reason));
         }
-        if !any {
-            continue;
-        }
-        let ips = snap
-            .objects_of_kind("Pod")
-            .filter(|o| ns_of(o) == p.namespace && name_of(o) == p.pod)
-            .filter_map(|o| o["status"]["podIP"].as_str().map(str::to_string))
-            .collect();
-        named.push(Named {
-            name: format!("{}/{}", p.namespace, p.pod),
-            dump,
-            ips,
-            client: p.role == ProxyRole::Client,
-        });
     }
-    let mut t = build(named);
-    t.notes.extend(notes);
     t
 }
 
-fn build(named: Vec<Named>) -> TlsCheck {
+fn client_tls_name(c: &ClientTlsConfig) -> String {
+    match c {
+        ClientTlsConfig::Plaintext => "plaintext".into(),
+        ClientTlsConfig::Tls(t) if t.istio_mutual => "ISTIO_MUTUAL".into(),
+        ClientTlsConfig::Tls(_) => "SIMPLE/MUTUAL".into(),
+        ClientTlsConfig::AutoMtls { .. } => "auto".into(),
+        ClientTlsConfig::Other(o) => o.clone(),
+    }
+}
+
+fn conflict_reason(wire: Wire) -> &'static str {
+    match wire {
+        Wire::Plaintext => "client sends plaintext, server accepts only mTLS (503 UC)",
+        Wire::IstioMtls => "client sends mTLS, server accepts only plaintext (503)",
+        Wire::Tls | Wire::MutualTls => "client originates its own TLS, server requires Istio mTLS",
+    }
+}
+
+/// The rows, from the model's proxies and decisions.
+pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
     let mut servers = Vec::new();
-    for n in &named {
-        for (port, m) in inbound_modes(&n.dump.listeners) {
+    for p in mesh.proxies.iter().filter(|p| p.dump.is_some()) {
+        for (port, m) in &p.inbound.by_port {
             servers.push(ServerRow {
-                proxy: n.name.clone(),
-                port,
+                proxy: p.label.clone(),
+                port: *port,
                 mode: m.as_peer_auth_mode().to_string(),
                 listener: m.source_listener.clone(),
             });
@@ -190,102 +156,12 @@ fn build(named: Vec<Named>) -> TlsCheck {
     }
     let mut clients = Vec::new();
     let mut notes = Vec::new();
-    for n in named.iter().filter(|n| n.client) {
-        for p in &n.dump.problems {
-            notes.push(format!("{}: {p}", n.name));
+    for p in mesh.proxies.iter().filter(|p| p.is_client()) {
+        let Some(dump) = &p.dump else { continue };
+        for problem in &dump.problems {
+            notes.push(format!("{}: {problem}", p.label));
         }
-        for c in &n.dump.clusters {
-            let ClusterKind::Outbound { port, subset, host } = &c.kind else {
-                continue;
-            };
-            // Which server sidecars back this cluster, and on which port?
-            let eps = n.dump.endpoints.get(&c.name).cloned().unwrap_or_default();
-            let mut modes = Vec::new();
-            let mut labelled = Vec::new();
-            for ep in &eps {
-                labelled.push(ep.has_istio_tls_mode());
-                if let Some(server) = named
-                    .iter()
-                    .find(|s| s.ips.iter().any(|ip| ip == &ep.address))
-                {
-                    let m = inbound_modes(&server.dump.listeners);
-                    let mode = ep
-                        .port
-                        .and_then(|p| m.get(&p).cloned())
-                        .or_else(|| m.get(&0).cloned());
-                    if let Some(mode) = mode {
-                        modes.push(mode.as_peer_auth_mode());
-                    }
-                }
-            }
-            let (client_tls, sends_mtls) = match &c.client_tls {
-                ClientTlsConfig::Plaintext => ("plaintext".to_string(), Some(false)),
-                ClientTlsConfig::Tls(t) if t.istio_mutual => {
-                    ("ISTIO_MUTUAL".to_string(), Some(true))
-                }
-                ClientTlsConfig::Tls(_) => ("SIMPLE/MUTUAL".to_string(), None),
-                ClientTlsConfig::AutoMtls { .. } => ("auto".to_string(), None),
-                ClientTlsConfig::Other(o) => (o.clone(), None),
-            };
-            use crate::istio::peer_auth::MtlsMode;
-            let (status, reason) = if modes.is_empty() {
-                match &c.client_tls {
-                    ClientTlsConfig::AutoMtls { .. } => (Status::Auto, "auto mTLS: mTLS to endpoints labelled tlsMode=istio, plaintext to the others".to_string()),
-                    _ => (Status::Unknown, "no server sidecar dump for this cluster's endpoints".to_string()),
-                }
-            } else {
-                let mut conflict = None;
-                for (i, m) in modes.iter().enumerate() {
-                    let mtls = match sends_mtls {
-                        Some(v) => Some(v),
-                        None if client_tls == "auto" => {
-                            Some(labelled.get(i).copied().unwrap_or(false))
-                        }
-                        None => None,
-                    };
-                    match (mtls, m) {
-                        (Some(false), MtlsMode::Strict) => {
-                            conflict =
-                                Some("client sends plaintext, server accepts only mTLS (503 UC)")
-                        }
-                        (Some(true), MtlsMode::Disable) => {
-                            conflict =
-                                Some("client sends mTLS, server accepts only plaintext (503)")
-                        }
-                        (None, MtlsMode::Strict) if client_tls == "SIMPLE/MUTUAL" => {
-                            conflict =
-                                Some("client originates its own TLS, server requires Istio mTLS")
-                        }
-                        _ => {}
-                    }
-                }
-                match conflict {
-                    Some(r) => (Status::Conflict, r.to_string()),
-                    None if client_tls == "auto" => (
-                        Status::Auto,
-                        "auto mTLS matches each endpoint's sidecar".to_string(),
-                    ),
-                    None => (Status::Ok, "client TLS fits the server mode".to_string()),
-                }
-            };
-            let mut server_modes: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
-            server_modes.sort();
-            server_modes.dedup();
-            clients.push(ClientRow {
-                proxy: n.name.clone(),
-                host: host.clone(),
-                port: *port,
-                subset: subset.clone(),
-                client_tls,
-                rule: c
-                    .istio_config_ref
-                    .as_ref()
-                    .map(|(ns, name)| format!("{ns}/{name}")),
-                server_mode: (!server_modes.is_empty()).then(|| server_modes.join(",")),
-                status,
-                reason,
-            });
-        }
+        clients.extend(client_rows(mesh, p));
     }
     clients.sort_by(|a, b| {
         (&a.proxy, &a.host, a.port, &a.subset).cmp(&(&b.proxy, &b.host, b.port, &b.subset))
@@ -298,67 +174,167 @@ fn build(named: Vec<Named>) -> TlsCheck {
     }
 }
 
-pub fn render_table(t: &TlsCheck, color: bool) -> String {
-    let mut out = String::new();
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if !color {
-        table.force_no_tty();
-    }
-    table.set_header(vec![
-        "PROXY",
-        "HOST:PORT",
-        "STATUS",
-        "CLIENT",
-        "SERVER",
-        "DESTINATION RULE",
-        "REASON",
-    ]);
-    for r in &t.clients {
-        let mut status = Cell::new(r.status.to_string());
-        if color && r.status == Status::Conflict {
-            status = status.fg(Color::Red);
+fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
+    let Some(dump) = &p.dump else { return vec![] };
+    let mut rows = Vec::new();
+    for c in &dump.clusters {
+        let ClusterKind::Outbound { port, subset, host } = &c.kind else {
+            continue;
+        };
+        // Which server sidecars back this cluster, what they enforce on the
+        // endpoint's port, and what this cluster sends each of them.
+        let mut modes: Vec<MtlsMode> = Vec::new();
+        let mut verdicts: Vec<(Option<Wire>, Option<bool>)> = Vec::new();
+        for ep in dump.endpoints.get(&c.name).into_iter().flatten() {
+            let Some(server) = mesh.proxy_by_ip(&ep.address) else {
+                continue;
+            };
+            let Some(mode) = ep.port.and_then(|port| server.inbound.mode_for(port)) else {
+                continue;
+            };
+            let mode = mode.as_peer_auth_mode();
+            modes.push(mode);
+            let wire = cluster_wire(c, ep.has_istio_tls_mode());
+            verdicts.push((wire, wire.and_then(|w| accepts(mode, w))));
         }
-        table.add_row(vec![
-            Cell::new(&r.proxy),
-            Cell::new(match &r.subset {
-                Some(s) => format!("{}:{}|{s}", r.host, r.port),
-                None => format!("{}:{}", r.host, r.port),
-            }),
+        let auto = matches!(c.client_tls, ClientTlsConfig::AutoMtls { .. });
+        let (status, reason) = if modes.is_empty() {
+            if auto {
+                (
+                    Status::Auto,
+                    "auto mTLS: mTLS to endpoints labelled tlsMode=istio, plaintext to the others"
+                        .to_string(),
+                )
+            } else {
+                (
+                    Status::Unknown,
+                    "no server sidecar dump for this cluster's endpoints".to_string(),
+                )
+            }
+        } else if let Some((wire, _)) = verdicts.iter().rev().find(|(_, a)| *a == Some(false)) {
+            (
+                Status::Conflict,
+                conflict_reason(wire.unwrap_or(Wire::Tls)).to_string(),
+            )
+        } else if verdicts.iter().any(|(_, a)| a.is_none()) {
+            (
+                Status::Unknown,
+                "whether the server accepts this TLS depends on its certificates or transport"
+                    .to_string(),
+            )
+        } else if auto {
+            (
+                Status::Auto,
+                "auto mTLS matches each endpoint's sidecar".to_string(),
+            )
+        } else {
+            (Status::Ok, "client TLS fits the server mode".to_string())
+        };
+        let mut server_modes: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+        server_modes.sort();
+        server_modes.dedup();
+        rows.push(ClientRow {
+            proxy: p.label.clone(),
+            host: host.clone(),
+            port: *port,
+            subset: subset.clone(),
+            client_tls: client_tls_name(&c.client_tls),
+            rule: c
+                .istio_config_ref
+                .as_ref()
+                .map(|(ns, name)| format!("{ns}/{name}")),
+            server_mode: (!server_modes.is_empty()).then(|| server_modes.join(",")),
             status,
-            Cell::new(&r.client_tls),
-            Cell::new(r.server_mode.as_deref().unwrap_or("-")),
-            Cell::new(r.rule.as_deref().unwrap_or("-")),
-            Cell::new(&r.reason),
-        ]);
+            reason,
+        });
     }
-    out.push_str(&table.to_string());
-    out.push('\n');
-    if !t.servers.is_empty() {
-        let mut s = Table::new();
-        s.load_preset(presets::NOTHING)
-            .set_content_arrangement(ContentArrangement::Disabled);
-        s.set_header(vec!["SERVER PROXY", "PORT", "MODE", "LISTENER"]);
-        for r in &t.servers {
-            s.add_row(vec![
-                r.proxy.clone(),
-                if r.port == 0 {
-                    "*".into()
-                } else {
-                    r.port.to_string()
-                },
-                r.mode.clone(),
-                r.listener.clone(),
-            ]);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::config_dump::{ClientTlsConfig, Endpoint};
+    use crate::model::builder::*;
+    use crate::snapshot::ProxyRole;
+
+    fn mesh(tls: ClientTlsConfig, server_plaintext: bool, labelled: bool) -> Mesh {
+        let fqdn = "httpbin.foo.svc.cluster.local";
+        let mut client =
+            proxy(&sleep_pod(), ProxyRole::Client).with_cluster(cluster(8000, fqdn, tls));
+        client.dump.as_mut().unwrap().endpoints.insert(
+            format!("outbound|8000||{fqdn}"),
+            vec![Endpoint {
+                address: "10.0.0.2".into(),
+                port: Some(8080),
+                tls_mode: labelled.then(|| "istio".to_string()),
+                ..Endpoint::default()
+            }],
+        );
+        let server = proxy(&httpbin_pod(), ProxyRole::Server)
+            .with_inbound(8080, inbound(true, server_plaintext));
+        MeshBuilder::new()
+            .target(httpbin())
+            .proxy(client)
+            .proxy(server)
+            .build()
+    }
+
+    #[test]
+    fn rows_use_the_same_decision_as_diagnose() {
+        let cases = [
+            (
+                "plaintext to STRICT",
+                ClientTlsConfig::Plaintext,
+                false,
+                true,
+                Status::Conflict,
+            ),
+            (
+                "plaintext to PERMISSIVE",
+                ClientTlsConfig::Plaintext,
+                true,
+                true,
+                Status::Ok,
+            ),
+            (
+                "ISTIO_MUTUAL to STRICT",
+                istio_tls(),
+                false,
+                true,
+                Status::Ok,
+            ),
+            (
+                "auto mTLS to a labelled STRICT sidecar",
+                auto_tls(),
+                false,
+                true,
+                Status::Auto,
+            ),
+            (
+                "auto mTLS to an unlabelled STRICT endpoint sends plaintext",
+                auto_tls(),
+                false,
+                false,
+                Status::Conflict,
+            ),
+        ];
+        for (name, tls, plaintext, labelled, want) in cases {
+            let t = from_mesh(&mesh(tls, plaintext, labelled));
+            let row = &t.clients[0];
+            assert_eq!(row.status, want, "{name}: {row:?}");
+            assert_eq!(t.has_conflicts(), want == Status::Conflict);
         }
-        out.push('\n');
-        out.push_str(&s.to_string());
-        out.push('\n');
+        let t = from_mesh(&mesh(ClientTlsConfig::Plaintext, false, true));
+        assert_eq!(t.servers.len(), 1);
+        assert_eq!(t.servers[0].mode, "STRICT");
+        assert_eq!(t.clients[0].server_mode.as_deref(), Some("STRICT"));
+        assert_eq!(t.clients[0].client_tls, "plaintext");
     }
-    for n in &t.notes {
-        out.push_str(&format!("note: {n}\n"));
+
+    #[test]
+    fn offline_dumps_that_are_not_json_dumps_are_refused_with_the_file() {
+        let e = from_config_dumps(&[("a.json".into(), serde_json::json!("nope"))]).unwrap_err();
+        assert!(e.contains("a.json"), "{e}");
     }
-    out
 }

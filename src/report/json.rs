@@ -1,4 +1,5 @@
-//! `-o json`: the [`Report`] as pretty JSON (schema `mesh503.io/report/v1`).
+//! Report stage: `-o json`, the [`Report`] as pretty JSON (schema
+//! `mesh503.io/report/v1`, docs/report-schema.md). Rendering only.
 
 use crate::analyze::Report;
 

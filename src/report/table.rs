@@ -1,5 +1,6 @@
-//! The human report: a ranked summary table, then each finding with its
-//! reasoning, evidence and fix, then what was checked and what was missing.
+//! Report stage: the human report. A ranked summary table, then each finding
+//! with its reasoning, evidence and fix, then what was checked and what was
+//! missing. Rendering only.
 
 use crate::analyze::{EvidenceKind, Report, Severity};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
@@ -50,13 +51,13 @@ pub fn render(report: &Report, color: bool, width: Option<u16>) -> String {
                 Cell::new(i + 1),
                 sev,
                 Cell::new(format!("{}%", f.confidence)),
-                Cell::new(format!("{}\n{}", f.id, f.claim)),
+                Cell::new(format!("{}\n{}", f.id(), f.claim)),
                 Cell::new(&f.subject),
             ]);
         }
         let _ = writeln!(out, "{t}");
         for (i, f) in report.findings.iter().enumerate() {
-            let _ = writeln!(out, "\n[{}] {} — {}", i + 1, f.id, f.claim);
+            let _ = writeln!(out, "\n[{}] {} — {}", i + 1, f.id(), f.claim);
             if !f.explanation.is_empty() {
                 let _ = writeln!(out, "  Why:");
                 for line in &f.explanation {

@@ -1,0 +1,373 @@
+//! Analyze stage: the catalog of causes. Every finding is declared here once
+//! (id, title, severity, meaning, the evidence it weighs, the kind of fix,
+//! its Istio/Envoy sources, and the rule that checks it), the way ruff's rule
+//! registry and clippy's `declare_lint!` declare theirs. Ids are string
+//! literals nowhere else; `docs/findings.md` is generated from this file
+//! (`UPDATE_DOCS=1 cargo test --lib catalog` rewrites it; the test fails
+//! when it is stale).
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use super::confidence::{self, Weight};
+use super::finding::{Finding, Severity};
+use super::fix::FixKind;
+use super::rules;
+use crate::model::Mesh;
+
+/// Every cause the tool can report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cause {
+    MtlsPlaintextToStrict,
+    MtlsToPlaintextServer,
+    TlsOriginationToSidecar,
+    ClientWithoutSidecarToStrict,
+    ProxyConfigDiffers,
+    CircuitBreakerOverflow,
+    NoHealthyUpstream,
+    SubsetNotFound,
+    AppNotListening,
+    UpstreamConnectionReset,
+    PortProtocolUndeclared,
+}
+
+/// One cause, declared.
+pub struct Declaration {
+    pub cause: Cause,
+    /// Stable id, as in reports.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The severities it is reported at; the first is the default.
+    pub severities: &'static [Severity],
+    /// What it means, in a paragraph.
+    pub meaning: &'static str,
+    /// How it shows in the data plane.
+    pub signature: &'static str,
+    /// The evidence it weighs ([`confidence::WEIGHTS`]).
+    pub evidence: &'static [Weight],
+    /// The kinds of fix it prints (empty: none).
+    pub fix: &'static [FixKind],
+    /// Where the semantics come from.
+    pub sources: &'static [&'static str],
+    /// The rule: a pure function of the model.
+    pub check: fn(&Mesh) -> Vec<Finding>,
+}
+
+const MTLS_EVIDENCE: &[Weight] = &[
+    Weight::ConfigPredicts,
+    Weight::ClientClusterConfirms,
+    Weight::ServerListenerConfirms,
+    Weight::ClientLog,
+    Weight::ServerLog,
+    Weight::ClientCounter,
+    Weight::ServerCounter,
+    Weight::PredictionContradicted,
+];
+
+/// The catalog, in the order rules run (ranking decides the report's order).
+pub static CATALOG: &[Declaration] = &[
+    Declaration {
+        cause: Cause::MtlsPlaintextToStrict,
+        id: "MTLS_PLAINTEXT_TO_STRICT",
+        title: "plaintext from the client sidecar to a server that accepts only mTLS",
+        severities: &[Severity::Error],
+        meaning: "The client sidecar sends plaintext to a server sidecar in STRICT mode: a DestinationRule without `tls` replaces an ISTIO_MUTUAL rule while auto mTLS is off, `tls.mode: DISABLE` (which wins even with auto mTLS), or a port-level entry without `tls`.",
+        signature: "client `503 UC` (`upstream_reset_before_response_started{connection_termination}`), server `NR filter_chain_not_found`",
+        evidence: MTLS_EVIDENCE,
+        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/cluster_tls.go (buildUpstreamTLSSettings)",
+            "istio/istio pilot/pkg/model/push_context.go (destinationRule)",
+            "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
+            "envoyproxy/envoy source/common/stream_info/utility.h (response flags)",
+        ],
+        check: rules::mtls_plaintext_to_strict::check,
+    },
+    Declaration {
+        cause: Cause::MtlsToPlaintextServer,
+        id: "MTLS_TO_PLAINTEXT_SERVER",
+        title: "Istio mTLS to a pod without sidecar or to a DISABLE sidecar",
+        severities: &[Severity::Error],
+        meaning: "The client sends Istio mTLS to a pod that cannot terminate it: no sidecar, or a sidecar in DISABLE mode (including a workload-level PeerAuthentication that client-side auto mTLS cannot see).",
+        signature: "client `503 UF,URX` with TLS error `WRONG_VERSION_NUMBER`; a DISABLE server answers `400 DPE`",
+        evidence: MTLS_EVIDENCE,
+        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/cluster_tls.go (buildAutoMtlsSettings)",
+            "istio/istio pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode); istio/istio#32788",
+            "envoyproxy/envoy docs/root/configuration/observability/access_log/usage.rst (%UPSTREAM_TRANSPORT_FAILURE_REASON%)",
+        ],
+        check: rules::mtls_to_plaintext_server::check,
+    },
+    Declaration {
+        cause: Cause::TlsOriginationToSidecar,
+        id: "TLS_ORIGINATION_TO_SIDECAR",
+        title: "SIMPLE TLS origination towards a STRICT sidecar",
+        severities: &[Severity::Error],
+        meaning: "A DestinationRule sets `tls.mode: SIMPLE` (or MUTUAL with certificates the mesh does not trust) towards a server sidecar that accepts only Istio mTLS: the handshake lacks Istio's client certificate and ALPN.",
+        signature: "client `503 UF` or `UC`",
+        evidence: MTLS_EVIDENCE,
+        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        sources: &[
+            "istio/api networking/v1alpha3/destination_rule.proto (ClientTLSSettings)",
+            "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
+        ],
+        check: rules::tls_origination_to_sidecar::check,
+    },
+    Declaration {
+        cause: Cause::ClientWithoutSidecarToStrict,
+        id: "CLIENT_WITHOUT_SIDECAR_TO_STRICT",
+        title: "a pod without sidecar calls a STRICT server",
+        severities: &[Severity::Error],
+        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`).",
+        signature: "server `NR filter_chain_not_found` from that pod's IP",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms],
+        fix: &[FixKind::InjectSidecarOrRelaxPolicy],
+        sources: &[
+            "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",
+            "envoyproxy/envoy source/server/listener_impl.cc (filter_chain_not_found)",
+        ],
+        check: rules::client_without_sidecar::check,
+    },
+    Declaration {
+        cause: Cause::ProxyConfigDiffers,
+        id: "PROXY_CONFIG_DIFFERS",
+        title: "the client's cluster was built from another DestinationRule than the API says applies",
+        severities: &[Severity::Warning],
+        meaning: "The cluster's `istio.config` metadata names a DestinationRule other than the one the API objects select: istiod has not pushed the current config (or it was rejected), or the tool cannot see every object istiod sees (RBAC, exportTo). Findings built on config may not match what the proxy does.",
+        signature: "`metadata.filter_metadata.istio.config` of `outbound|port||host` in `/config_dump`",
+        evidence: &[Weight::ProxyRunsOtherRule],
+        fix: &[],
+        sources: &[
+            "istio/istio pilot/pkg/networking/util/util.go (BuildConfigInfoMetadata)",
+            "istio/istio istioctl/pkg/describe (reads istio.config to name the applied rule)",
+        ],
+        check: rules::proxy_config_differs::check,
+    },
+    Declaration {
+        cause: Cause::CircuitBreakerOverflow,
+        id: "CIRCUIT_BREAKER_OVERFLOW",
+        title: "a connection-pool limit is reached",
+        severities: &[Severity::Error],
+        meaning: "The DestinationRule's connectionPool limits (connections, pending requests, requests, retries) are exceeded; the client sidecar answers without calling the server.",
+        signature: "client `503 UO`, header `x-envoy-overloaded: true`",
+        evidence: &[Weight::ClientLog, Weight::DistinctiveFlag],
+        fix: &[FixKind::TuneConnectionPool],
+        sources: &[
+            "envoyproxy/envoy docs/root/intro/arch_overview/upstream/circuit_breaking.rst",
+            "istio/api networking/v1alpha3/destination_rule.proto (ConnectionPoolSettings)",
+        ],
+        check: rules::circuit_breaker_overflow::check,
+    },
+    Declaration {
+        cause: Cause::NoHealthyUpstream,
+        id: "NO_HEALTHY_UPSTREAM",
+        title: "no healthy endpoint: none at all, or every one ejected",
+        severities: &[Severity::Error, Severity::Warning],
+        meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts).",
+        signature: "`503 UH` (`no_healthy_upstream`), `/clusters` `failed_outlier_check` or no hosts",
+        evidence: &[Weight::ClientLog, Weight::HostHealth, Weight::ConfigCertain],
+        fix: &[FixKind::ReadyEndpoints, FixKind::TuneOutlierDetection],
+        sources: &[
+            "envoyproxy/envoy source/common/upstream/host_utility.cc (health flags)",
+            "istio/istio pilot/pkg/networking/core/cluster_traffic_policy.go (applyOutlierDetection: healthy_panic_threshold)",
+        ],
+        check: rules::no_healthy_upstream::check,
+    },
+    Declaration {
+        cause: Cause::SubsetNotFound,
+        id: "SUBSET_NOT_FOUND",
+        title: "a route names a subset no applying DestinationRule defines",
+        severities: &[Severity::Error],
+        meaning: "A VirtualService routes to a subset that no DestinationRule applying to the route's namespace defines (or the VirtualService was applied before the DestinationRule): the route points at a cluster the sidecar does not have.",
+        signature: "client `503 NC` (`cluster_not_found`)",
+        evidence: &[Weight::ConfigCertain, Weight::ClientLog, Weight::DistinctiveFlag],
+        fix: &[FixKind::DefineSubset],
+        sources: &[
+            "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
+            "istio.io docs ops/best-practices/traffic-management (make-before-break)",
+        ],
+        check: rules::subset_not_found::check,
+    },
+    Declaration {
+        cause: Cause::AppNotListening,
+        id: "APP_NOT_LISTENING",
+        title: "the server sidecar cannot connect to its own app",
+        severities: &[Severity::Error],
+        meaning: "The server sidecar's inbound cluster cannot reach the application: typically an app bound to 127.0.0.1 while Istio ≥1.10 forwards to the pod IP, a wrong container port, or an app that is down.",
+        signature: "server `503 UF` on `inbound|…`",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag],
+        fix: &[FixKind::ChangeApplication],
+        sources: &[
+            "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
+            "envoyproxy/envoy source/common/stream_info/utility.h (UF)",
+        ],
+        check: rules::app_not_listening::check,
+    },
+    Declaration {
+        cause: Cause::UpstreamConnectionReset,
+        id: "UPSTREAM_CONNECTION_RESET",
+        title: "the app closes keep-alive connections the sidecar still reuses",
+        severities: &[Severity::Warning],
+        meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close.",
+        signature: "server `503 UC` mixed with 2xx on `inbound|…`",
+        evidence: &[Weight::ServerLog, Weight::IntermittentPattern],
+        fix: &[FixKind::ChangeApplication],
+        sources: &[
+            "envoyproxy/envoy api/envoy/config/core/v3/protocol.proto (HttpProtocolOptions.idle_timeout)",
+            "istio/api networking/v1alpha3/destination_rule.proto (HTTPSettings.idleTimeout)",
+        ],
+        check: rules::upstream_connection_reset::check,
+    },
+    Declaration {
+        cause: Cause::PortProtocolUndeclared,
+        id: "PORT_PROTOCOL_UNDECLARED",
+        title: "a Service port does not declare its protocol",
+        severities: &[Severity::Info],
+        meaning: "Neither `appProtocol` nor the port name's prefix names a protocol Istio knows, so istiod sniffs it, which fails for server-first protocols and can give `400 DPE` or resets.",
+        signature: "protocol sniffing on the port",
+        evidence: &[Weight::ConfigPitfall],
+        fix: &[FixKind::DeclareProtocol],
+        sources: &[
+            "istio/istio pkg/config/kube/conversion.go (ConvertProtocol)",
+            "istio.io docs ops/configuration/traffic-management/protocol-selection",
+        ],
+        check: rules::port_protocol_undeclared::check,
+    },
+];
+
+impl Cause {
+    pub fn declaration(self) -> &'static Declaration {
+        CATALOG
+            .iter()
+            .find(|d| d.cause == self)
+            .expect("every Cause is declared in CATALOG (tested)")
+    }
+
+    /// The stable id.
+    pub fn id(self) -> &'static str {
+        self.declaration().id
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+const DOC_INTRO: &str = "Every finding has a stable `id`, a `severity` (`error` = causes 503s,
+`warning` = contributes or makes them likely, `info`), a `confidence` (0–99)
+and the kinds of evidence it is made of (`confidence_basis`), a one-line
+`claim`, the precedence chain in plain words (`explanation`), `evidence`
+lines tagged `config` (Istio/Kubernetes objects: what *should* happen) or
+`data-plane` (what a sidecar runs or did), and a `fix`. Replicas of one
+client workload are folded into one finding.
+
+Ranking: severity, then confidence, then id, then subject (stable across runs).
+";
+
+/// `docs/findings.md`, generated from [`CATALOG`] and [`confidence::WEIGHTS`].
+pub fn render_markdown() -> String {
+    let mut s = String::from(
+        "# Findings\n\n<!-- Generated from src/analyze/catalog.rs and src/analyze/confidence.rs.\n     Do not edit: run `UPDATE_DOCS=1 cargo test --lib catalog`. -->\n\n",
+    );
+    s.push_str(DOC_INTRO);
+    s.push_str("\n## Confidence\n\nA finding's confidence is the sum of the weights of the evidence it holds,\nclamped to 0–99 (src/analyze/confidence.rs):\n\n");
+    s.push_str(&confidence::markdown_table());
+    s.push_str("\n## Causes\n\n| id | severity | what | signature |\n|---|---|---|---|\n");
+    for d in CATALOG {
+        let sev: Vec<String> = d.severities.iter().map(|x| x.to_string()).collect();
+        // A `|` inside a table cell, even in a code span, ends the cell.
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            d.id,
+            sev.join(" / "),
+            d.title.replace('|', "\\|"),
+            d.signature.replace('|', "\\|")
+        ));
+    }
+    for d in CATALOG {
+        s.push_str(&format!("\n### `{}`\n\n{}\n\n", d.id, d.meaning));
+        s.push_str(&format!("- Signature: {}\n", d.signature));
+        let ev: Vec<String> = d
+            .evidence
+            .iter()
+            .map(|w| format!("`{}`", w.decl().name))
+            .collect();
+        s.push_str(&format!("- Evidence: {}\n", ev.join(", ")));
+        let fixes: Vec<&str> = d.fix.iter().map(|f| f.describe()).collect();
+        s.push_str(&format!(
+            "- Fix: {}\n",
+            if fixes.is_empty() {
+                FixKind::Investigate.describe().to_string()
+            } else {
+                fixes.join("; or ")
+            }
+        ));
+        s.push_str("- Sources:\n");
+        for src in d.sources {
+            s.push_str(&format!("  - {src}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Cause; 11] = [
+        Cause::MtlsPlaintextToStrict,
+        Cause::MtlsToPlaintextServer,
+        Cause::TlsOriginationToSidecar,
+        Cause::ClientWithoutSidecarToStrict,
+        Cause::ProxyConfigDiffers,
+        Cause::CircuitBreakerOverflow,
+        Cause::NoHealthyUpstream,
+        Cause::SubsetNotFound,
+        Cause::AppNotListening,
+        Cause::UpstreamConnectionReset,
+        Cause::PortProtocolUndeclared,
+    ];
+
+    #[test]
+    fn every_cause_is_declared_exactly_once_with_a_unique_id() {
+        assert_eq!(CATALOG.len(), ALL.len());
+        for c in ALL {
+            assert_eq!(CATALOG.iter().filter(|d| d.cause == c).count(), 1, "{c:?}");
+            let id = c.id();
+            assert_eq!(CATALOG.iter().filter(|d| d.id == id).count(), 1, "{id}");
+            assert!(
+                id.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
+                "{id}"
+            );
+            let d = c.declaration();
+            assert!(!d.severities.is_empty() && !d.sources.is_empty() && !d.evidence.is_empty());
+            assert_eq!(serde_json::to_value(c).unwrap(), id);
+        }
+    }
+
+    /// `docs/findings.md` is generated; `UPDATE_DOCS=1 cargo test --lib catalog` rewrites it.
+    #[test]
+    fn docs_findings_md_is_generated_from_the_catalog() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
+        let want = render_markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+            return;
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/findings.md is stale: run `UPDATE_DOCS=1 cargo test --lib catalog` and commit it"
+        );
+    }
+}

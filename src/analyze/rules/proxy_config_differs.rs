@@ -1,0 +1,147 @@
+//! Cause `PROXY_CONFIG_DIFFERS` (rule; declared in the catalog): the rule the
+//! API says applies is not the one the client's cluster was built from.
+//!
+//! istiod stamps each outbound cluster with the DestinationRule that shaped
+//! it (`metadata.filter_metadata.istio.config`, util.go
+//! `BuildConfigInfoMetadata`; `istioctl x describe` reads the same field).
+//! When it names a rule other than the model's lookup selects, the proxy has
+//! not received the current config (push pending or rejected) or the tool
+//! cannot see everything istiod sees (RBAC, exportTo).
+
+use super::tls_paths::callers;
+use crate::analyze::catalog::Cause;
+use crate::analyze::confidence::{Confidence, Weight};
+use crate::analyze::finding::{Evidence, Finding, SourceRef};
+use crate::model::decisions::outbound_cluster_name;
+use crate::model::Mesh;
+
+pub fn check(mesh: &Mesh) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (svc, port) in mesh.target_ports() {
+        if mesh.backing_pods(svc).next().is_none() {
+            continue;
+        }
+        let cluster_name = outbound_cluster_name(port.number, &svc.fqdn);
+        for caller in callers(mesh, svc) {
+            let Some(c) = caller.proxy.and_then(|p| p.cluster(&cluster_name)) else {
+                continue;
+            };
+            let lookup = mesh.destination_rule_lookup(&caller.client, svc);
+            let (Some(sel), Some((ns, name))) = (lookup.selection.as_ref(), &c.istio_config_ref)
+            else {
+                continue;
+            };
+            if sel
+                .rules
+                .iter()
+                .any(|r| &r.meta.namespace == ns && &r.meta.name == name)
+            {
+                continue;
+            }
+            let api_rules = sel
+                .rules
+                .iter()
+                .map(|r| r.key())
+                .collect::<Vec<_>>()
+                .join(" + ");
+            out.push(
+                Finding::new(
+                    Cause::ProxyConfigDiffers,
+                    format!("{}:{} from {}{}", svc.fqdn, port.number, caller.label, caller.replicas),
+                    format!(
+                        "{}'s sidecar built {cluster_name} from {ns}/{name}, but the API says {api_rules} applies",
+                        caller.label
+                    ),
+                    &Confidence::of(&[Weight::ProxyRunsOtherRule]),
+                )
+                .explain([
+                    "The proxy has not received the current config yet (istiod push pending or rejected), or the objects the tool could read are not all istiod sees (RBAC, exportTo).".to_string(),
+                    "Check `istioctl proxy-status` for this pod; findings based on config may not match what the proxy does.".to_string(),
+                ])
+                .evidence([Evidence::new(
+                    SourceRef::ConfigDump(caller.label.clone()),
+                    format!(
+                        "cluster {} metadata istio.config = {}",
+                        c.name,
+                        c.istio_config.as_deref().unwrap_or("-")
+                    ),
+                )]),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::config_dump::ClientTlsConfig;
+    use crate::model::builder::*;
+    use crate::snapshot::ProxyRole;
+
+    fn client_built_from(rule: Option<(&str, &str)>) -> crate::model::Proxy {
+        let mut c = cluster(
+            8000,
+            "httpbin.foo.svc.cluster.local",
+            ClientTlsConfig::Plaintext,
+        );
+        if let Some((ns, name)) = rule {
+            c.istio_config = Some(format!(
+                "/apis/networking.istio.io/v1/namespaces/{ns}/destination-rule/{name}"
+            ));
+            c.istio_config_ref = Some((ns.into(), name.into()));
+        }
+        proxy(&sleep_pod(), ProxyRole::Client).with_cluster(c)
+    }
+
+    fn mesh(rule_in_api: bool, built_from: Option<(&str, &str)>) -> crate::model::Mesh {
+        let mut b = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(sleep_pod())
+            .proxy(client_built_from(built_from));
+        if rule_in_api {
+            b = b.object(dr("foo", "httpbin", "httpbin", tls("ISTIO_MUTUAL")));
+        }
+        b.build()
+    }
+
+    #[test]
+    fn fires_and_near_misses() {
+        let cases = [
+            (
+                "the cluster was built from a rule the API no longer selects",
+                mesh(true, Some(("foo", "httpbin-old"))),
+                true,
+            ),
+            (
+                "near miss: built from the rule the API selects",
+                mesh(true, Some(("foo", "httpbin"))),
+                false,
+            ),
+            (
+                "near miss: the cluster names no rule",
+                mesh(true, None),
+                false,
+            ),
+            (
+                "near miss: no rule applies per the API (nothing to compare)",
+                mesh(false, Some(("foo", "httpbin"))),
+                false,
+            ),
+        ];
+        for (name, m, fires) in cases {
+            let f = check(&m);
+            assert_eq!(!f.is_empty(), fires, "{name}: {f:#?}");
+        }
+        let f = &check(&mesh(true, Some(("foo", "httpbin-old"))))[0];
+        assert!(
+            f.claim
+                .contains("from foo/httpbin-old, but the API says foo/httpbin applies"),
+            "{}",
+            f.claim
+        );
+        assert_eq!(f.confidence, 70);
+        assert!(f.fix.is_none());
+    }
+}

@@ -1,0 +1,341 @@
+//! Model stage: every Istio object once, typed.
+//!
+//! A cluster serves each Istio kind in several versions and `collect` may list
+//! each of them; the model keeps one object per (group, kind, namespace, name)
+//! at the version Kubernetes prefers (GA over beta over alpha, then the higher
+//! number: apimachinery `version.CompareKubeAwareVersionStrings`) and parses
+//! it once. Objects that do not parse are gaps, not guesses.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::istio::destination_rule::DestinationRule;
+use crate::istio::legacy_policy::LegacyPolicy;
+use crate::istio::object::{Meta, ObjectError, ObjectRef};
+use crate::istio::peer_auth::PeerAuthentication;
+use crate::snapshot::ServedResource;
+
+use super::gaps::{Gap, GapKind, GapSource};
+use super::manifest::Manifest;
+use super::networking::{
+    EnvoyFilter, Gateway, ServiceEntry, SidecarConfig, Telemetry, VirtualService,
+};
+
+/// Identity of an object across its served versions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Legacy (Istio ≤1.5) authentication policies, and whether they decide.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LegacyAuthn {
+    pub mesh_policies: Vec<LegacyPolicy>,
+    pub policies: Vec<LegacyPolicy>,
+    /// MeshPolicy/Policy decide the server mode (they exist, or only their
+    /// API is served) and no PeerAuthentication exists: Istio 1.5 served
+    /// both and PeerAuthentication took over when present.
+    pub in_use: bool,
+}
+
+/// Every Istio object the snapshot holds, once, typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IstioConfig {
+    pub destination_rules: Vec<DestinationRule>,
+    pub peer_authentications: Vec<PeerAuthentication>,
+    pub legacy: LegacyAuthn,
+    pub virtual_services: Vec<VirtualService>,
+    pub sidecars: Vec<SidecarConfig>,
+    pub service_entries: Vec<ServiceEntry>,
+    pub gateways: Vec<Gateway>,
+    pub envoy_filters: Vec<EnvoyFilter>,
+    pub telemetries: Vec<Telemetry>,
+    /// Istio API resources the cluster serves (discovery).
+    pub served: Vec<ServedResource>,
+    manifests: BTreeMap<ObjectRef, Manifest>,
+}
+
+/// Kubernetes' version priority: `(stage, major, minor)`, higher first.
+/// GA (`v1`) = 3, beta = 2, alpha = 1, anything else = 0.
+fn version_priority(v: &str) -> (u8, u32, u32) {
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
+    let tail = &rest[digits.len()..];
+    let (stage, n) = if tail.is_empty() {
+        return (3, major, 0);
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (2, n)
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (1, n)
+    } else {
+        return (0, 0, 0);
+    };
+    match n.parse::<u32>() {
+        Ok(minor) => (stage, major, minor),
+        Err(_) => (0, 0, 0),
+    }
+}
+
+fn group_version(o: &Value) -> (&str, &str) {
+    let av = o["apiVersion"].as_str().unwrap_or("");
+    av.split_once('/').unwrap_or(("", av))
+}
+
+const ISTIO_GROUPS: &[&str] = &[
+    "networking.istio.io",
+    "security.istio.io",
+    "authentication.istio.io",
+    "telemetry.istio.io",
+];
+
+/// One object per (group, kind, ns, name), at the preferred version, in the
+/// snapshot's order of first appearance.
+pub fn preferred_objects(objects: &[Value]) -> Vec<&Value> {
+    let mut chosen: BTreeMap<ObjectKey, (usize, &Value)> = BTreeMap::new();
+    for (i, o) in objects.iter().enumerate() {
+        let (group, version) = group_version(o);
+        if !ISTIO_GROUPS.contains(&group) {
+            continue;
+        }
+        let key = ObjectKey {
+            group: group.to_string(),
+            kind: o["kind"].as_str().unwrap_or("").to_string(),
+            namespace: o["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            name: o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        };
+        match chosen.get_mut(&key) {
+            Some((_, cur)) => {
+                if version_priority(version) > version_priority(group_version(cur).1) {
+                    *cur = o;
+                }
+            }
+            None => {
+                chosen.insert(key, (i, o));
+            }
+        }
+    }
+    let mut out: Vec<(usize, &Value)> = chosen.into_values().collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+fn keep<T>(r: Result<T, ObjectError>, o: &Value, gaps: &mut Vec<Gap>) -> Option<T> {
+    match r {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let what = Meta::from_value(o)
+                .map(|m| m.object_ref())
+                .unwrap_or_else(|_| ObjectRef {
+                    kind: o["kind"].as_str().unwrap_or("object").to_string(),
+                    namespace: o["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    name: o["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+                });
+            gaps.push(Gap::found(
+                GapSource::Object(what),
+                GapKind::Unparseable,
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+impl IstioConfig {
+    /// Read every Istio object of the snapshot; `domain` resolves short hosts.
+    pub fn read(
+        objects: &[Value],
+        served: &[ServedResource],
+        domain: &str,
+        gaps: &mut Vec<Gap>,
+    ) -> IstioConfig {
+        let mut c = IstioConfig {
+            served: served.to_vec(),
+            ..IstioConfig::default()
+        };
+        for o in preferred_objects(objects) {
+            c.add(o, domain, gaps);
+        }
+        let legacy_served = served.iter().any(|r| r.group == "authentication.istio.io");
+        let pa_served = served.iter().any(|r| r.kind == "PeerAuthentication");
+        c.legacy.in_use = (!c.legacy.mesh_policies.is_empty()
+            || !c.legacy.policies.is_empty()
+            || (legacy_served && !pa_served))
+            && c.peer_authentications.is_empty();
+        c
+    }
+
+    fn add(&mut self, o: &Value, domain: &str, gaps: &mut Vec<Gap>) {
+        let (group, _) = group_version(o);
+        let kind = o["kind"].as_str().unwrap_or("");
+        let before = self.len();
+        match (group, kind) {
+            ("networking.istio.io", "DestinationRule") => {
+                self.destination_rules.extend(keep(
+                    DestinationRule::from_value_with_domain(o, domain),
+                    o,
+                    gaps,
+                ));
+            }
+            ("networking.istio.io", "VirtualService") => {
+                if let Some(v) = keep(VirtualService::from_value(o, domain), o, gaps) {
+                    self.virtual_services.push(v);
+                }
+            }
+            ("networking.istio.io", "Sidecar") => {
+                self.sidecars
+                    .extend(keep(SidecarConfig::from_value(o), o, gaps));
+            }
+            ("networking.istio.io", "ServiceEntry") => {
+                self.service_entries
+                    .extend(keep(ServiceEntry::from_value(o), o, gaps));
+            }
+            ("networking.istio.io", "Gateway") => {
+                self.gateways.extend(keep(Gateway::from_value(o), o, gaps));
+            }
+            ("networking.istio.io", "EnvoyFilter") => {
+                self.envoy_filters
+                    .extend(keep(EnvoyFilter::from_value(o), o, gaps));
+            }
+            ("security.istio.io", "PeerAuthentication") => {
+                self.peer_authentications
+                    .extend(keep(PeerAuthentication::from_value(o), o, gaps));
+            }
+            ("authentication.istio.io", "MeshPolicy" | "Policy") => {
+                if let Some(p) = keep(LegacyPolicy::from_value(o), o, gaps) {
+                    if p.is_mesh_policy {
+                        self.legacy.mesh_policies.push(p);
+                    } else {
+                        self.legacy.policies.push(p);
+                    }
+                }
+            }
+            ("telemetry.istio.io", "Telemetry") => {
+                self.telemetries
+                    .extend(keep(Telemetry::from_value(o), o, gaps));
+            }
+            _ => {}
+        }
+        // Every object the model keeps can be printed back as a fix.
+        if self.len() > before {
+            if let Ok(m) = Meta::from_value(o) {
+                self.manifests
+                    .insert(m.object_ref(), Manifest::from_object(o));
+            }
+        }
+    }
+
+    /// How many objects are held (to tell whether one was just added).
+    fn len(&self) -> usize {
+        self.destination_rules.len()
+            + self.peer_authentications.len()
+            + self.legacy.mesh_policies.len()
+            + self.legacy.policies.len()
+            + self.virtual_services.len()
+            + self.sidecars.len()
+            + self.service_entries.len()
+            + self.gateways.len()
+            + self.envoy_filters.len()
+            + self.telemetries.len()
+    }
+
+    /// The apply-ready manifest of an Istio object the model holds.
+    pub fn manifest(&self, object: &ObjectRef) -> Option<&Manifest> {
+        self.manifests.get(object)
+    }
+
+    /// `group/version` the cluster prefers for `kind`, if it serves it.
+    pub fn preferred_api_version(&self, kind: &str) -> Option<String> {
+        self.served
+            .iter()
+            .filter(|r| r.kind == kind)
+            .max_by_key(|r| version_priority(&r.version))
+            .map(|r| format!("{}/{}", r.group, r.version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dr(version: &str, name: &str) -> Value {
+        json!({"apiVersion": format!("networking.istio.io/{version}"), "kind": "DestinationRule",
+               "metadata": {"name": name, "namespace": "foo"}, "spec": {"host": "httpbin"}})
+    }
+
+    #[test]
+    fn kubernetes_version_priority() {
+        let mut v = vec![
+            "v1alpha3", "v1", "v1beta1", "v2beta2", "v2", "foo", "v1beta2",
+        ];
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
+        assert_eq!(
+            v,
+            vec!["v2", "v1", "v2beta2", "v1beta2", "v1beta1", "v1alpha3", "foo"]
+        );
+    }
+
+    #[test]
+    fn one_object_per_identity_at_the_preferred_version() {
+        let objs = vec![
+            dr("v1alpha3", "a"),
+            dr("v1", "a"),
+            dr("v1beta1", "a"),
+            dr("v1beta1", "b"),
+        ];
+        let kept = preferred_objects(&objs);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0]["apiVersion"], "networking.istio.io/v1");
+        assert_eq!(kept[1]["metadata"]["name"], "b");
+        let mut gaps = Vec::new();
+        let c = IstioConfig::read(&objs, &[], "corp.example", &mut gaps);
+        assert_eq!(c.destination_rules.len(), 2);
+        assert_eq!(
+            c.destination_rules[0].host_fqdn,
+            "httpbin.foo.svc.corp.example"
+        );
+        assert!(gaps.is_empty());
+        let m = c.manifest(&c.destination_rules[0].object_ref()).unwrap();
+        assert_eq!(m.api_version(), "networking.istio.io/v1");
+    }
+
+    #[test]
+    fn unparseable_objects_are_gaps() {
+        let bad = json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": {"name": "p", "namespace": "foo"}, "spec": {"mtls": {"mode": 3}}});
+        let mut gaps = Vec::new();
+        let c = IstioConfig::read(&[bad], &[], "cluster.local", &mut gaps);
+        assert!(c.peer_authentications.is_empty());
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].kind, GapKind::Unparseable);
+        assert!(matches!(&gaps[0].source, GapSource::Object(r) if r.kind == "PeerAuthentication"));
+    }
+
+    #[test]
+    fn legacy_authn_decides_only_without_peer_authentication() {
+        let mp = json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy",
+            "metadata": {"name": "default"}, "spec": {"peers": [{"mtls": {}}]}});
+        let mut gaps = Vec::new();
+        let c = IstioConfig::read(std::slice::from_ref(&mp), &[], "cluster.local", &mut gaps);
+        assert!(c.legacy.in_use && c.legacy.mesh_policies.len() == 1);
+        let pa = json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICT"}}});
+        let c = IstioConfig::read(&[mp, pa], &[], "cluster.local", &mut gaps);
+        assert!(!c.legacy.in_use);
+    }
+}

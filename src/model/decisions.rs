@@ -1,0 +1,485 @@
+//! Model stage: the decisions, computed once per question and shared by every
+//! rule and by `tls-check`.
+//!
+//! - the client's TLS for (client namespace + labels, host, port), with the
+//!   chain that decided it: DestinationRule lookup → effective policy for the
+//!   port → client TLS decision (auto mTLS, namespace mode);
+//! - the server's mode for (pod, port), with its policy chain
+//!   (PeerAuthentication, or MeshPolicy/Policy on Istio ≤1.5);
+//! - what each proxy actually runs: the client cluster's TLS read from
+//!   `config_dump`, the server's inbound mode read from its listeners;
+//! - the two put together: what goes on the wire and whether the server
+//!   accepts it ([`TlsPath`]).
+//!
+//! This file is the only caller of Istio's decision functions
+//! (`istio::client_tls`, `istio::destination_rule::{lookup, effective_policy}`,
+//! `istio::peer_auth`, `istio::legacy_policy`) and of the inbound-mode reading
+//! of listeners: swapping them for `istio::tls` and the authn interface is a
+//! change to this file only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::envoy::config_dump::{
+    inbound_catch_all, inbound_modes, ClientTlsConfig, Cluster, ConfigDump, InboundMode, TlsContext,
+};
+use crate::istio::client_tls::{self, ClientTlsDecision, EndpointLabels, Wire};
+use crate::istio::destination_rule::{
+    effective_policy, lookup, EffectivePolicy, Lookup, Selection,
+};
+use crate::istio::legacy_policy;
+use crate::istio::peer_auth::{self, MtlsMode, ServerMode};
+
+use super::pods::{Pod, PodKey};
+use super::proxies::{InboundView, Proxy};
+use super::services::{ResolvedPort, Service, ServiceKey, ServicePort};
+use super::Mesh;
+
+/// Who calls: what Istio's client-side decisions depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Client {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Client {
+    /// Any client in `namespace` (no labels: selector rules do not pick it).
+    pub fn in_namespace(namespace: &str) -> Client {
+        Client {
+            namespace: namespace.to_string(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    pub fn of_pod(pod: &Pod) -> Client {
+        Client {
+            namespace: pod.key.namespace.clone(),
+            labels: pod.labels.clone(),
+        }
+    }
+}
+
+/// The client's TLS towards one service port, and the chain that decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientTls {
+    /// Which DestinationRule applies to this client (and which lost).
+    pub lookup: Arc<Lookup>,
+    /// The applied rule's policy for the port.
+    pub policy: Option<EffectivePolicy>,
+    /// The destination namespace's mode as auto mTLS sees it.
+    pub namespace_mode: ServerMode,
+    pub auto_mtls: bool,
+    pub decision: ClientTlsDecision,
+}
+
+impl ClientTls {
+    pub fn selection(&self) -> Option<&Selection> {
+        self.lookup.selection.as_ref()
+    }
+
+    /// What the client sends to an endpoint with or without `tlsMode: istio`.
+    pub fn wire_for(&self, endpoint_labelled_istio: bool) -> Wire {
+        self.decision.wire_for(endpoint_labelled_istio)
+    }
+}
+
+/// One server pod for one service port: its mode from config and from its sidecar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSide {
+    pub pod: PodKey,
+    pub sidecar: bool,
+    /// The container port the service port reaches on this pod.
+    pub port: ResolvedPort,
+    /// Labelled `security.istio.io/tlsMode: istio` (auto mTLS sends mTLS to it).
+    pub labelled_istio: bool,
+    /// The policy chain's mode; `None` without a sidecar.
+    pub policy: Option<ServerMode>,
+    /// What its inbound listener accepts on that port, when read.
+    pub observed: Option<InboundMode>,
+}
+
+impl ServerSide {
+    /// What config says: the policy's mode; a pod without sidecar takes plaintext only.
+    pub fn predicted_mode(&self) -> MtlsMode {
+        match &self.policy {
+            Some(m) if self.sidecar => m.mode,
+            _ => MtlsMode::Disable,
+        }
+    }
+
+    /// What the server really accepts: its listener if read, else config.
+    pub fn mode(&self) -> MtlsMode {
+        if !self.sidecar {
+            return MtlsMode::Disable;
+        }
+        self.observed
+            .as_ref()
+            .map(InboundMode::as_peer_auth_mode)
+            .unwrap_or_else(|| self.predicted_mode())
+    }
+}
+
+/// A client → server path for one service port: what goes on the wire and
+/// whether the server takes it.
+#[derive(Debug, Clone)]
+pub struct TlsPath<'m> {
+    pub client: Arc<ClientTls>,
+    /// The client's cluster `outbound|port||host`, when its config_dump was read.
+    pub cluster: Option<&'m Cluster>,
+    pub server: Arc<ServerSide>,
+    /// What config predicts the client sends to this server.
+    pub predicted_wire: Wire,
+    /// What the client's cluster sends to it; `None` without a dump or for
+    /// a transport socket that is not TLS nor plaintext.
+    pub observed_wire: Option<Wire>,
+    /// The observed wire when the cluster was read, else the predicted one.
+    pub wire: Option<Wire>,
+    /// [`ServerSide::mode`].
+    pub mode: MtlsMode,
+    /// `Some(false)`: the server refuses what it gets (a 503);
+    /// `None`: depends on certificates or unknown.
+    pub accepted: Option<bool>,
+}
+
+impl TlsPath<'_> {
+    /// Config and the running client agree on the wire (or no dump was read).
+    pub fn config_agrees(&self) -> bool {
+        self.cluster.is_none() || self.observed_wire == Some(self.predicted_wire)
+    }
+}
+
+/// The name of the client cluster for a service port (no subset).
+pub fn outbound_cluster_name(port: u16, fqdn: &str) -> String {
+    format!("outbound|{port}||{fqdn}")
+}
+
+fn tls_context_wire(t: &TlsContext) -> Wire {
+    if t.istio_mutual {
+        Wire::IstioMtls
+    } else if t.sds_cert.is_some() || t.cert_file.is_some() {
+        Wire::MutualTls
+    } else {
+        Wire::Tls
+    }
+}
+
+/// What a client cluster, as the proxy runs it, sends to one endpoint.
+/// Auto mTLS sends mTLS only to endpoints labelled `tlsMode: istio`; the
+/// others match no TLS entry and get raw_buffer (istio/istio
+/// `pilot/pkg/networking/core/cluster_tls.go` `buildAutoMtlsSettings`).
+pub fn cluster_wire(cluster: &Cluster, endpoint_labelled_istio: bool) -> Option<Wire> {
+    match &cluster.client_tls {
+        ClientTlsConfig::Plaintext => Some(Wire::Plaintext),
+        ClientTlsConfig::Tls(t) => Some(tls_context_wire(t)),
+        ClientTlsConfig::AutoMtls { istio, .. } => Some(if endpoint_labelled_istio {
+            tls_context_wire(istio)
+        } else {
+            Wire::Plaintext
+        }),
+        ClientTlsConfig::Other(_) => None,
+    }
+}
+
+/// Would the server take `wire` in `mode`? (a pod without sidecar is `DISABLE`).
+pub fn accepts(mode: MtlsMode, wire: Wire) -> Option<bool> {
+    client_tls::server_accepts(mode, wire)
+}
+
+/// What a proxy's inbound listeners accept, per port (read once per proxy).
+pub fn inbound_view(dump: &ConfigDump) -> InboundView {
+    InboundView {
+        by_port: inbound_modes(&dump.listeners),
+        catch_all: inbound_catch_all(&dump.listeners),
+    }
+}
+
+type LookupKey = (Client, ServiceKey);
+type ClientTlsKey = (Client, ServiceKey, u16);
+type ServerKey = (ServiceKey, u16, PodKey);
+
+/// Memo of the decisions (the model is read-only; answers are computed on
+/// first use and shared). A clone starts empty: its answers are recomputed
+/// from the clone's own facts.
+#[derive(Debug, Default)]
+pub struct Cache {
+    lookups: Mutex<HashMap<LookupKey, Arc<Lookup>>>,
+    client_tls: Mutex<HashMap<ClientTlsKey, Arc<ClientTls>>>,
+    servers: Mutex<HashMap<ServerKey, Arc<ServerSide>>>,
+    namespace_modes: Mutex<HashMap<String, Arc<ServerMode>>>,
+}
+
+impl Clone for Cache {
+    fn clone(&self) -> Cache {
+        Cache::default()
+    }
+}
+
+fn memo<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, Arc<V>>>,
+    key: K,
+    compute: impl FnOnce() -> V,
+) -> Arc<V> {
+    if let Some(v) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v.clone();
+    }
+    // Computed outside the lock: a decision may ask for another one.
+    let v = Arc::new(compute());
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(v)
+        .clone()
+}
+
+impl Mesh {
+    /// Which DestinationRule applies to `client` calling `svc`.
+    /// (istio/istio `pilot/pkg/model/push_context.go` `destinationRule`.)
+    pub fn destination_rule_lookup(&self, client: &Client, svc: &Service) -> Arc<Lookup> {
+        memo(
+            &self.cache.lookups,
+            (client.clone(), svc.key.clone()),
+            || {
+                lookup(
+                    &self.config.destination_rules,
+                    &client.namespace,
+                    &client.labels,
+                    &svc.fqdn,
+                    &svc.key.namespace,
+                    &self.settings.root_namespace,
+                )
+            },
+        )
+    }
+
+    /// The mode of `namespace` as client-side auto mTLS sees it (mesh and
+    /// namespace policies only; istio/istio#32788).
+    pub fn namespace_mode(&self, namespace: &str) -> Arc<ServerMode> {
+        memo(&self.cache.namespace_modes, namespace.to_string(), || {
+            let c = &self.config;
+            if c.legacy.in_use {
+                legacy_policy::legacy_namespace_mode(
+                    &c.legacy.mesh_policies,
+                    &c.legacy.policies,
+                    namespace,
+                )
+            } else {
+                peer_auth::namespace_mode(
+                    &c.peer_authentications,
+                    &self.settings.root_namespace,
+                    namespace,
+                )
+            }
+        })
+    }
+
+    /// The client's TLS towards `svc:port`.
+    pub fn client_tls(&self, client: &Client, svc: &Service, port: u16) -> Arc<ClientTls> {
+        memo(
+            &self.cache.client_tls,
+            (client.clone(), svc.key.clone(), port),
+            || {
+                let lk = self.destination_rule_lookup(client, svc);
+                let policy = lk
+                    .selection
+                    .as_ref()
+                    .map(|s| effective_policy(s, port as u32, None));
+                let endpoints =
+                    EndpointLabels::from_flags(self.backing_pods(svc).map(Pod::labelled_istio_tls));
+                let namespace_mode = (*self.namespace_mode(&svc.key.namespace)).clone();
+                let decision = client_tls::decide(
+                    policy.as_ref().and_then(|p| p.tls.as_ref()),
+                    self.settings.auto_mtls,
+                    namespace_mode.mode,
+                    endpoints,
+                );
+                ClientTls {
+                    lookup: lk,
+                    policy,
+                    namespace_mode,
+                    auto_mtls: self.settings.auto_mtls,
+                    decision,
+                }
+            },
+        )
+    }
+
+    /// The server side of `svc:port` on `pod`: its policy chain and, when
+    /// its sidecar was read, what the listener accepts.
+    pub fn server_side(&self, svc: &Service, port: &ServicePort, pod: &Pod) -> Arc<ServerSide> {
+        memo(
+            &self.cache.servers,
+            (svc.key.clone(), port.number, pod.key.clone()),
+            || {
+                let resolved = port.on_pod(pod);
+                let sidecar = pod.has_sidecar();
+                let policy = sidecar.then(|| self.server_policy(svc, port, pod, resolved.number));
+                let observed = self
+                    .proxy_of(&pod.key)
+                    .and_then(|p| p.inbound.mode_for(resolved.number).cloned());
+                ServerSide {
+                    pod: pod.key.clone(),
+                    sidecar,
+                    port: resolved,
+                    labelled_istio: pod.labelled_istio_tls(),
+                    policy,
+                    observed,
+                }
+            },
+        )
+    }
+
+    /// The authn policy chain for one pod and port.
+    fn server_policy(
+        &self,
+        svc: &Service,
+        port: &ServicePort,
+        pod: &Pod,
+        cport: u16,
+    ) -> ServerMode {
+        let c = &self.config;
+        if c.legacy.in_use {
+            legacy_policy::legacy_server_mode(
+                &c.legacy.mesh_policies,
+                &c.legacy.policies,
+                &svc.key.name,
+                &svc.key.namespace,
+                port.number as u32,
+                port.name.as_deref(),
+            )
+        } else {
+            peer_auth::server_mode(
+                &c.peer_authentications,
+                &self.settings.root_namespace,
+                &pod.key.namespace,
+                &pod.labels,
+                Some(cport as u32),
+            )
+        }
+    }
+
+    /// The path from `client` (whose sidecar is `proxy`, when read) to `pod`
+    /// for `svc:port`.
+    pub fn tls_path<'m>(
+        &'m self,
+        client: &Client,
+        proxy: Option<&'m Proxy>,
+        svc: &Service,
+        port: &ServicePort,
+        pod: &Pod,
+    ) -> TlsPath<'m> {
+        let client_tls = self.client_tls(client, svc, port.number);
+        let server = self.server_side(svc, port, pod);
+        let cluster = proxy.and_then(|p| p.cluster(&outbound_cluster_name(port.number, &svc.fqdn)));
+        let predicted_wire = client_tls.wire_for(server.labelled_istio);
+        let observed_wire = cluster.and_then(|c| cluster_wire(c, server.labelled_istio));
+        let wire = match cluster {
+            Some(_) => observed_wire,
+            None => Some(predicted_wire),
+        };
+        let mode = server.mode();
+        TlsPath {
+            accepted: wire.and_then(|w| accepts(mode, w)),
+            client: client_tls,
+            cluster,
+            server,
+            predicted_wire,
+            observed_wire,
+            wire,
+            mode,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::config_dump::ClientTlsConfig;
+
+    fn cluster(tls: ClientTlsConfig) -> Cluster {
+        Cluster {
+            name: "outbound|8000||httpbin.foo.svc.cluster.local".into(),
+            client_tls: tls,
+            ..Cluster::default()
+        }
+    }
+
+    fn ctx(istio: bool, cert: bool) -> TlsContext {
+        TlsContext {
+            istio_mutual: istio,
+            sds_cert: cert.then(|| "x".to_string()),
+            ..TlsContext::default()
+        }
+    }
+
+    #[test]
+    fn what_a_running_cluster_sends() {
+        // cluster_tls.go: no transport socket = plaintext; Istio certificates = ISTIO_MUTUAL;
+        // user TLS with or without a client certificate; auto mTLS per endpoint label.
+        assert_eq!(
+            cluster_wire(&cluster(ClientTlsConfig::Plaintext), true),
+            Some(Wire::Plaintext)
+        );
+        assert_eq!(
+            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(true, true))), false),
+            Some(Wire::IstioMtls)
+        );
+        assert_eq!(
+            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, false))), true),
+            Some(Wire::Tls)
+        );
+        assert_eq!(
+            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, true))), true),
+            Some(Wire::MutualTls)
+        );
+        let auto = ClientTlsConfig::AutoMtls {
+            istio: Box::new(ctx(true, true)),
+            fallback_plaintext: true,
+        };
+        assert_eq!(
+            cluster_wire(&cluster(auto.clone()), true),
+            Some(Wire::IstioMtls)
+        );
+        assert_eq!(cluster_wire(&cluster(auto), false), Some(Wire::Plaintext));
+        assert_eq!(
+            cluster_wire(&cluster(ClientTlsConfig::Other("hbone".into())), true),
+            None
+        );
+    }
+
+    #[test]
+    fn server_side_modes() {
+        let mut s = ServerSide {
+            pod: PodKey::new("foo", "p"),
+            sidecar: false,
+            port: ResolvedPort {
+                number: 8080,
+                resolution: super::super::services::PortResolution::Number,
+            },
+            labelled_istio: false,
+            policy: None,
+            observed: None,
+        };
+        assert_eq!(s.mode(), MtlsMode::Disable);
+        s.sidecar = true;
+        s.policy = Some(ServerMode {
+            mode: MtlsMode::Strict,
+            source: peer_auth::ModeSource::Default,
+            chain: vec![],
+            ignored: vec![],
+        });
+        assert_eq!(s.mode(), MtlsMode::Strict);
+        s.observed = Some(InboundMode {
+            accepts_mtls: true,
+            accepts_plaintext: true,
+            requires_client_cert: false,
+            passes_tls_through: false,
+            source_listener: "virtualInbound".into(),
+        });
+        assert_eq!(
+            s.mode(),
+            MtlsMode::Permissive,
+            "the listener wins over config"
+        );
+        assert_eq!(s.predicted_mode(), MtlsMode::Strict);
+    }
+}

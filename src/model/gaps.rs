@@ -1,0 +1,241 @@
+//! Model stage: what could not be read, typed by source and kind.
+//!
+//! Two origins: gaps `collect` recorded in the snapshot (RBAC refusals,
+//! unreachable sidecars, missing kinds: their text is kept as collected and
+//! classified here), and gaps the model finds itself while reading
+//! (an object that does not parse, no mesh config, access logs off, stats
+//! dropped by Istio's inclusion list). The analysis turns the latter into
+//! words; the model only says what and why.
+
+use crate::istio::object::ObjectRef;
+use crate::snapshot;
+
+use super::pods::PodKey;
+
+/// Where the missing evidence was looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GapSource {
+    /// `list <plural>.<group>/<version>` (cluster-wide when `namespace` is `None`).
+    ApiList {
+        resource: String,
+        namespace: Option<String>,
+    },
+    /// API discovery or `/version`.
+    ApiDiscovery(String),
+    /// A sidecar's admin endpoint (`/clusters`, `/config_dump`, …); `path` as collected.
+    ProxyAdmin { pod: PodKey, path: String },
+    /// A sidecar's `istio-proxy` container log.
+    ProxyLog { pod: PodKey },
+    /// A Kubernetes or Istio object.
+    Object(ObjectRef),
+    /// The `istio` ConfigMap in this namespace.
+    MeshConfig { namespace: String },
+    /// Anything else, as collected.
+    Other(String),
+}
+
+/// Why it is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapKind {
+    /// RBAC refused the read (HTTP 403).
+    Forbidden,
+    /// Network, port-forward or timeout.
+    Unreachable,
+    /// The API or object does not exist.
+    NotFound,
+    /// Read, but could not be parsed (the detail says where).
+    Unparseable,
+    /// Not in the snapshot at all (never collected).
+    NotCollected,
+    /// The sidecar's log holds no access log line (logging off, or no traffic yet).
+    AccessLogsOff,
+    /// Istio's default stats inclusion drops the per-cluster counters.
+    StatsExcluded,
+    Other,
+}
+
+/// Where a gap was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GapOrigin {
+    /// In the snapshot's cluster-wide gaps, as collected.
+    Snapshot(snapshot::Gap),
+    /// On one proxy's evidence, as collected.
+    Proxy(snapshot::Gap),
+    /// Found while building the model.
+    Model,
+}
+
+/// One piece of evidence that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub source: GapSource,
+    pub kind: GapKind,
+    /// The error, as given (parser message, API error text).
+    pub detail: String,
+    pub origin: GapOrigin,
+}
+
+impl Gap {
+    /// A gap the model found.
+    pub fn found(source: GapSource, kind: GapKind, detail: impl Into<String>) -> Gap {
+        Gap {
+            source,
+            kind,
+            detail: detail.into(),
+            origin: GapOrigin::Model,
+        }
+    }
+
+    /// Classify a gap `collect` recorded (`list peerauthentications.security.istio.io/v1`,
+    /// `pod foo/x :15000/clusters`, …; reasons such as `HTTP 403 Forbidden …`).
+    pub fn collected(g: &snapshot::Gap, on_proxy: bool) -> Gap {
+        Gap {
+            source: classify_source(&g.source),
+            kind: classify_reason(&g.reason),
+            detail: g.reason.clone(),
+            origin: if on_proxy {
+                GapOrigin::Proxy(g.clone())
+            } else {
+                GapOrigin::Snapshot(g.clone())
+            },
+        }
+    }
+
+    /// The API resource (`peerauthentications.security.istio.io`) this gap hides, if any.
+    pub fn hidden_resource(&self) -> Option<&str> {
+        match &self.source {
+            GapSource::ApiList { resource, .. } => {
+                Some(resource.split('/').next().unwrap_or(resource))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn classify_source(s: &str) -> GapSource {
+    if let Some(rest) = s.strip_prefix("list ") {
+        let (resource, namespace) = match rest.split_once(" in namespace ") {
+            Some((r, ns)) => (r, Some(ns.trim().to_string())),
+            None => (rest.trim_end_matches(" (all namespaces)"), None),
+        };
+        return GapSource::ApiList {
+            resource: resource.trim().to_string(),
+            namespace,
+        };
+    }
+    if s.starts_with("GET /") {
+        return GapSource::ApiDiscovery(s.to_string());
+    }
+    if let Some(rest) = s.strip_prefix("pod ") {
+        if let Some((pod, what)) = rest.split_once(' ') {
+            if let Some((ns, name)) = pod.split_once('/') {
+                let key = PodKey::new(ns, name);
+                if what.contains("log") {
+                    return GapSource::ProxyLog { pod: key };
+                }
+                if let Some(path) = what.strip_prefix(':') {
+                    let path = path.split_once('/').map_or("", |(_, p)| p);
+                    return GapSource::ProxyAdmin {
+                        pod: key,
+                        path: format!("/{path}"),
+                    };
+                }
+            }
+        }
+    }
+    if let Some(rest) = s.strip_prefix("ConfigMap ") {
+        if let Some((ns, "istio")) = rest.split_once('/') {
+            return GapSource::MeshConfig {
+                namespace: ns.to_string(),
+            };
+        }
+    }
+    GapSource::Other(s.to_string())
+}
+
+fn classify_reason(r: &str) -> GapKind {
+    let l = r.to_ascii_lowercase();
+    if l.contains("403") || l.contains("forbidden") {
+        GapKind::Forbidden
+    } else if l.contains("404") || l.contains("not found") {
+        GapKind::NotFound
+    } else if l.contains("timed out")
+        || l.contains("timeout")
+        || l.contains("connect")
+        || l.contains("unreachable")
+        || l.contains("port-forward")
+        || l.contains("portforward")
+    {
+        GapKind::Unreachable
+    } else {
+        GapKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(source: &str, reason: &str) -> Gap {
+        Gap::collected(
+            &snapshot::Gap {
+                source: source.into(),
+                reason: reason.into(),
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn collected_gaps_are_classified() {
+        let x = g(
+            "list peerauthentications.security.istio.io/v1 (all namespaces)",
+            "HTTP 403 Forbidden: peerauthentications is forbidden",
+        );
+        assert_eq!(x.kind, GapKind::Forbidden);
+        assert_eq!(
+            x.source,
+            GapSource::ApiList {
+                resource: "peerauthentications.security.istio.io/v1".into(),
+                namespace: None
+            }
+        );
+        assert_eq!(
+            x.hidden_resource(),
+            Some("peerauthentications.security.istio.io")
+        );
+        let y = g(
+            "list destinationrules.networking.istio.io/v1 in namespace foo",
+            "forbidden",
+        );
+        assert!(
+            matches!(y.source, GapSource::ApiList { namespace: Some(ref n), .. } if n == "foo")
+        );
+        let z = g(
+            "pod foo/sleep-1 :15000/clusters",
+            "port-forward refused: HTTP 403",
+        );
+        assert_eq!(
+            z.source,
+            GapSource::ProxyAdmin {
+                pod: PodKey::new("foo", "sleep-1"),
+                path: "/clusters".into()
+            }
+        );
+        assert_eq!(z.kind, GapKind::Forbidden);
+        assert!(matches!(
+            g("pod foo/a istio-proxy log", "timed out").source,
+            GapSource::ProxyLog { .. }
+        ));
+        assert_eq!(
+            g("ConfigMap istio-system/istio", "x").source,
+            GapSource::MeshConfig {
+                namespace: "istio-system".into()
+            }
+        );
+        assert!(matches!(
+            g("something else", "why").source,
+            GapSource::Other(_)
+        ));
+    }
+}
