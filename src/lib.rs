@@ -5,11 +5,14 @@
 //! bundle) → `analyze` (pure: findings, ranked) → `report` (table or JSON).
 //! `istio` and `envoy` are pure helpers for `analyze`: Istio's config
 //! semantics and parsers for what Envoy's admin API and access logs emit.
+//! `cli` turns flags into [`cli::Settings`], `run` drives the stages, and
+//! [`error::Error`] maps every failure to a documented exit code.
 
 pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod envoy;
+pub mod error;
 pub mod istio;
 pub mod report;
 pub mod run;
