@@ -213,10 +213,17 @@ fn connection(k: &KubeFlags) -> Result<Connection, UsageError> {
 /// A time flag: kubectl syntax, at most [`MAX_DURATION`]; zero allowed only
 /// where it means "no limit".
 fn time_flag(flag: &'static str, value: &str, zero_ok: bool) -> Result<Duration, UsageError> {
-    let d = duration::parse(value).map_err(|source| UsageError::Duration {
-        flag,
-        value: value.to_string(),
-        source,
+    let d = duration::parse(value).map_err(|source| match source {
+        DurationError::TooLarge { .. } => UsageError::OutOfRange {
+            flag,
+            value: value.to_string(),
+            range: "at most 24h",
+        },
+        source => UsageError::Duration {
+            flag,
+            value: value.to_string(),
+            source,
+        },
     })?;
     if d > MAX_DURATION {
         return Err(UsageError::OutOfRange {
