@@ -200,34 +200,68 @@ fn errors_name_what_and_where() {
         ),
         ("old_schema", vec!["diagnose", "--snapshot", &bad_s]),
         ("junk_snapshot", vec!["diagnose", "--snapshot", &junk_s]),
-        ("dev_zero_snapshot", vec!["diagnose", "--snapshot", "/dev/zero"]),
+        (
+            "dev_zero_snapshot",
+            vec!["diagnose", "--snapshot", "/dev/zero"],
+        ),
         (
             "bad_duration",
             vec!["diagnose", "svc/x", "--request-timeout", "5x"],
         ),
         (
             "huge_request_timeout",
-            vec!["diagnose", "svc/x", "--request-timeout", "99999999999999999999999"],
+            vec![
+                "diagnose",
+                "svc/x",
+                "--request-timeout",
+                "99999999999999999999999",
+            ],
         ),
         (
             "huge_proxy_timeout",
-            vec!["diagnose", "svc/x", "--proxy-timeout", "18000000000000000000"],
+            vec![
+                "diagnose",
+                "svc/x",
+                "--proxy-timeout",
+                "18000000000000000000",
+            ],
         ),
         ("zero_timeout", vec!["diagnose", "svc/x", "--timeout", "0"]),
         ("bad_namespace", vec!["diagnose", "svc/x", "-n", "foo?x=1"]),
         (
             "bad_istio_namespace",
-            vec!["diagnose", "svc/x", "--istio-namespace", "foo/secrets/topsecret?"],
+            vec![
+                "diagnose",
+                "svc/x",
+                "--istio-namespace",
+                "foo/secrets/topsecret?",
+            ],
         ),
         ("tls_check_no_pod", vec!["tls-check", "svc/httpbin"]),
-        ("config_dump_empty_object", vec!["tls-check", "--config-dump", &empty_s]),
-        ("config_dump_no_configs", vec!["tls-check", "--config-dump", &noconf_s]),
+        (
+            "config_dump_empty_object",
+            vec!["tls-check", "--config-dump", &empty_s],
+        ),
+        (
+            "config_dump_no_configs",
+            vec!["tls-check", "--config-dump", &noconf_s],
+        ),
         (
             "config_dump_is_a_snapshot",
-            vec!["tls-check", "--config-dump", "docs/examples/seed-2018.snapshot.json"],
+            vec![
+                "tls-check",
+                "--config-dump",
+                "docs/examples/seed-2018.snapshot.json",
+            ],
         ),
-        ("config_dump_is_clusters_text", vec!["tls-check", "--config-dump", &ct_s]),
-        ("config_dump_is_clusters_json", vec!["tls-check", "--config-dump", &cj_s]),
+        (
+            "config_dump_is_clusters_text",
+            vec!["tls-check", "--config-dump", &ct_s],
+        ),
+        (
+            "config_dump_is_clusters_json",
+            vec!["tls-check", "--config-dump", &cj_s],
+        ),
         (
             "save_snapshot_bad_dir",
             vec![
@@ -241,7 +275,14 @@ fn errors_name_what_and_where() {
         ),
         (
             "missing_context",
-            vec!["--kubeconfig", unreachable, "--context", "nope", "diagnose", "svc/httpbin"],
+            vec![
+                "--kubeconfig",
+                unreachable,
+                "--context",
+                "nope",
+                "diagnose",
+                "svc/httpbin",
+            ],
         ),
         (
             "unreachable_api",
@@ -263,7 +304,10 @@ fn errors_name_what_and_where() {
             "{name}: exit {code:?}: {err}"
         );
         assert!(out.is_empty(), "{name}: no report on a failed run: {out}");
-        assert!(err.contains("hint: "), "{name}: every error has a hint: {err}");
+        assert!(
+            err.contains("hint: "),
+            "{name}: every error has a hint: {err}"
+        );
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "{name}: bounded in time"
@@ -289,7 +333,11 @@ fn exit_codes_without_a_cluster() {
     ]);
     assert_eq!(code, Some(0), "{out}");
     // 1: error-level findings.
-    let (code, _, _) = cli(&["diagnose", "--snapshot", "docs/examples/seed-2018.snapshot.json"]);
+    let (code, _, _) = cli(&[
+        "diagnose",
+        "--snapshot",
+        "docs/examples/seed-2018.snapshot.json",
+    ]);
     assert_eq!(code, Some(1));
     // 2: bad usage.
     let (code, _, _) = cli(&["diagnose", "--concurrency", "0", "svc/x"]);
@@ -297,7 +345,8 @@ fn exit_codes_without_a_cluster() {
     // 4: ran, nothing found, but what the diagnosis needs was not read.
     let mut snap: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/recordings/healthy.snapshot.json"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/recordings/healthy.snapshot.json"),
         )
         .unwrap(),
     )
@@ -340,7 +389,12 @@ fn snapshot_from_standard_input() {
         stdin.write_all(&text).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["findings"][0]["id"], "MTLS_PLAINTEXT_TO_STRICT");
 }
