@@ -173,6 +173,66 @@ fn losing_the_api_after_the_target_was_resolved_is_exit_3() {
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 
+/// A small API that answers every read of a run on an empty mesh (one
+/// Service, no pods, no Istio), and on its first request removes `doomed`:
+/// the directory `--save-snapshot` was checked in, gone by the time the
+/// snapshot is written.
+fn api_that_removes(doomed: PathBuf) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let never = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        let reply = move |path: &str| -> Option<String> {
+            let _ = std::fs::remove_dir_all(&doomed);
+            let p = path.split('?').next().unwrap_or("");
+            Some(match p {
+                "/version" => r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.into(),
+                "/apis" => r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#.into(),
+                "/api/v1/namespaces/foo/services/httpbin" => {
+                    r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
+                        "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000}]}}"#
+                        .into()
+                }
+                "/api/v1/namespaces/foo/pods" => r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#.into(),
+                "/apis/discovery.k8s.io/v1/namespaces/foo/endpointslices" => {
+                    r#"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","items":[]}"#.into()
+                }
+                "/api/v1/namespaces" => r#"{"kind":"NamespaceList","apiVersion":"v1","items":[]}"#.into(),
+                _ => String::new(),
+            })
+        };
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            while answer(&mut c, &reply, &never) {}
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_saved_is_exit_5_after_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let doomed = dir.path().join("out");
+    std::fs::create_dir(&doomed).unwrap();
+    let url = api_that_removes(doomed.clone());
+    let kc = kubeconfig(dir.path(), &url, None);
+    let target = doomed.join("snap.json");
+    let (out, _) = run_with(
+        &kc,
+        &[
+            "diagnose",
+            "svc/httpbin",
+            "--save-snapshot",
+            target.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("cannot write the snapshot"), "{err}");
+    assert!(!out.stdout.is_empty(), "the report was printed first");
+    assert!(!target.exists());
+}
+
 #[test]
 fn namespaces_are_validated_before_any_request() {
     let lab = start("seed-strict-no-automtls.yaml");

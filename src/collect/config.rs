@@ -139,21 +139,15 @@ impl Run<'_> {
     }
 
     /// Istio kinds that were forbidden cluster-wide, listed in the
-    /// namespaces that matter. One gap per kind, whatever the namespaces.
+    /// namespaces that matter. One gap line per kind, whatever the
+    /// namespaces (an essential one if the kind could not be read in one
+    /// of them either).
     pub(super) async fn list_istio_fallback(
         &mut self,
         namespaces: &BTreeSet<String>,
     ) -> Result<(), CollectError> {
         let deferred = std::mem::take(&mut self.deferred);
         for (k, text) in deferred {
-            let list: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-            self.gap(
-                format!("list {} (all namespaces)", k.describe()),
-                format!(
-                    "{text}; read only in namespaces {} instead, so rules elsewhere are unseen",
-                    list.join(", ")
-                ),
-            );
             let mut failed: Vec<String> = Vec::new();
             let mut reason = String::new();
             for ns in namespaces {
@@ -175,17 +169,26 @@ impl Run<'_> {
                     }
                 }
             }
-            if !failed.is_empty() {
-                let source = format!(
-                    "list {} in namespace(s) {}",
-                    k.describe(),
-                    failed.join(", ")
+            let list: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+            let source = format!("list {}", k.describe());
+            if failed.is_empty() {
+                self.gap(
+                    source,
+                    format!(
+                        "{text} (all namespaces); read only in namespaces {} instead, so rules elsewhere are unseen",
+                        list.join(", ")
+                    ),
                 );
-                if ESSENTIAL_KINDS.contains(&k.kind.as_str()) {
-                    self.essential_gap(source, reason);
-                } else {
-                    self.gap(source, reason);
-                }
+                continue;
+            }
+            let detail = format!(
+                "{text} (all namespaces); per namespace, not readable in {} either ({reason})",
+                failed.join(", ")
+            );
+            if ESSENTIAL_KINDS.contains(&k.kind.as_str()) {
+                self.essential_gap(source, detail);
+            } else {
+                self.gap(source, detail);
             }
         }
         Ok(())

@@ -319,6 +319,19 @@ pub fn proxy_evidence(
             admin_source(&job.namespace, &job.pod, ""),
             f.reason,
         ),
+        Ok(results) if !results.is_empty() && results.iter().all(Result::is_err) => {
+            // A dead sidecar (nothing on :15000) fails every read the same
+            // way: one gap, not one per read.
+            let first = results
+                .into_iter()
+                .find_map(Result::err)
+                .unwrap_or_default();
+            push_gap(
+                &mut ev.gaps,
+                admin_source(&job.namespace, &job.pod, ""),
+                format!("every admin read failed: {first}"),
+            );
+        }
         Ok(results) => {
             for (read, result) in reads.iter().zip(results) {
                 let source = admin_source(&job.namespace, &job.pod, read.label());
@@ -730,6 +743,23 @@ mod tests {
         assert_eq!(ev.log_tail.as_deref(), Some(""));
         assert_eq!(ev.chosen_because, "named with --from pod/sleep-1");
         assert_eq!(ev.role, ProxyRole::Client);
+
+        let dead: Vec<AdminResult> = reads
+            .iter()
+            .map(|_| {
+                Err("request failed: connection closed (port-forward: connection refused)".into())
+            })
+            .collect();
+        let ev = proxy_evidence(&job(), &reads, Ok(dead), Ok("".into()));
+        assert_eq!(
+            ev.gaps.len(),
+            1,
+            "one line for a dead sidecar: {:?}",
+            ev.gaps
+        );
+        assert!(ev.gaps[0]
+            .reason
+            .starts_with("every admin read failed: request failed"));
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub enum SnapshotError {
         source: serde_json::Error,
     },
     #[error(
-        "snapshot {path} has schema {found:?}; this kubectl-mesh503 reads {SCHEMA} and {}",
+        "snapshot {path} has schema {found}; this kubectl-mesh503 reads {SCHEMA} and {}",
         v1::SCHEMA_V1
     )]
     Schema { path: String, found: String },
@@ -276,18 +276,20 @@ impl Snapshot {
     }
 
     fn from_value(raw: Value, origin: &str) -> Result<Snapshot, SnapshotError> {
-        let found = raw
-            .get("schema")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let schema = raw.get("schema").and_then(Value::as_str).unwrap_or("");
+        // For the message: a string quoted, anything else as JSON.
+        let found = match raw.get("schema") {
+            Some(Value::String(s)) => format!("{s:?}"),
+            Some(other) => other.to_string(),
+            None => "none".to_string(),
+        };
         let parse = |raw| {
             serde_json::from_value::<Snapshot>(raw).map_err(|source| SnapshotError::Parse {
                 path: origin.to_string(),
                 source,
             })
         };
-        let mut snap = match found.as_str() {
+        let mut snap = match schema {
             SCHEMA => parse(raw)?,
             v1::SCHEMA_V1 => v1::upgrade(parse(raw)?),
             _ => {
@@ -389,6 +391,10 @@ mod tests {
         let e = Snapshot::from_json(r#"{"schema": "other"}"#, "f.json").unwrap_err();
         assert!(matches!(e, SnapshotError::Schema { .. }));
         assert!(e.hint().contains("re-take it"), "{}", e.hint());
+        let e = Snapshot::from_json(r#"{"schema": 5}"#, "f.json").unwrap_err();
+        assert!(e.to_string().contains("has schema 5;"), "{e}");
+        let e = Snapshot::from_json("{}", "f.json").unwrap_err();
+        assert!(e.to_string().contains("has schema none;"), "{e}");
         let e = Snapshot::from_json("not json", "f.json").unwrap_err();
         assert!(e.to_string().contains("f.json"), "{e}");
     }
