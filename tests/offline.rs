@@ -157,39 +157,45 @@ fn the_readme_command_works_offline() {
     assert!(out.contains("MTLS_PLAINTEXT_TO_STRICT"));
 }
 
-#[test]
-fn errors_name_what_and_where() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("old.json");
+/// Bad input files in `dir`: an old schema, junk objects, `{}`,
+/// `{"configs":[]}`, `/clusters` text and JSON.
+fn bad_inputs(dir: &std::path::Path) -> [String; 6] {
+    let bad = dir.join("old.json");
     std::fs::write(&bad, r#"{"schema": "mesh503.io/snapshot/v0"}"#).unwrap();
-    let junk = dir.path().join("junk.json");
+    let junk = dir.join("junk.json");
     std::fs::write(
         &junk,
         r#"{"schema": "mesh503.io/snapshot/v2", "tool_version": "t", "taken_at": "t", "target": "svc/x",
             "namespace": "foo", "istio_namespace": "istio-system", "objects": [1, "x", {"kind": "Pod"}]}"#,
     )
     .unwrap();
-    let empty_obj = dir.path().join("empty.json");
+    let empty_obj = dir.join("empty.json");
     std::fs::write(&empty_obj, "{}").unwrap();
-    let no_configs = dir.path().join("noconfigs.json");
+    let no_configs = dir.join("noconfigs.json");
     std::fs::write(&no_configs, r#"{"configs": []}"#).unwrap();
-    let clusters_text = dir.path().join("clusters.txt");
+    let clusters_text = dir.join("clusters.txt");
     std::fs::write(
         &clusters_text,
         "outbound|8000||httpbin.foo.svc.cluster.local::added_via_api::true\n",
     )
     .unwrap();
-    let clusters_json = dir.path().join("clusters.json");
+    let clusters_json = dir.join("clusters.json");
     std::fs::write(&clusters_json, r#"{"cluster_statuses": []}"#).unwrap();
     let t = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let (bad_s, junk_s, empty_s, noconf_s, ct_s, cj_s) = (
+    [
         t(&bad),
         t(&junk),
         t(&empty_obj),
         t(&no_configs),
         t(&clusters_text),
         t(&clusters_json),
-    );
+    ]
+}
+
+#[test]
+fn errors_name_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let [bad_s, junk_s, empty_s, noconf_s, ct_s, cj_s] = bad_inputs(dir.path());
     let unreachable = "tests/fixtures/unreachable.kubeconfig";
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("missing_target", vec!["diagnose"]),

@@ -66,7 +66,14 @@ pub enum AdminRead {
 
 /// The `/stats?filter=` regular expression: [`KEPT_STATS`] as suffixes,
 /// [`ISTIO_METRICS`] anywhere. RE2 and ECMAScript alike (Envoy used
-/// `std::regex` before RE2), partial match as Envoy's admin does.
+/// `std::regex` before RE2), partial match as Envoy's admin does
+/// (envoyproxy/envoy `docs/root/operations/admin.rst`, `/stats?filter=regex`).
+///
+/// `usedonly` is deliberately not added: it drops counters that are still
+/// 0, and the analysis tells "Istio's stats inclusion excludes per-cluster
+/// stats" from "they are there and 0" by whether any `cluster.outbound|…`
+/// stat is present at all (see `envoy::stats` module doc). Zeros of the
+/// kept stats cost a few KB per proxy.
 pub static STATS_FILTER: LazyLock<String> = LazyLock::new(|| {
     let suffixes: Vec<String> = KEPT_STATS.iter().map(|s| regex_escape(s)).collect();
     format!("\\.(?:{})$|{}", suffixes.join("|"), metrics_alternatives())
@@ -455,6 +462,59 @@ async fn log_tail(pods: &Api<Pod>, pod: &str, lines: u32) -> Result<String, (Str
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// One admin GET over the forwarded connection, its answer read with the
+/// read's size cap.
+async fn admin_get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    read: AdminRead,
+) -> AdminResult {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection to :15000 not usable: {e}"))?;
+    let req = http::Request::get(read.path())
+        .header(http::header::HOST, "localhost:15000")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), read.limit())
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                format!(
+                    "the answer is larger than {} MiB; not kept",
+                    read.limit() / (1024 * 1024)
+                )
+            } else {
+                format!("reading the answer failed: {e}")
+            }
+        })?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if !status.is_success() {
+        let first: String = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(300)
+            .collect();
+        return Err(format!(
+            "HTTP {status}{}{first}",
+            if first.is_empty() { "" } else { ": " }
+        ));
+    }
+    Ok(text)
+}
+
 /// Opens one port-forward to `pod:15000`, runs `reads` over one keep-alive
 /// HTTP/1.1 connection, and returns each read's answer in order.
 ///
@@ -522,55 +582,8 @@ pub async fn read_admin(
     let work = async {
         let mut out: Vec<AdminResult> = Vec::with_capacity(reads.len());
         for read in reads {
-            let one = async {
-                sender
-                    .ready()
-                    .await
-                    .map_err(|e| format!("connection to :15000 not usable: {e}"))?;
-                let req = http::Request::get(read.path())
-                    .header(http::header::HOST, "localhost:15000")
-                    .body(Empty::<Bytes>::new())
-                    .map_err(|e| e.to_string())?;
-                let resp = sender
-                    .send_request(req)
-                    .await
-                    .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
-                let status = resp.status();
-                let body = Limited::new(resp.into_body(), read.limit())
-                    .collect()
-                    .await
-                    .map_err(|e| {
-                        if e.downcast_ref::<http_body_util::LengthLimitError>()
-                            .is_some()
-                        {
-                            format!(
-                                "the answer is larger than {} MiB; not kept",
-                                read.limit() / (1024 * 1024)
-                            )
-                        } else {
-                            format!("reading the answer failed: {e}")
-                        }
-                    })?
-                    .to_bytes();
-                let text = String::from_utf8_lossy(&body).into_owned();
-                if !status.is_success() {
-                    let first: String = text
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .chars()
-                        .take(300)
-                        .collect();
-                    return Err(format!(
-                        "HTTP {status}{}{first}",
-                        if first.is_empty() { "" } else { ": " }
-                    ));
-                }
-                Ok(text)
-            };
             out.push(
-                Budget::bound(deadline, one)
+                Budget::bound(deadline, admin_get(&mut sender, *read))
                     .await
                     .unwrap_or_else(|| Err(limit.to_string())),
             );
