@@ -79,12 +79,14 @@ pub async fn load(opts: &CollectOptions) -> Result<Loaded, CollectError> {
         })?;
         (config, context)
     };
-    // The client's own timeouts follow --request-timeout (tokio timers are
-    // also set per request; see ReadApi). Bounded by Settings, so no
-    // overflow in the client's timer arithmetic.
+    // Connecting and writing follow --request-timeout (bounded by Settings,
+    // so no overflow in the client's timer arithmetic). Reads are bounded by
+    // the run's own timers instead (ReadApi per request, the sidecar's
+    // deadline for a port-forward or a log): the client's read timeout is an
+    // idle limit on the connection, and a port-forward may be legitimately
+    // silent while Envoy renders a large config dump.
     if let Some(t) = opts.request_timeout {
         config.connect_timeout = Some(t);
-        config.read_timeout = Some(t);
         config.write_timeout = Some(t);
     }
     if config.proxy_url.is_some()
