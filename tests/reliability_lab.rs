@@ -128,36 +128,71 @@ fn answer(c: &mut TcpStream, reply: &dyn Fn(&str) -> Option<String>, served: &At
     c.write_all(resp.as_bytes()).is_ok()
 }
 
-/// An API that answers discovery and the target, then goes away for good
-/// (connections closed, the port closed): what a lost API server looks like.
-fn vanishing_api() -> String {
+type Reply = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Serves `reply` on a loopback port, one thread per connection (the client
+/// may open several). When `reply` gives `None` the API is gone for good:
+/// that connection is closed, and the listener too (new connections are
+/// refused).
+fn serve(reply: Reply) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
     let gone = Arc::new(AtomicBool::new(false));
-    std::thread::spawn(move || {
-        let reply = |path: &str| -> Option<String> {
-            let p = path.split('?').next().unwrap_or("");
-            match p {
-                "/version" => Some(r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.into()),
-                "/apis" => Some(r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#.into()),
-                "/api/v1/namespaces/foo/services/httpbin" => Some(
-                    r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
-                        "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000,"targetPort":8080}]}}"#
-                        .into(),
-                ),
-                // Anything after the target: the API is gone.
-                _ => None,
+    std::thread::spawn(move || loop {
+        if gone.load(Ordering::SeqCst) {
+            return; // drops the listener
+        }
+        match l.accept() {
+            Ok((mut c, _)) => {
+                c.set_nonblocking(false).unwrap();
+                let (reply, gone) = (reply.clone(), gone.clone());
+                std::thread::spawn(move || {
+                    let flag = gone.clone();
+                    let r = move |p: &str| {
+                        if flag.load(Ordering::SeqCst) {
+                            None
+                        } else {
+                            reply(p)
+                        }
+                    };
+                    let done = AtomicBool::new(false);
+                    while answer(&mut c, &r, &done) {}
+                    if done.load(Ordering::SeqCst) {
+                        gone.store(true, Ordering::SeqCst);
+                    }
+                });
             }
-        };
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            while answer(&mut c, &reply, &gone) {}
-            if gone.load(Ordering::SeqCst) {
-                break; // drops the listener: new connections are refused
-            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     });
     format!("http://{addr}")
+}
+
+/// An API that answers discovery and the target, then goes away for good
+/// (connections closed, the port closed): what a lost API server looks like.
+fn vanishing_api() -> String {
+    let gone = Arc::new(AtomicBool::new(false));
+    serve(Arc::new(move |path: &str| -> Option<String> {
+        if gone.load(Ordering::SeqCst) {
+            return None;
+        }
+        let p = path.split('?').next().unwrap_or("");
+        let body = match p {
+            "/version" => r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#,
+            "/apis" => r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#,
+            "/api/v1/namespaces/foo/services/httpbin" => {
+                r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
+                    "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000,"targetPort":8080}]}}"#
+            }
+            // Anything after the target: the API is gone.
+            _ => {
+                gone.store(true, Ordering::SeqCst);
+                return None;
+            }
+        };
+        Some(body.to_string())
+    }))
 }
 
 #[test]
@@ -178,35 +213,25 @@ fn losing_the_api_after_the_target_was_resolved_is_exit_3() {
 /// the directory `--save-snapshot` was checked in, gone by the time the
 /// snapshot is written.
 fn api_that_removes(doomed: PathBuf) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let never = Arc::new(AtomicBool::new(false));
-    std::thread::spawn(move || {
-        let reply = move |path: &str| -> Option<String> {
-            let _ = std::fs::remove_dir_all(&doomed);
-            let p = path.split('?').next().unwrap_or("");
-            Some(match p {
-                "/version" => r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.into(),
-                "/apis" => r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#.into(),
-                "/api/v1/namespaces/foo/services/httpbin" => {
-                    r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
-                        "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000}]}}"#
-                        .into()
-                }
-                "/api/v1/namespaces/foo/pods" => r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#.into(),
-                "/apis/discovery.k8s.io/v1/namespaces/foo/endpointslices" => {
-                    r#"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","items":[]}"#.into()
-                }
-                "/api/v1/namespaces" => r#"{"kind":"NamespaceList","apiVersion":"v1","items":[]}"#.into(),
-                _ => String::new(),
-            })
-        };
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            while answer(&mut c, &reply, &never) {}
-        }
-    });
-    format!("http://{addr}")
+    serve(Arc::new(move |path: &str| -> Option<String> {
+        let _ = std::fs::remove_dir_all(&doomed);
+        let p = path.split('?').next().unwrap_or("");
+        Some(match p {
+            "/version" => r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.into(),
+            "/apis" => r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#.into(),
+            "/api/v1/namespaces/foo/services/httpbin" => {
+                r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
+                    "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000}]}}"#
+                    .into()
+            }
+            "/api/v1/namespaces/foo/pods" => r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#.into(),
+            "/apis/discovery.k8s.io/v1/namespaces/foo/endpointslices" => {
+                r#"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","items":[]}"#.into()
+            }
+            "/api/v1/namespaces" => r#"{"kind":"NamespaceList","apiVersion":"v1","items":[]}"#.into(),
+            _ => String::new(),
+        })
+    }))
 }
 
 #[test]
