@@ -7,12 +7,15 @@
 //! causes, one rule each, ranked) → `report` (table or JSON).
 //! `istio` and `envoy` are pure helpers: Istio's config semantics and
 //! parsers for what Envoy's admin API and access logs emit.
+//! `cli` turns flags into [`cli::Settings`], `run` drives the stages, and
+//! [`error::Error`] maps every failure to a documented exit code.
 
 pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod complete;
 pub mod envoy;
+pub mod error;
 pub mod istio;
 pub mod model;
 pub mod report;

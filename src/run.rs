@@ -1,55 +1,45 @@
-//! Turning a parsed [`Cli`] into work: collect (or load) a snapshot, analyze
-//! it, render the report, and map the outcome to a documented exit code.
+//! Turning a parsed command line into work: [`Settings`] first (every flag
+//! checked before anything else happens), then collect (or load) a
+//! snapshot, analyze it, render the report, and map the outcome to a
+//! documented exit code ([`Exit`]).
 
-use crate::analyze;
-use crate::cli::{exit, Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, TlsCheckArgs};
-use crate::collect::{self, CollectOptions};
-use crate::report::{self, Output};
-use crate::snapshot::Snapshot;
-use crate::target::{ClientRef, Target};
-use clap::{CommandFactory, Parser};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// A failure that ends the run, with the exit code it maps to.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
-    #[error(transparent)]
-    Collect(#[from] collect::CollectError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Input(String),
-}
+use clap::{CommandFactory, Parser};
 
-impl RunError {
-    fn code(&self) -> u8 {
-        match self {
-            RunError::Usage(_)
-            | RunError::Snapshot(_)
-            | RunError::Write { .. }
-            | RunError::Input(_) => exit::USAGE,
-            RunError::Collect(_) => exit::CLUSTER,
-        }
-    }
-}
+use crate::analyze;
+use crate::cli::settings::{Diagnose, DiagnoseSource, Limits, Mode, TlsCheck, TlsCheckSource};
+use crate::cli::{Cli, Settings};
+use crate::collect::{self, CollectOptions};
+use crate::envoy::config_dump::parse_config_dump;
+use crate::error::{ConfigDumpError, Error, Exit};
+use crate::report::{self, Output};
+use crate::snapshot::file::{read_json, InputFile, MAX_INPUT_BYTES};
+use crate::snapshot::{ProxyRole, Snapshot};
+use crate::target::ClientRef;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code.into(),
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            ExitCode::from(e.code())
+            let _ = std::io::stderr().write_all(e.render().as_bytes());
+            e.exit().into()
         }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Exit, Error> {
+    let settings = Settings::from_cli(cli)?;
+    match &settings.mode {
+        Mode::Completion(shell) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "kubectl-mesh503", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+        Mode::Diagnose(d) => diagnose(&settings, d),
+        Mode::TlsCheck(t) => tls_check(&settings, t),
     }
 }
 
@@ -75,168 +65,225 @@ fn progress() -> Box<dyn Fn(&str) + Send + Sync> {
     }
 }
 
-pub fn run(cli: Cli) -> Result<u8, RunError> {
-    match cli.command {
-        Command::Completion { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "kubectl-mesh503", &mut std::io::stdout());
-            Ok(exit::OK)
-        }
-        Command::Diagnose(args) => diagnose(&cli.kube, args),
-        Command::TlsCheck(args) => tls_check(&cli.kube, args),
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| RunError::Input(format!("cannot start the async runtime: {e}")))
+        .map_err(Error::Runtime)
 }
 
-fn collect_options(
-    kube: &KubeFlags,
-    proxy: &ProxyFlags,
-    from: &[String],
-) -> Result<CollectOptions, RunError> {
-    let from = from
-        .iter()
-        .map(|f| {
-            f.parse::<ClientRef>()
-                .map_err(|e| RunError::Usage(format!("--from {f:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CollectOptions {
-        kubeconfig: kube.kubeconfig.clone(),
-        context: kube.context.clone(),
-        namespace: kube.namespace.clone(),
-        istio_namespace: kube.istio_namespace.clone(),
-        from,
-        request_timeout: (!kube.request_timeout.is_zero()).then_some(kube.request_timeout),
-        proxy_timeout: proxy.proxy_timeout,
-        concurrency: proxy.concurrency.max(1),
-        log_tail_lines: proxy.log_lines,
-        max_clients: proxy.max_clients,
-        all_namespaces: kube.all_namespaces,
-    })
+fn collect_options(s: &Settings, limits: &Limits, from: &[ClientRef]) -> CollectOptions {
+    let c = &s.connection;
+    CollectOptions {
+        kubeconfig: c.kubeconfig.clone(),
+        context: c.context.clone(),
+        namespace: c.namespace.clone(),
+        istio_namespace: c.istio_namespace.clone(),
+        from: from.to_vec(),
+        request_timeout: limits.request_timeout,
+        timeout: limits.timeout,
+        proxy_timeout: limits.proxy_timeout,
+        concurrency: limits.concurrency,
+        log_tail_lines: limits.log_lines,
+        max_clients: limits.max_clients,
+        all_namespaces: c.all_namespaces,
+    }
 }
 
-fn diagnose(kube: &KubeFlags, args: DiagnoseArgs) -> Result<u8, RunError> {
-    let snapshot = match &args.snapshot {
-        Some(path) => {
-            if args.target.is_some() {
-                return Err(RunError::Usage(
-                    "give either a TARGET (live cluster) or --snapshot FILE, not both: the snapshot already names its target".into(),
-                ));
-            }
-            Snapshot::load(path)?
-        }
-        None => {
-            let target_text = args.target.as_deref().ok_or_else(|| {
-                RunError::Usage("diagnose needs a TARGET (e.g. svc/httpbin) or --snapshot FILE; see `kubectl mesh503 diagnose --help`".into())
-            })?;
-            let target: Target = target_text
-                .parse()
-                .map_err(|e| RunError::Usage(format!("target {target_text:?}: {e}")))?;
-            let opts = collect_options(kube, &args.proxy, &args.from)?;
-            let progress = progress();
-            let rt = runtime()?;
-            let snap = rt.block_on(async {
-                let (client, _ctx, ns) = collect::client(&opts).await?;
-                collect::collect_for_target(&client, &target, &ns, &opts, &*progress).await
-            });
-            progress("");
-            let snap = snap?;
-            if let Some(path) = &args.save_snapshot {
-                write_snapshot(&snap, path)?;
-            }
-            snap
+/// Runs one collection on a fresh runtime, with progress on a terminal.
+fn collect_with<F, Fut>(opts: &CollectOptions, work: F) -> Result<Snapshot, Error>
+where
+    F: FnOnce(collect::Session, &'static (dyn Fn(&str) + Send + Sync)) -> Fut,
+    Fut: std::future::Future<Output = Result<Snapshot, collect::CollectError>>,
+{
+    let progress: &'static (dyn Fn(&str) + Send + Sync) = Box::leak(progress());
+    let rt = runtime()?;
+    let snap = rt.block_on(async {
+        let session = collect::connect(opts).await?;
+        work(session, progress).await
+    });
+    progress("");
+    // Do not wait for work a timeout abandoned (a port-forward still open).
+    rt.shutdown_background();
+    Ok(snap?)
+}
+
+fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
+    let snapshot = match &d.source {
+        DiagnoseSource::Snapshot(input) => Snapshot::read(input)?,
+        DiagnoseSource::Live { target, from } => {
+            let opts = collect_options(s, &s.limits, from);
+            collect_with(&opts, |session, progress| {
+                let (target, opts) = (target.clone(), opts.clone());
+                async move { collect::collect_for_target(&session, &target, &opts, progress).await }
+            })?
         }
     };
     let report = analyze::analyze(&snapshot);
-    let text = match args.output {
+    let text = match d.output {
         Output::Table => report::table::render(&report, use_color(), None),
         Output::Json => report::json::render(&report),
     };
     print(&text)?;
-    Ok(if report.has_errors() {
-        exit::FINDINGS
-    } else {
-        exit::OK
-    })
+    if let Some(path) = &d.save {
+        snapshot.save(path).map_err(|source| Error::Write {
+            what: format!("the snapshot {}", path.path().display()),
+            source,
+        })?;
+    }
+    if report.has_errors() {
+        return Ok(Exit::Findings);
+    }
+    let missing = snapshot
+        .resolved
+        .as_ref()
+        .map(|r| r.missing.as_slice())
+        .unwrap_or_default();
+    if !missing.is_empty() {
+        warn_incomplete(
+            missing
+                .iter()
+                .map(|g| format!("{}: {}", g.source, g.reason)),
+        );
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
 }
 
-fn write_snapshot(snap: &Snapshot, path: &std::path::Path) -> Result<(), RunError> {
-    let text = serde_json::to_string_pretty(snap).map_err(|e| RunError::Input(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|source| RunError::Write {
-        path: path.display().to_string(),
-        source,
-    })
+/// Says on stderr why the run could not check (exit 4).
+fn warn_incomplete(items: impl Iterator<Item = String>) {
+    let mut text = String::from(
+        "warning: could not check: evidence the diagnosis needs could not be read, so \"no cause found\" means nothing yet:\n",
+    );
+    for i in items {
+        text.push_str(&format!("  - {i}\n"));
+    }
+    text.push_str(
+        "  hint: grant the reads listed (RBAC), or name what to read (--from), and run again\n",
+    );
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-fn print(text: &str) -> Result<(), RunError> {
+fn print(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         // `| head` closing the pipe is not an error worth reporting.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(RunError::Write {
-            path: "stdout".into(),
+        Err(e) => Err(Error::Write {
+            what: "the report to standard output".into(),
             source: e,
         }),
         Ok(()) => Ok(()),
     }
 }
 
-fn tls_check(kube: &KubeFlags, args: TlsCheckArgs) -> Result<u8, RunError> {
-    let table = if !args.config_dump.is_empty() {
-        if !args.targets.is_empty() {
-            return Err(RunError::Usage(
-                "give pod/NAME [svc/NAME] or --config-dump FILE…, not both".into(),
-            ));
-        }
-        let mut dumps = Vec::new();
-        for path in &args.config_dump {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                RunError::Input(format!("cannot read config dump {}: {e}", path.display()))
-            })?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                RunError::Input(format!("config dump {} is not JSON: {e} (expected the output of `curl localhost:15000/config_dump`)", path.display()))
-            })?;
-            dumps.push((path.display().to_string(), v));
-        }
-        analyze::tls_check::from_config_dumps(&dumps).map_err(RunError::Input)?
-    } else {
-        let mut pod = None;
-        let mut svc = None;
-        for t in &args.targets {
-            match t.parse::<Target>() {
-                Ok(Target::Pod { name }) if pod.is_none() => pod = Some(name),
-                Ok(Target::Service { name }) if svc.is_none() => svc = Some(name),
-                _ => return Err(RunError::Usage(format!("tls-check takes pod/NAME and optionally svc/NAME; {t:?} is neither (or given twice)"))),
-            }
-        }
-        let pod = pod.ok_or_else(|| {
-            RunError::Usage("tls-check needs pod/NAME, or --config-dump FILE".into())
-        })?;
-        let opts = collect_options(kube, &args.proxy, &[])?;
-        let progress = progress();
-        let rt = runtime()?;
-        let snap = rt.block_on(async {
-            let (client, _ctx, ns) = collect::client(&opts).await?;
-            collect::collect_for_pod(&client, &pod, svc.as_deref(), &ns, &opts, &*progress).await
+/// Reads a `--config-dump` input and refuses what is not a usable dump:
+/// not JSON, a snapshot, `/clusters` output, `{}`, or a dump without a
+/// single cluster or listener.
+pub fn load_config_dump(input: &InputFile) -> Result<(String, serde_json::Value), ConfigDumpError> {
+    let path = input.name();
+    let v = read_json(input, MAX_INPUT_BYTES).map_err(|source| ConfigDumpError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if v.get("schema")
+        .and_then(|s| s.as_str())
+        .is_some_and(|s| s.starts_with("mesh503.io/snapshot/"))
+    {
+        return Err(ConfigDumpError::IsSnapshot { path });
+    }
+    if v.get("cluster_statuses").is_some() {
+        return Err(ConfigDumpError::IsClusters { path });
+    }
+    if !v.get("configs").is_some_and(|c| c.is_array()) {
+        return Err(ConfigDumpError::Shape {
+            path,
+            reason:
+                "no \"configs\" list (expected the output of `curl localhost:15000/config_dump`)"
+                    .into(),
         });
-        progress("");
-        analyze::tls_check::from_snapshot(&snap?)
+    }
+    let dump = parse_config_dump(&v).map_err(|e| ConfigDumpError::Shape {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if dump.clusters.is_empty() && dump.listeners.is_empty() {
+        return Err(ConfigDumpError::Empty { path });
+    }
+    Ok((path, v))
+}
+
+fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
+    let (table, unchecked) = match &t.source {
+        TlsCheckSource::ConfigDumps(files) => {
+            let dumps = files
+                .iter()
+                .map(load_config_dump)
+                .collect::<Result<Vec<_>, _>>()?;
+            let table = analyze::tls_check::from_config_dumps(&dumps).map_err(|reason| {
+                ConfigDumpError::Shape {
+                    path: dumps
+                        .iter()
+                        .map(|(p, _)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reason,
+                }
+            })?;
+            (table, None)
+        }
+        TlsCheckSource::Live { pod, service } => {
+            let opts = collect_options(s, &s.limits, &[]);
+            let snap = collect_with(&opts, |session, progress| {
+                let (pod, service, opts) = (pod.clone(), service.clone(), opts.clone());
+                async move {
+                    collect::collect_for_pod(&session, &pod, service.as_deref(), &opts, progress)
+                        .await
+                }
+            })?;
+            let unchecked = live_tls_unchecked(&snap, pod);
+            (analyze::tls_check::from_snapshot(&snap), unchecked)
+        }
     };
-    let text = match args.output {
+    let text = match t.output {
         Output::Table => analyze::tls_check::render_table(&table, use_color()),
         Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
     };
     print(&text)?;
-    Ok(if table.has_conflicts() {
-        exit::FINDINGS
-    } else {
-        exit::OK
-    })
+    if table.has_conflicts() {
+        return Ok(Exit::Findings);
+    }
+    if let Some(why) = unchecked {
+        warn_incomplete(std::iter::once(why));
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Why a live tls-check could not check the named pod, if it could not.
+fn live_tls_unchecked(snap: &Snapshot, pod: &str) -> Option<String> {
+    let ev = snap
+        .proxies
+        .iter()
+        .find(|p| p.role == ProxyRole::Client && p.pod == pod);
+    match ev {
+        None => Some(format!(
+            "pod {}/{pod} runs no istio-proxy sidecar (or is not running): no client TLS to check",
+            snap.namespace
+        )),
+        Some(e) if e.clusters_config.is_none() => {
+            let gaps: Vec<String> = e
+                .gaps
+                .iter()
+                .map(|g| format!("{}: {}", g.source, g.reason))
+                .collect();
+            Some(format!(
+                "the sidecar of pod {}/{pod} could not be read ({})",
+                e.namespace,
+                gaps.join("; ")
+            ))
+        }
+        Some(_) => None,
+    }
 }

@@ -97,43 +97,65 @@ fn kind_of(prefix: &str) -> Option<Kind> {
     }
 }
 
-/// Checks a Kubernetes object name (DNS-1123 subdomain: lowercase letters,
-/// digits, `-` and `.`, starting and ending alphanumeric, at most 253 chars).
-fn check_object_name(input: &str, name: &str) -> Result<(), TargetError> {
-    let bad = |reason: &str| TargetError::InvalidName {
-        input: input.to_string(),
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
+/// Why a string is not a valid Kubernetes name, in words for an error message.
+///
+/// Kubernetes validates names with `IsDNS1123Subdomain` (most object names:
+/// lowercase alphanumerics, `-` and `.`, each dot-separated part starting and
+/// ending alphanumeric, at most 253 characters) and `IsDNS1123Label`
+/// (namespaces, Service names: one such part, at most 63 characters);
+/// kubernetes/apimachinery `pkg/util/validation/validation.go`. Everything
+/// that goes into an API path is checked with these first, so a value like
+/// `foo?x=1` or `foo/secrets/x` can never change the request.
+pub fn dns1123_subdomain(name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(bad("the name is empty"));
+        return Err("the name is empty".to_string());
     }
     if name.len() > 253 {
-        return Err(bad("longer than 253 characters"));
+        return Err("longer than 253 characters".to_string());
     }
     if name.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(bad(&format!(
+        return Err(format!(
             "Kubernetes names are lowercase; did you mean {:?}?",
             name.to_ascii_lowercase()
-        )));
+        ));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
     {
-        let hint = if c == ':' {
+        return Err(if c == ':' {
             "a port is only accepted on a host, e.g. httpbin.foo:8000".to_string()
         } else {
             format!("{c:?} is not allowed (only a-z, 0-9, '-' and '.')")
-        };
-        return Err(bad(&hint));
+        });
     }
-    let first = name.chars().next().unwrap_or('-');
-    let last = name.chars().last().unwrap_or('-');
-    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return Err(bad("must start and end with a letter or digit"));
+    for part in name.split('.') {
+        let ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok(part.chars().next()) || !ok(part.chars().last()) {
+            return Err(
+                "each '.'-separated part must start and end with a letter or digit".to_string(),
+            );
+        }
     }
     Ok(())
+}
+
+/// A DNS-1123 label: a namespace or a Service name. See [`dns1123_subdomain`].
+pub fn dns1123_label(name: &str) -> Result<(), String> {
+    dns1123_subdomain(name)?;
+    if name.contains('.') || name.len() > 63 {
+        return Err("must be a single DNS label (no '.', at most 63 characters)".to_string());
+    }
+    Ok(())
+}
+
+/// Checks a Kubernetes object name (DNS-1123 subdomain).
+fn check_object_name(input: &str, name: &str) -> Result<(), TargetError> {
+    dns1123_subdomain(name).map_err(|reason| TargetError::InvalidName {
+        input: input.to_string(),
+        name: name.to_string(),
+        reason,
+    })
 }
 
 /// Checks a DNS-1123 label (a namespace, a Service name, one host label).
@@ -581,6 +603,31 @@ mod tests {
         assert_eq!(y.namespace_or("foo"), "foo");
         assert_eq!(y.name(), "sleep-1");
         assert_eq!(y.to_string(), "pod/sleep-1");
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        for ok in ["foo", "a", "istio-system", "a.b", "x1-2.y3"] {
+            assert_eq!(dns1123_subdomain(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "foo?x=1",
+            "foo/secrets/topsecret?",
+            "a..b",
+            "a.-b",
+            "-a",
+            "a-",
+            "Foo",
+            "a b",
+            "%2e%2e",
+        ] {
+            assert!(dns1123_subdomain(bad).is_err(), "{bad:?}");
+        }
+        assert!(dns1123_subdomain(&"a".repeat(254)).is_err());
+        assert!(dns1123_label("a.b").is_err());
+        assert!(dns1123_label(&"a".repeat(64)).is_err());
+        assert_eq!(dns1123_label(&"a".repeat(63)), Ok(()));
     }
 
     #[test]

@@ -157,11 +157,46 @@ fn the_readme_command_works_offline() {
     assert!(out.contains("MTLS_PLAINTEXT_TO_STRICT"));
 }
 
+/// Bad input files in `dir`: an old schema, junk objects, `{}`,
+/// `{"configs":[]}`, `/clusters` text and JSON.
+fn bad_inputs(dir: &std::path::Path) -> [String; 6] {
+    let bad = dir.join("old.json");
+    std::fs::write(&bad, r#"{"schema": "mesh503.io/snapshot/v0"}"#).unwrap();
+    let junk = dir.join("junk.json");
+    std::fs::write(
+        &junk,
+        r#"{"schema": "mesh503.io/snapshot/v2", "tool_version": "t", "taken_at": "t", "target": "svc/x",
+            "namespace": "foo", "istio_namespace": "istio-system", "objects": [1, "x", {"kind": "Pod"}]}"#,
+    )
+    .unwrap();
+    let empty_obj = dir.join("empty.json");
+    std::fs::write(&empty_obj, "{}").unwrap();
+    let no_configs = dir.join("noconfigs.json");
+    std::fs::write(&no_configs, r#"{"configs": []}"#).unwrap();
+    let clusters_text = dir.join("clusters.txt");
+    std::fs::write(
+        &clusters_text,
+        "outbound|8000||httpbin.foo.svc.cluster.local::added_via_api::true\n",
+    )
+    .unwrap();
+    let clusters_json = dir.join("clusters.json");
+    std::fs::write(&clusters_json, r#"{"cluster_statuses": []}"#).unwrap();
+    let t = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    [
+        t(&bad),
+        t(&junk),
+        t(&empty_obj),
+        t(&no_configs),
+        t(&clusters_text),
+        t(&clusters_json),
+    ]
+}
+
 #[test]
 fn errors_name_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("old.json");
-    std::fs::write(&bad, r#"{"schema": "mesh503.io/snapshot/v0"}"#).unwrap();
+    let [bad_s, junk_s, empty_s, noconf_s, ct_s, cj_s] = bad_inputs(dir.path());
+    let unreachable = "tests/fixtures/unreachable.kubeconfig";
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("missing_target", vec!["diagnose"]),
         ("bad_target", vec!["diagnose", "cm/istio"]),
@@ -169,20 +204,97 @@ fn errors_name_what_and_where() {
             "missing_snapshot",
             vec!["diagnose", "--snapshot", "does/not/exist.json"],
         ),
+        ("old_schema", vec!["diagnose", "--snapshot", &bad_s]),
+        ("junk_snapshot", vec!["diagnose", "--snapshot", &junk_s]),
         (
-            "old_schema",
-            vec!["diagnose", "--snapshot", bad.to_str().unwrap()],
+            "dev_zero_snapshot",
+            vec!["diagnose", "--snapshot", "/dev/zero"],
         ),
         (
             "bad_duration",
             vec!["diagnose", "svc/x", "--request-timeout", "5x"],
         ),
+        (
+            "huge_request_timeout",
+            vec![
+                "diagnose",
+                "svc/x",
+                "--request-timeout",
+                "99999999999999999999999",
+            ],
+        ),
+        (
+            "huge_proxy_timeout",
+            vec![
+                "diagnose",
+                "svc/x",
+                "--proxy-timeout",
+                "18000000000000000000",
+            ],
+        ),
+        ("zero_timeout", vec!["diagnose", "svc/x", "--timeout", "0"]),
+        ("bad_namespace", vec!["diagnose", "svc/x", "-n", "foo?x=1"]),
+        (
+            "bad_istio_namespace",
+            vec![
+                "diagnose",
+                "svc/x",
+                "--istio-namespace",
+                "foo/secrets/topsecret?",
+            ],
+        ),
         ("tls_check_no_pod", vec!["tls-check", "svc/httpbin"]),
+        (
+            "config_dump_empty_object",
+            vec!["tls-check", "--config-dump", &empty_s],
+        ),
+        (
+            "config_dump_no_configs",
+            vec!["tls-check", "--config-dump", &noconf_s],
+        ),
+        (
+            "config_dump_is_a_snapshot",
+            vec![
+                "tls-check",
+                "--config-dump",
+                "docs/examples/seed-2018.snapshot.json",
+            ],
+        ),
+        (
+            "config_dump_is_clusters_text",
+            vec!["tls-check", "--config-dump", &ct_s],
+        ),
+        (
+            "config_dump_is_clusters_json",
+            vec!["tls-check", "--config-dump", &cj_s],
+        ),
+        (
+            "save_snapshot_bad_dir",
+            vec![
+                "--kubeconfig",
+                unreachable,
+                "diagnose",
+                "svc/httpbin",
+                "--save-snapshot",
+                "no/such/dir/snap.json",
+            ],
+        ),
+        (
+            "missing_context",
+            vec![
+                "--kubeconfig",
+                unreachable,
+                "--context",
+                "nope",
+                "diagnose",
+                "svc/httpbin",
+            ],
+        ),
         (
             "unreachable_api",
             vec![
                 "--kubeconfig",
-                "tests/fixtures/unreachable.kubeconfig",
+                unreachable,
                 "diagnose",
                 "svc/httpbin",
                 "--request-timeout",
@@ -191,17 +303,106 @@ fn errors_name_what_and_where() {
         ),
     ];
     for (name, args) in cases {
-        let (code, _, err) = cli(&args);
+        let started = std::time::Instant::now();
+        let (code, out, err) = cli(&args);
         assert!(
             matches!(code, Some(2) | Some(3)),
             "{name}: exit {code:?}: {err}"
         );
-        let err = err.replace(bad.to_str().unwrap(), "[TMP]/old.json");
+        assert!(out.is_empty(), "{name}: no report on a failed run: {out}");
+        assert!(
+            err.contains("hint: "),
+            "{name}: every error has a hint: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{name}: bounded in time"
+        );
+        let err = err.replace(dir.path().to_str().unwrap(), "[TMP]");
         insta::assert_snapshot!(
             format!("error_{name}"),
             format!("exit {}\n{err}", code.unwrap())
         );
     }
+}
+
+/// One test per row of docs/exit-codes.md that needs no cluster (3 is also
+/// in errors_name_what_and_where; the API-lost and never-answering rows are
+/// in tests/reliability_lab.rs).
+#[test]
+fn exit_codes_without_a_cluster() {
+    // 0: ran, no error-level finding.
+    let (code, out, _) = cli(&[
+        "diagnose",
+        "--snapshot",
+        "tests/recordings/healthy.snapshot.json",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    // 1: error-level findings.
+    let (code, _, _) = cli(&[
+        "diagnose",
+        "--snapshot",
+        "docs/examples/seed-2018.snapshot.json",
+    ]);
+    assert_eq!(code, Some(1));
+    // 2: bad usage.
+    let (code, _, _) = cli(&["diagnose", "--concurrency", "0", "svc/x"]);
+    assert_eq!(code, Some(2));
+    // 4: ran, nothing found, but what the diagnosis needs was not read.
+    let mut snap: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/recordings/healthy.snapshot.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    snap["schema"] = "mesh503.io/snapshot/v2".into();
+    snap["resolved"] = serde_json::json!({
+        "namespace": "foo", "services": [{"namespace": "foo", "name": "httpbin"}], "server_pods": [],
+        "cluster_domain": "cluster.local", "cluster_domain_source": "default",
+        "missing": [{"source": "list peerauthentications.security.istio.io/v1",
+                     "reason": "HTTP 403 Forbidden: cannot list"}]});
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("incomplete.json");
+    std::fs::write(&f, snap.to_string()).unwrap();
+    let (code, out, err) = cli(&["diagnose", "--snapshot", f.to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(!out.is_empty(), "the report is still printed");
+    assert!(
+        err.contains("could not check") && err.contains("peerauthentications"),
+        "{err}"
+    );
+}
+
+#[test]
+fn snapshot_from_standard_input() {
+    let text = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/examples/seed-2018.snapshot.json"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"))
+        .args(["diagnose", "--snapshot", "-", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&text).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["findings"][0]["id"], "MTLS_PLAINTEXT_TO_STRICT");
 }
 
 #[test]

@@ -137,7 +137,7 @@ fn conflict_reason(wire: Wire) -> &'static str {
     match wire {
         Wire::Plaintext => "client sends plaintext, server accepts only mTLS (503 UC)",
         Wire::IstioMtls => "client sends mTLS, server accepts only plaintext (503)",
-        Wire::Tls | Wire::MutualTls => "client originates its own TLS, server requires Istio mTLS",
+        Wire::OtherTls => "client originates its own TLS, server requires Istio mTLS",
     }
 }
 
@@ -214,7 +214,7 @@ fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
         } else if let Some((wire, _)) = verdicts.iter().rev().find(|(_, a)| *a == Some(false)) {
             (
                 Status::Conflict,
-                conflict_reason(wire.unwrap_or(Wire::Tls)).to_string(),
+                conflict_reason(wire.unwrap_or(Wire::OtherTls)).to_string(),
             )
         } else if verdicts.iter().any(|(_, a)| a.is_none()) {
             (

@@ -1,13 +1,116 @@
-//! Choosing which client pods to read, from what was already read: callers
-//! in server access logs, requests in `/clusters`, a deployment's pods.
-//! Pure: the I/O is in the parent module.
+//! Choosing which client pods to read: `--from`, else the callers the
+//! server sidecars' access logs name (mapped to pods by IP), else a sample
+//! of injected pods whose `/clusters` shows traffic to the target.
+//!
+//! Envoy's text is never parsed here: access logs go through
+//! [`crate::envoy::access_log::parse_log_with`] (with the formats the
+//! server's listeners really use), `/clusters` through
+//! [`crate::envoy::clusters::parse_clusters`], cluster names through
+//! [`ClusterKind::parse`]. What this module adds is the choice.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
-use super::logs::Caller;
-use super::{objects, proxy};
+use super::error::CollectError;
+use super::objects;
+use super::sidecar::{read_admin, AdminRead, ProxyJob, ADMIN_PORT};
+use super::Run;
+use crate::envoy::access_log::{parse_log_with, AccessLogEntry, LogFormatSpec};
+use crate::envoy::clusters::{parse_clusters, Clusters};
+use crate::envoy::config_dump::{parse_config_dump, ClusterKind};
+use crate::istio::sidecar::has_sidecar;
+use crate::snapshot::{ProxyEvidence, ProxyRole};
+use crate::target::ClientRef;
+
+/// A downstream peer seen in an access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub ip: String,
+    /// Access log lines with this downstream address.
+    pub requests: u64,
+    /// Of those, answered 5xx.
+    pub server_errors: u64,
+    /// Of those, answered 503.
+    pub unavailable: u64,
+}
+
+/// `ip:port`, `[v6]:port` or a bare IP.
+fn socket_ip(s: &str) -> Option<IpAddr> {
+    s.parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok())
+}
+
+/// Traffic the sidecar received from outside the pod. Anything but the
+/// pod's own outbound calls counts: `inbound|…`, and also lines without an
+/// upstream cluster (`NR filter_chain_not_found`: a plaintext caller that a
+/// STRICT listener rejected is exactly who must be found).
+fn received(e: &AccessLogEntry) -> bool {
+    !e.upstream_cluster.as_deref().is_some_and(|c| {
+        c.starts_with("outbound|") || c == "PassthroughCluster" || c == "BlackHoleCluster"
+    })
+}
+
+/// The access-log formats a server sidecar's listeners use (custom
+/// `accessLogFormat` included), from its listeners dump.
+pub fn listener_formats(ev: &ProxyEvidence) -> Vec<LogFormatSpec> {
+    let Some(dump) = ev
+        .listeners_config
+        .as_ref()
+        .and_then(|v| parse_config_dump(v).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<LogFormatSpec> = Vec::new();
+    for l in &dump.listeners {
+        for f in l.access_log_formats() {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// The downstream peers in a server sidecar's log: received traffic only,
+/// the pod's own addresses (`own_ips`) and loopback excluded. Sorted by
+/// number of requests, most first.
+pub fn callers_in_log(log: &str, formats: &[LogFormatSpec], own_ips: &[String]) -> Vec<Caller> {
+    let own: Vec<IpAddr> = own_ips.iter().filter_map(|s| s.parse().ok()).collect();
+    let (entries, _) = parse_log_with(log, formats);
+    let mut by_ip: BTreeMap<IpAddr, Caller> = BTreeMap::new();
+    for e in entries.iter().filter(|e| received(e)) {
+        let Some(ip) = e.downstream_remote_address.as_deref().and_then(socket_ip) else {
+            continue;
+        };
+        if ip.is_loopback() || own.contains(&ip) {
+            continue;
+        }
+        let c = by_ip.entry(ip).or_insert_with(|| Caller {
+            ip: ip.to_string(),
+            requests: 0,
+            server_errors: 0,
+            unavailable: 0,
+        });
+        c.requests += 1;
+        if let Some(code) = e.response_code {
+            if code >= 500 {
+                c.server_errors += 1;
+            }
+            if code == 503 {
+                c.unavailable += 1;
+            }
+        }
+    }
+    let mut out: Vec<Caller> = by_ip.into_values().collect();
+    out.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
+    out
+}
 
 /// Clients chosen from callers seen in server access logs: callers mapped to
 /// pods by IP (most requests first), at most `max`. Returns the chosen pods
@@ -53,12 +156,64 @@ pub fn clients_from_callers<'p>(
     (chosen, unmatched)
 }
 
+/// Traffic one proxy's `/clusters` shows towards a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Sum of `rq_total` over the service's outbound clusters' hosts.
+    pub rq_total: u64,
+    /// Sum of `rq_error`.
+    pub rq_error: u64,
+    /// Sum of `cx_total`: connections opened, even when no request got
+    /// through (a failed TLS handshake counts here, not in `rq_total`).
+    pub cx_total: u64,
+    /// Sum of `cx_connect_fail`.
+    pub cx_connect_fail: u64,
+    /// The outbound clusters seen for the service (with or without hosts).
+    pub clusters: std::collections::BTreeSet<String>,
+}
+
+/// Whether `cluster` is an outbound cluster of service `name.namespace`
+/// (any domain), optionally on `port`.
+pub fn is_outbound_cluster_of(
+    cluster: &str,
+    name: &str,
+    namespace: &str,
+    port: Option<u16>,
+) -> bool {
+    match ClusterKind::parse(cluster) {
+        ClusterKind::Outbound { port: p, host, .. } if cluster.starts_with("outbound|") => {
+            port.is_none_or(|want| want == p)
+                && (host.starts_with(&format!("{name}.{namespace}.svc."))
+                    || host == format!("{name}.{namespace}.svc"))
+        }
+        _ => false,
+    }
+}
+
+/// What parsed `/clusters` says about traffic to service `name.namespace`.
+pub fn traffic_to(clusters: &Clusters, name: &str, namespace: &str, port: Option<u16>) -> Traffic {
+    let mut t = Traffic::default();
+    for (cname, c) in &clusters.clusters {
+        if !is_outbound_cluster_of(cname, name, namespace, port) {
+            continue;
+        }
+        t.clusters.insert(cname.clone());
+        for h in &c.hosts {
+            t.rq_total += h.counter("rq_total");
+            t.rq_error += h.counter("rq_error");
+            t.cx_total += h.counter("cx_total");
+            t.cx_connect_fail += h.counter("cx_connect_fail");
+        }
+    }
+    t
+}
+
 /// A sampled pod's `/clusters` reading, for client choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub namespace: String,
     pub pod: String,
-    pub traffic: proxy::Traffic,
+    pub traffic: Traffic,
 }
 
 /// Clients chosen from sampled pods: those whose `/clusters` shows requests
@@ -70,18 +225,13 @@ pub fn clients_from_probes(probes: &[Probe], service: &str, max: usize) -> Vec<(
         .iter()
         .filter(|p| p.traffic.rq_total > 0 || p.traffic.cx_total > 0)
         .collect();
-    // Stable: on a tie the sample order (target namespace first) stays.
     with_traffic.sort_by_key(|p| std::cmp::Reverse(p.traffic.rq_total + p.traffic.cx_total));
     with_traffic
         .into_iter()
         .take(max)
         .map(|p| {
             let t = &p.traffic;
-            let mut errors = if t.rq_error > 0 {
-                format!(" ({} failed)", t.rq_error)
-            } else {
-                String::new()
-            };
+            let mut errors = if t.rq_error > 0 { format!(" ({} failed)", t.rq_error) } else { String::new() };
             if t.cx_connect_fail > 0 {
                 errors.push_str(&format!(" and {} failed connection(s)", t.cx_connect_fail));
             }
@@ -112,9 +262,325 @@ pub fn pick_deployment_pods(pods: &[Value], n: usize) -> Vec<&Value> {
     ready
 }
 
+impl Run<'_> {
+    /// Chooses the client pods and returns the sidecars to read.
+    pub(super) async fn choose_clients(
+        &mut self,
+        r: &super::resolve::Resolved,
+        servers: &[ProxyEvidence],
+    ) -> Result<Vec<ProxyJob>, CollectError> {
+        let exclude: HashSet<String> = r.server_pods.iter().map(|(p, _)| objects::key(p)).collect();
+        let chosen = if !self.opts.from.is_empty() {
+            self.clients_from_flags().await?
+        } else {
+            // The target's namespace first (for `httpbin.foo` that is `foo`, not `-n`).
+            let mut c = self.clients_from_logs(r, servers, &exclude).await?;
+            if c.is_empty() {
+                c = self.clients_from_sample(r, &exclude).await?;
+            }
+            c
+        };
+        Ok(self.named_client_jobs(chosen))
+    }
+
+    /// Adds the chosen pods as objects; jobs for those that run a sidecar.
+    pub(super) fn named_client_jobs(&mut self, chosen: Vec<(Value, String)>) -> Vec<ProxyJob> {
+        let mut jobs = Vec::new();
+        for (pod, because) in chosen {
+            let (pns, pname) = (
+                objects::namespace(&pod).to_string(),
+                objects::name(&pod).to_string(),
+            );
+            self.client_namespaces.insert(pns.clone());
+            if has_sidecar(&pod) && objects::is_running(&pod) && objects::valid_ref(&pod) {
+                jobs.push(ProxyJob {
+                    namespace: pns,
+                    pod: pname,
+                    role: ProxyRole::Client,
+                    because,
+                });
+            }
+            self.add_object(pod);
+        }
+        jobs
+    }
+
+    async fn clients_from_flags(&mut self) -> Result<Vec<(Value, String)>, CollectError> {
+        let ns = self.snap.namespace.clone();
+        let mut chosen = Vec::new();
+        for c in self.opts.from.clone() {
+            let cns = c.namespace_or(&ns).to_string();
+            let note = format!("--from {c}");
+            match &c {
+                ClientRef::Pod(_) => {
+                    let pod = self.get_pod_target(&cns, c.name(), Some(&note)).await?;
+                    chosen.push((pod, format!("named with --from {c}")));
+                }
+                ClientRef::Deployment(_) => {
+                    let deploy = self
+                        .get_deployment_target(&cns, c.name(), Some(&note))
+                        .await?;
+                    let Some(sel) = deploy
+                        .pointer("/spec/selector")
+                        .and_then(objects::label_selector_string)
+                    else {
+                        self.essential_gap(
+                            format!("deployment {cns}/{} ({note})", c.name()),
+                            "its spec.selector is empty or uses an unknown operator; its pods were not listed",
+                        );
+                        continue;
+                    };
+                    self.add_object(deploy);
+                    let pods = self.pods_by_selector(&cns, &sel, true).await?;
+                    let picked = pick_deployment_pods(&pods, 2);
+                    if picked.is_empty() {
+                        self.essential_gap(
+                            format!("deployment {cns}/{} ({note})", c.name()),
+                            "it has no running pods to read",
+                        );
+                    }
+                    for p in picked {
+                        let because = format!(
+                            "a pod of deployment {cns}/{} named with --from {c}",
+                            c.name()
+                        );
+                        chosen.push((p.clone(), because));
+                    }
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    async fn clients_from_logs(
+        &mut self,
+        r: &super::resolve::Resolved,
+        servers: &[ProxyEvidence],
+        exclude: &HashSet<String>,
+    ) -> Result<Vec<(Value, String)>, CollectError> {
+        let mut per_ip: BTreeMap<String, (Caller, Vec<String>)> = BTreeMap::new();
+        for ev in servers {
+            let Some(log) = &ev.log_tail else { continue };
+            let own: Vec<String> = r
+                .server_pods
+                .iter()
+                .find(|(p, _)| objects::namespace(p) == ev.namespace && objects::name(p) == ev.pod)
+                .map(|(p, _)| objects::pod_ips(p))
+                .unwrap_or_default();
+            let who = format!("{}/{}", ev.namespace, ev.pod);
+            for c in callers_in_log(log, &listener_formats(ev), &own) {
+                per_ip
+                    .entry(c.ip.clone())
+                    .and_modify(|(m, seen)| {
+                        m.requests += c.requests;
+                        m.server_errors += c.server_errors;
+                        m.unavailable += c.unavailable;
+                        seen.push(who.clone());
+                    })
+                    .or_insert((c, vec![who.clone()]));
+            }
+        }
+        if per_ip.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut callers: Vec<(Caller, Vec<String>)> = per_ip.into_values().collect();
+        callers.sort_by(|a, b| {
+            b.0.requests
+                .cmp(&a.0.requests)
+                .then_with(|| a.0.ip.cmp(&b.0.ip))
+        });
+        self.say(&format!(
+            "mapping {} caller IP(s) from access logs to pods",
+            callers.len()
+        ));
+        let max = self.opts.max_clients.max(1);
+        let pods = self.pods_in(&r.namespace).await?.unwrap_or_default();
+        let (found, mut unmatched) = clients_from_callers(&callers, &pods, exclude, max);
+        let mut out: Vec<(Value, String)> =
+            found.into_iter().map(|(p, b)| (p.clone(), b)).collect();
+        if !unmatched.is_empty() && out.len() < max {
+            if let Some(all) = self.pods_in("").await? {
+                let rest: Vec<(Caller, Vec<String>)> = callers
+                    .iter()
+                    .filter(|(c, _)| unmatched.iter().any(|u| u.ip == c.ip))
+                    .cloned()
+                    .collect();
+                let (found, still) = clients_from_callers(&rest, &all, exclude, max - out.len());
+                out.extend(found.into_iter().map(|(p, b)| (p.clone(), b)));
+                unmatched = still;
+            }
+        }
+        for u in unmatched.iter().take(5) {
+            self.gap(
+                "client discovery",
+                format!(
+                    "the caller {} ({} request{} in the server access logs) is not the IP of any pod that could be read: \
+                     a node, something outside the cluster, or a pod since deleted",
+                    u.ip,
+                    u.requests,
+                    if u.requests == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Candidates for the sample: running injected pods, the target's
+    /// namespace first (every namespace with `-A`), at most `cap`.
+    async fn sample_candidates(
+        &mut self,
+        ns: &str,
+        exclude: &HashSet<String>,
+        cap: usize,
+    ) -> Result<Vec<Value>, CollectError> {
+        let is_candidate = |p: &Value| {
+            has_sidecar(p)
+                && objects::is_running(p)
+                && objects::valid_ref(p)
+                && !exclude.contains(&objects::key(p))
+        };
+        let mut candidates: Vec<Value> = Vec::new();
+        for p in self.pods_in(ns).await?.unwrap_or_default() {
+            if candidates.len() < cap && is_candidate(&p) {
+                candidates.push(p);
+            }
+        }
+        if candidates.len() < cap && self.opts.all_namespaces {
+            for p in self.pods_in("").await?.unwrap_or_default() {
+                if candidates.len() >= cap {
+                    break;
+                }
+                if objects::namespace(&p) != ns && is_candidate(&p) {
+                    candidates.push(p);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
+    async fn clients_from_sample(
+        &mut self,
+        r: &super::resolve::Resolved,
+        exclude: &HashSet<String>,
+    ) -> Result<Vec<(Value, String)>, CollectError> {
+        let ns = r.namespace.clone();
+        let services: Vec<(String, String)> = r
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    objects::name(s).to_string(),
+                    objects::namespace(s).to_string(),
+                )
+            })
+            .collect();
+        if services.is_empty() {
+            self.gap(
+                "client discovery",
+                "no client was found: the target has no Service to look for in the proxies' /clusters; \
+                 name a client with --from deploy/NAME",
+            );
+            return Ok(Vec::new());
+        }
+        let max = self.opts.max_clients.max(1);
+        let candidates = self.sample_candidates(&ns, exclude, max * 4).await?;
+        let service_text = services
+            .iter()
+            .map(|(n, s)| format!("{n}.{s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.say(&format!(
+            "sampling {} injected pods' /clusters for traffic to {service_text}",
+            candidates.len()
+        ));
+        let (client, budget, timeout, progress, port) = (
+            self.api.client().clone(),
+            *self.api.budget(),
+            self.opts.proxy_timeout,
+            self.progress,
+            r.port,
+        );
+        let probes: Vec<Option<Probe>> = futures::stream::iter(candidates.iter())
+            .map(|p| {
+                let client = client.clone();
+                let services = &services;
+                async move {
+                    let (pns, pname) = (
+                        objects::namespace(p).to_string(),
+                        objects::name(p).to_string(),
+                    );
+                    progress(&format!(
+                        "port-forwarding to {pns}/{pname}:{ADMIN_PORT} (/clusters)"
+                    ));
+                    let pods: kube::Api<Pod> = kube::Api::namespaced(client, &pns);
+                    let (deadline, limit) = budget.proxy(timeout);
+                    let text = read_admin(&pods, &pname, &[AdminRead::Clusters], deadline, limit)
+                        .await
+                        .ok()?
+                        .pop()
+                        .and_then(Result::ok)?;
+                    let parsed = parse_clusters(&text).ok()?;
+                    let mut traffic = Traffic::default();
+                    for (sname, sns) in services {
+                        let t = traffic_to(&parsed, sname, sns, port);
+                        traffic.rq_total += t.rq_total;
+                        traffic.cx_total += t.cx_total;
+                        traffic.cx_connect_fail += t.cx_connect_fail;
+                        traffic.rq_error += t.rq_error;
+                        traffic.clusters.extend(t.clusters);
+                    }
+                    Some(Probe {
+                        namespace: pns,
+                        pod: pname,
+                        traffic,
+                    })
+                }
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        let unreadable = probes.iter().filter(|p| p.is_none()).count();
+        let probes: Vec<Probe> = probes.into_iter().flatten().collect();
+        let picked = clients_from_probes(&probes, &service_text, max);
+        if picked.is_empty() {
+            let knows = probes
+                .iter()
+                .filter(|p| !p.traffic.clusters.is_empty())
+                .count();
+            let all = self.opts.all_namespaces;
+            self.gap(
+                "client discovery",
+                format!(
+                    "no client was found: the server sidecars' access logs name no caller (access logging may be off), \
+                     and of {} sampled injected pods ({} unreadable) in {} none shows requests to {service_text} in /clusters \
+                     ({} know the service); name a client with --from deploy/NAME{}",
+                    candidates.len(),
+                    unreadable,
+                    if all { "all namespaces".to_string() } else { format!("namespace {ns}") },
+                    knows,
+                    if all { "" } else { ", or sample every namespace with -A" }
+                ),
+            );
+            return Ok(Vec::new());
+        }
+        Ok(picked
+            .into_iter()
+            .filter_map(|(probe, because)| {
+                candidates
+                    .iter()
+                    .find(|p| {
+                        objects::namespace(p) == probe.namespace && objects::name(p) == probe.pod
+                    })
+                    .map(|p| (p.clone(), because))
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envoy::clusters::parse_clusters_text;
     use serde_json::json;
 
     fn pod(ns: &str, name: &str, ip: &str, sidecar: bool, ready: bool) -> Value {
@@ -126,6 +592,43 @@ mod tests {
             "spec": {"containers": containers},
             "status": {"phase": "Running", "podIP": ip,
                 "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
+    }
+
+    // Istio ≥1.x default TEXT format, inbound line of a server sidecar (STRICT, plaintext caller).
+    const NR: &str = r#"[2024-05-01T10:00:00.123Z] "- - -" 0 NR filter_chain_not_found - "-" 0 0 0 - "-" "-" "-" "-" "-" - - 10.244.0.12:80 10.244.0.9:51234 - -"#;
+    // Inbound HTTP line with a route name.
+    const OK: &str = r#"[2024-05-01T10:00:01.000Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 30 2 1 "-" "curl/8.5.0" "5f0c" "httpbin.foo:8000" "10.244.0.12:80" inbound|80|| 127.0.0.6:45555 10.244.0.12:80 10.244.0.9:50000 outbound_.8000_._.httpbin.foo.svc.cluster.local default"#;
+    // Outbound line made by the server app itself: downstream is the pod's own IP.
+    const OUT: &str = r#"[2024-05-01T10:00:02.000Z] "GET /x HTTP/1.1" 503 UH no_healthy_upstream - "-" 0 19 0 - "-" "curl" "abc" "other:80" "-" outbound|80||other.foo.svc.cluster.local - 10.96.0.5:80 10.244.0.12:40000 - default"#;
+    // Istio 1.0.x HTTP format (`%PATH%%PROTOCOL%` without a space, no server name or route).
+    const OLD: &str = r#"[2018-08-01T10:00:00.000Z] "GET /headersHTTP/1.1" 503 UC 0 57 1 - "-" "curl/7.60.0" "a-b-c" "httpbin.foo:8000" "127.0.0.1:80" inbound|8000||httpbin.foo.svc.cluster.local - 10.244.0.12:80 10.244.0.10:40100"#;
+
+    #[test]
+    fn callers_from_the_envoy_parser() {
+        let log = [NR, OK, OUT, OK, OLD, "garbage"].join("\n");
+        let callers = callers_in_log(&log, &[], &["10.244.0.12".to_string()]);
+        assert_eq!(
+            callers,
+            vec![
+                Caller {
+                    ip: "10.244.0.9".into(),
+                    requests: 3,
+                    server_errors: 0,
+                    unavailable: 0
+                },
+                Caller {
+                    ip: "10.244.0.10".into(),
+                    requests: 1,
+                    server_errors: 1,
+                    unavailable: 1
+                },
+            ]
+        );
+        let json_line = r#"{"downstream_remote_address":"[fd00::9]:51234","upstream_cluster":"inbound|80||","response_code":503,"response_flags":"UC"}"#;
+        let c = callers_in_log(json_line, &[], &[]);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].ip, "fd00::9");
+        assert_eq!(c[0].unavailable, 1);
     }
 
     #[test]
@@ -156,16 +659,84 @@ mod tests {
         let (chosen, unmatched) = clients_from_callers(&callers, &pods, &exclude, 5);
         let names: Vec<String> = chosen.iter().map(|(p, _)| objects::key(p)).collect();
         assert_eq!(names, vec!["bar/sleep-1", "legacy/sleep-2"]);
-        assert!(chosen[0].1.contains("10.0.0.9"), "{}", chosen[0].1);
-        assert!(chosen[0].1.contains("12 requests"), "{}", chosen[0].1);
-        assert!(chosen[0].1.contains("12 answered 503"), "{}", chosen[0].1);
-        assert!(chosen[0].1.contains("foo/httpbin-1"), "{}", chosen[0].1);
+        assert!(
+            chosen[0].1.contains("10.0.0.9") && chosen[0].1.contains("12 requests"),
+            "{}",
+            chosen[0].1
+        );
+        assert!(
+            chosen[0].1.contains("12 answered 503") && chosen[0].1.contains("foo/httpbin-1"),
+            "{}",
+            chosen[0].1
+        );
         assert!(chosen[1].1.contains("1 request "), "{}", chosen[1].1);
         let unmatched_ips: Vec<&str> = unmatched.iter().map(|c| c.ip.as_str()).collect();
         assert_eq!(unmatched_ips, vec!["10.0.0.4", "10.0.0.77"]);
+        assert_eq!(
+            clients_from_callers(&callers, &pods, &exclude, 1).0.len(),
+            1
+        );
+    }
 
-        let (chosen, _) = clients_from_callers(&callers, &pods, &exclude, 1);
-        assert_eq!(chosen.len(), 1);
+    const CLUSTERS: &str = "\
+outbound|8000||httpbin.foo.svc.cluster.local::observability_name::outbound|8000||httpbin.foo.svc.cluster.local
+outbound|8000||httpbin.foo.svc.cluster.local::default_priority::max_connections::4294967295
+outbound|8000||httpbin.foo.svc.cluster.local::added_via_api::true
+outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::cx_active::1
+outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::rq_error::2
+outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::rq_total::3
+outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.5:8080::rq_total::4
+outbound|8000|v1|httpbin.foo.svc.cluster.local::[fd00::5]:8080::rq_total::5
+outbound|8000|v1|httpbin.foo.svc.cluster.local::[fd00::5]:8080::health_flags::healthy
+outbound|9000||httpbin.foo.svc.cluster.local::127.10.0.4:9000::rq_total::100
+outbound|8000||httpbin.bar.svc.cluster.local::127.10.0.9:8080::rq_total::50
+outbound|8000||httpbin2.foo.svc.cluster.local::127.10.0.9:8080::rq_total::60
+inbound|8080||::127.0.0.1:8080::rq_total::70
+";
+
+    #[test]
+    fn traffic_from_the_clusters_parser() {
+        let c = parse_clusters_text(CLUSTERS);
+        let t = traffic_to(&c, "httpbin", "foo", Some(8000));
+        assert_eq!((t.rq_total, t.rq_error), (12, 2));
+        assert!(t
+            .clusters
+            .contains("outbound|8000||httpbin.foo.svc.cluster.local"));
+        assert!(t
+            .clusters
+            .contains("outbound|8000|v1|httpbin.foo.svc.cluster.local"));
+        assert_eq!(t.clusters.len(), 2);
+        assert_eq!(traffic_to(&c, "httpbin", "foo", None).rq_total, 112);
+        assert_eq!(traffic_to(&c, "httpbin", "bar", None).rq_total, 50);
+        assert_eq!(traffic_to(&c, "nope", "foo", None), Traffic::default());
+        let idle =
+            parse_clusters_text("outbound|80||web.foo.svc.cluster.local::added_via_api::true\n");
+        let t = traffic_to(&idle, "web", "foo", None);
+        assert_eq!((t.rq_total, t.clusters.len()), (0, 1));
+        assert!(is_outbound_cluster_of(
+            "outbound|8000||httpbin.foo.svc.corp.example",
+            "httpbin",
+            "foo",
+            Some(8000)
+        ));
+        assert!(!is_outbound_cluster_of(
+            "outbound|8000||httpbin.foobar.svc.cluster.local",
+            "httpbin",
+            "foo",
+            None
+        ));
+        assert!(!is_outbound_cluster_of(
+            "inbound|8000||httpbin.foo.svc.cluster.local",
+            "httpbin",
+            "foo",
+            None
+        ));
+        assert!(!is_outbound_cluster_of(
+            "PassthroughCluster",
+            "httpbin",
+            "foo",
+            None
+        ));
     }
 
     #[test]
@@ -176,7 +747,7 @@ mod tests {
         let probe = |ns: &str, name: &str, body: &str| Probe {
             namespace: ns.into(),
             pod: name.into(),
-            traffic: proxy::traffic_to(body, "httpbin", "foo", Some(8000)),
+            traffic: traffic_to(&parse_clusters_text(body), "httpbin", "foo", Some(8000)),
         };
         let probes = vec![
             probe("foo", "a", &text(3)),
@@ -199,13 +770,6 @@ mod tests {
             picked[0]
                 .1
                 .contains("30 requests (1 failed) to httpbin.foo"),
-            "{}",
-            picked[0].1
-        );
-        assert!(
-            picked[0]
-                .1
-                .contains("outbound|8000||httpbin.foo.svc.cluster.local"),
             "{}",
             picked[0].1
         );

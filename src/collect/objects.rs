@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// The sidecar container's name.
-pub use crate::istio::sidecar::SIDECAR_CONTAINER as SIDECAR;
-
 pub fn name(o: &Value) -> &str {
     o.pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -92,8 +89,6 @@ pub fn label_selector_string(sel: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-pub use crate::istio::sidecar::has_sidecar;
-
 pub fn is_running(pod: &Value) -> bool {
     pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
         && pod.pointer("/metadata/deletionTimestamp").is_none()
@@ -132,25 +127,22 @@ pub fn pod_ips(pod: &Value) -> Vec<String> {
     ips
 }
 
+/// Whether the object's namespace and name are valid Kubernetes names (they
+/// go into URLs: port-forward, logs).
+pub fn valid_ref(o: &Value) -> bool {
+    crate::target::dns1123_label(namespace(o)).is_ok()
+        && crate::target::dns1123_subdomain(name(o)).is_ok()
+}
+
 /// `ns/name`.
 pub fn key(o: &Value) -> String {
     format!("{}/{}", namespace(o), name(o))
 }
 
-/// Identity of an object in the snapshot: apiVersion, kind, namespace, name.
-pub fn identity(o: &Value) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
-        o.get("kind").and_then(Value::as_str).unwrap_or(""),
-        namespace(o),
-        name(o)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::istio::sidecar::has_sidecar;
     use serde_json::json;
 
     fn pod() -> Value {
@@ -171,7 +163,10 @@ mod tests {
         assert!(is_ready(&p));
         assert_eq!(pod_ips(&p), vec!["10.0.0.4", "fd00::4"]);
         assert_eq!(key(&p), "foo/httpbin-1");
-        assert_eq!(identity(&p), "v1|Pod|foo|httpbin-1");
+        assert!(valid_ref(&p));
+        assert!(!valid_ref(
+            &json!({"metadata": {"name": "../x", "namespace": "foo"}})
+        ));
 
         let native = json!({"spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}]}});
         assert!(has_sidecar(&native));

@@ -259,6 +259,66 @@ pub fn simple_regex_full_match(re: &str, text: &str) -> Option<bool> {
     Some(dp[0][0])
 }
 
+/// The stats kubectl-mesh503 keeps from a sidecar's `/stats` (snapshot v2
+/// filters at the source with Envoy's `/stats?filter=`): per-cluster
+/// (`cluster.<name>.<stat>`) and per-listener (`listener.<addr>.<stat>`)
+/// stat names by their suffix. What each tells (Envoy
+/// `docs/root/configuration/upstream/cluster_manager/cluster_stats.rst`,
+/// `…/listeners/stats.rst`):
+/// - `no_filter_chain_match`: a connection matched no filter chain (plaintext
+///   to a STRICT inbound listener);
+/// - `upstream_cx_destroy_remote_with_active_rq`: the upstream closed
+///   connections with requests in flight (503 UC);
+/// - `upstream_rq_pending_overflow`, `upstream_cx_overflow`,
+///   `upstream_cx_pool_overflow`, `upstream_rq_retry_overflow`: circuit
+///   breakers tripped (503 UO);
+/// - `upstream_cx_connect_fail`, `ssl.connection_error`, `ssl.fail_verify_*`:
+///   connections or TLS handshakes that failed (503 UF);
+/// - `upstream_cx_none_healthy`, `membership_*`: no healthy host (503 UH);
+/// - `outlier_detection.ejections_*`: hosts ejected by outlier detection;
+/// - `upstream_rq_503`, `upstream_rq_5xx`: the 503s themselves per cluster.
+///
+/// Istio's default stats inclusion drops most of these (see the module doc):
+/// they are kept when the pod's inclusion list lets them through.
+pub const KEPT_STATS: &[&str] = &[
+    "no_filter_chain_match",
+    "upstream_cx_destroy_remote_with_active_rq",
+    "upstream_rq_pending_overflow",
+    "upstream_cx_overflow",
+    "upstream_cx_pool_overflow",
+    "upstream_rq_retry_overflow",
+    "upstream_cx_connect_fail",
+    "ssl.connection_error",
+    "ssl.fail_verify_san",
+    "ssl.fail_verify_no_cert",
+    "ssl.fail_verify_error",
+    "upstream_cx_none_healthy",
+    "membership_healthy",
+    "membership_degraded",
+    "membership_excluded",
+    "membership_total",
+    "outlier_detection.ejections_active",
+    "outlier_detection.ejections_enforced_total",
+    "outlier_detection.ejections_overflow",
+    "upstream_rq_503",
+    "upstream_rq_5xx",
+];
+
+/// Istio's standard metrics, kept from `/stats` and read from
+/// `/stats/prometheus`, in every spelling they have: istio-proxy's stats
+/// plugin names them `istio_requests_total` (Prometheus: the same); Envoy's
+/// `envoy.access_loggers.stats` with prefix `istio` gives
+/// `istio.requests_total` (Prometheus: `envoy_istio_requests_total`). A
+/// name matches when it contains one of these.
+pub const ISTIO_METRICS: &[&str] = &[
+    "istio_requests_total",
+    "istio.requests_total",
+    "istio_tcp_connections_opened_total",
+    "istio.tcp_connections_opened_total",
+    "istio_tcp_connections_closed_total",
+    "istio.tcp_connections_closed_total",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,10 +156,8 @@ pub fn outbound_cluster_name(port: u16, fqdn: &str) -> String {
 fn tls_context_wire(t: &TlsContext) -> Wire {
     if t.istio_mutual {
         Wire::IstioMtls
-    } else if t.sds_cert.is_some() || t.cert_file.is_some() {
-        Wire::MutualTls
     } else {
-        Wire::Tls
+        Wire::OtherTls
     }
 }
 
@@ -425,11 +423,11 @@ mod tests {
         );
         assert_eq!(
             cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, false))), true),
-            Some(Wire::Tls)
+            Some(Wire::OtherTls)
         );
         assert_eq!(
             cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, true))), true),
-            Some(Wire::MutualTls)
+            Some(Wire::OtherTls)
         );
         let auto = ClientTlsConfig::AutoMtls {
             istio: Box::new(ctx(true, true)),

@@ -273,6 +273,7 @@ mod tests {
             ),
             clusters_config: Some(serde_json::json!("not a dump")),
             listeners_config: None,
+            metrics: None,
             endpoints_config: None,
             clusters: None,
             stats: None,

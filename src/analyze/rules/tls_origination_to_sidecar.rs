@@ -63,11 +63,16 @@ mod tests {
                 false,
             ),
             (
-                "near miss: MUTUAL with user certificates depends on the certificates",
+                // STRICT chains match Istio's ALPNs (istio, istio-peer-exchange,
+                // istio-http/*) and verify the client certificate against the
+                // mesh root (pilot/pkg/networking/core listener_inbound.go,
+                // security/authn BuildInboundFilterChain): user certificates
+                // without Istio's ALPN match no chain, whatever they are.
+                "MUTUAL with user certificates towards a STRICT sidecar",
                 base()
                     .object(mesh_strict())
                     .object(dr("foo", "httpbin", "httpbin", Some(mutual))),
-                false,
+                true,
             ),
             (
                 "near miss: ISTIO_MUTUAL towards STRICT",

@@ -71,7 +71,7 @@ fn mismatch(path: &TlsPath) -> Option<Mismatch> {
     Some(match path.wire? {
         Wire::Plaintext => Mismatch::PlaintextToStrict,
         Wire::IstioMtls => Mismatch::MtlsToPlaintext,
-        Wire::Tls | Wire::MutualTls => Mismatch::TlsToStrict,
+        Wire::OtherTls => Mismatch::TlsToStrict,
     })
 }
 

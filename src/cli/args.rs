@@ -1,24 +1,18 @@
-//! Command-line interface, kubectl style. Parsed once into [`Cli`]; the
-//! `run` module turns it into work. `bin_name` makes help read like the
-//! command people type: `kubectl mesh503 …`.
+//! The command line as clap parses it ("low-level" arguments, ripgrep's
+//! term): plain strings and numbers, no interpretation. Every flag is read
+//! once, by [`super::settings::Settings::from_cli`]; nothing else looks at
+//! these structs. `bin_name` makes help read like the command people type:
+//! `kubectl mesh503 …`.
 
 use crate::report::Output;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes (also in `--help` and docs/exit-codes.md).
-pub mod exit {
-    /// Ran; no error-level finding.
-    pub const OK: u8 = 0;
-    /// Ran; at least one error-level finding (a cause of 503s).
-    pub const FINDINGS: u8 = 1;
-    /// Bad usage or unreadable input (flags, snapshot or config-dump file).
-    pub const USAGE: u8 = 2;
-    /// Could not collect: API server unreachable, target not found, forbidden.
-    pub const CLUSTER: u8 = 3;
-}
-
-const EXIT_CODES: &str = "Exit codes: 0 no error-level finding; 1 error-level findings (causes of 503s); 2 bad usage or input; 3 cluster access failed or target not found.";
+/// Shown under every `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 no error-level finding; 1 error-level findings (causes of 503s); \
+2 bad usage or input; 3 cluster access failed (unreachable, no answer in time, target not found or forbidden, \
+API lost during the run); 4 ran but could not check (evidence the diagnosis needs could not be read; see the report's \
+\"Could not see\"); 5 could not write the snapshot file or the output. Details: docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +29,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// kubectl's own connection flags, same names and meaning.
+/// kubectl's own connection flags, same names and meaning, plus the run's limits.
 #[derive(Debug, Args, Clone)]
 pub struct KubeFlags {
     /// Path to the kubeconfig file to use (default: $KUBECONFIG, which may list several files, then ~/.kube/config).
@@ -50,9 +44,24 @@ pub struct KubeFlags {
     /// When sampling for client pods (no --from), look in all namespaces, not only the target's.
     #[arg(short = 'A', long, global = true)]
     pub all_namespaces: bool,
-    /// Time limit for each API request, e.g. 5s, 1m, 500ms (0 = none).
-    #[arg(long, global = true, value_parser = parse_duration, default_value = "0")]
-    pub request_timeout: std::time::Duration,
+    /// Time limit for each API request, kubectl's syntax: 10s, 1m30s, 500ms, or whole seconds; 0 = no per-request limit (--timeout still applies).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub request_timeout: String,
+    /// Time limit for the whole run (every API request, port-forward and sidecar read shares it), e.g. 60s, 2m. Must be more than 0.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "60s",
+        allow_hyphen_values = true
+    )]
+    pub timeout: String,
     /// Namespace of the Istio control plane (holds the `istio` mesh ConfigMap).
     #[arg(long, global = true, default_value = "istio-system")]
     pub istio_namespace: String,
@@ -81,10 +90,10 @@ pub struct DiagnoseArgs {
     /// Client pod to examine: pod/NAME or deploy/NAME (repeatable). Default: clients seen in the sidecars' data.
     #[arg(long = "from", value_name = "REF")]
     pub from: Vec<String>,
-    /// Analyze a saved snapshot instead of the cluster (no cluster access at all).
+    /// Analyze a saved snapshot instead of the cluster (no cluster access at all); `-` reads standard input. At most 512 MiB.
     #[arg(long, value_name = "FILE", conflicts_with = "save_snapshot")]
     pub snapshot: Option<PathBuf>,
-    /// Also write the collected evidence to FILE (JSON) for later or for a bug report.
+    /// Also write the collected evidence, redacted, to FILE (JSON) for later or for a bug report. The directory is checked before collecting; the file is replaced atomically.
     #[arg(long, value_name = "FILE")]
     pub save_snapshot: Option<PathBuf>,
     /// Output format.
@@ -96,25 +105,30 @@ pub struct DiagnoseArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ProxyFlags {
-    /// Time limit per sidecar (port-forward and every admin read), e.g. 5s.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub proxy_timeout: std::time::Duration,
-    /// Sidecars read at once.
+    /// Time limit per sidecar (port-forward, every admin read and the log), e.g. 5s; within --timeout.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        allow_hyphen_values = true
+    )]
+    pub proxy_timeout: String,
+    /// Sidecars read at once (1-64).
     #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Lines of the istio-proxy log to read per pod.
+    pub concurrency: u64,
+    /// Lines of the istio-proxy log to read per pod (1-100000).
     #[arg(long, default_value_t = 500)]
-    pub log_lines: i64,
-    /// At most this many client pods are sampled when --from is not given.
+    pub log_lines: u64,
+    /// At most this many client pods are sampled when --from is not given (1-50).
     #[arg(long, default_value_t = 5)]
-    pub max_clients: usize,
+    pub max_clients: u64,
 }
 
 #[derive(Debug, Args)]
 pub struct TlsCheckArgs {
     /// pod/NAME of the client sidecar to check, and optionally svc/NAME to limit the destinations.
     pub targets: Vec<String>,
-    /// Work offline on saved `/config_dump` JSON (repeatable, one per pod); any Istio version from 1.1.
+    /// Work offline on saved `/config_dump` JSON (repeatable, one per pod; `-` reads standard input); any Istio version from 1.1. At most 512 MiB each.
     #[arg(long = "config-dump", value_name = "FILE")]
     pub config_dump: Vec<PathBuf>,
     /// Output format.
@@ -122,30 +136,6 @@ pub struct TlsCheckArgs {
     pub output: Output,
     #[command(flatten)]
     pub proxy: ProxyFlags,
-}
-
-/// kubectl-style durations: `500ms`, `5s`, `1m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 5s, 1m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -156,14 +146,6 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s").unwrap().as_secs(), 5);
-        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
-        assert_eq!(parse_duration("2").unwrap().as_secs(), 2);
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
     }
 
     #[test]
@@ -186,6 +168,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.kube.namespace.as_deref(), Some("foo"));
         assert_eq!(c.kube.context.as_deref(), Some("lab"));
+        assert_eq!(c.kube.request_timeout, "3s");
+        assert_eq!(c.kube.timeout, "60s");
         match c.command {
             Command::Diagnose(d) => {
                 assert_eq!(d.output, Output::Json);

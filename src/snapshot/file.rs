@@ -1,0 +1,274 @@
+//! Files in and out: bounded reads of JSON inputs (snapshots, config dumps;
+//! `-` is standard input) and the atomic, early-checked `--save-snapshot`.
+//!
+//! Reads are streamed through a reader that stops at a size cap, so
+//! `--snapshot /dev/zero` ends at once (not JSON) and an endless valid-looking
+//! stream ends at the cap, with an error either way and never unbounded
+//! memory. A regular file over the cap is refused from its size alone.
+//!
+//! Saving writes to a temporary file in the target directory, syncs it and
+//! renames it over the target: a failure (full disk, killed process) leaves
+//! the previous file intact, never a truncated one. The directory is checked
+//! (exists, accepts new files) before any collection starts.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use serde_json::Value;
+
+/// Largest snapshot or config-dump input accepted.
+pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A file named on the command line, or standard input (`-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputFile {
+    Path(PathBuf),
+    Stdin,
+}
+
+impl InputFile {
+    pub fn from_arg(p: &Path) -> InputFile {
+        if p.as_os_str() == "-" {
+            InputFile::Stdin
+        } else {
+            InputFile::Path(p.to_path_buf())
+        }
+    }
+
+    /// For messages: the path, or `standard input`.
+    pub fn name(&self) -> String {
+        match self {
+            InputFile::Path(p) => p.display().to_string(),
+            InputFile::Stdin => "(standard input)".to_string(),
+        }
+    }
+}
+
+/// Why an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    #[error("larger than {} MiB", .limit / (1024 * 1024))]
+    TooLarge { limit: u64 },
+    #[error("not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// A reader that refuses to go past `remaining` bytes and says so.
+struct Capped<R> {
+    inner: R,
+    remaining: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 {
+            // One more byte means the input is over the cap.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.hit.set(true);
+                    Err(std::io::Error::other("input over the size cap"))
+                }
+            };
+        }
+        let max = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads one JSON document of at most `limit` bytes from `input`, streamed.
+pub fn read_json(input: &InputFile, limit: u64) -> Result<Value, ReadError> {
+    match input {
+        InputFile::Stdin => parse_capped(std::io::stdin().lock(), limit),
+        InputFile::Path(p) => {
+            let f = std::fs::File::open(p).map_err(ReadError::Io)?;
+            let meta = f.metadata().map_err(ReadError::Io)?;
+            if meta.is_dir() {
+                return Err(ReadError::Io(std::io::Error::other("is a directory")));
+            }
+            if meta.is_file() && meta.len() > limit {
+                return Err(ReadError::TooLarge { limit });
+            }
+            parse_capped(f, limit)
+        }
+    }
+}
+
+fn parse_capped(r: impl Read, limit: u64) -> Result<Value, ReadError> {
+    let hit = Rc::new(Cell::new(false));
+    let capped = Capped {
+        inner: r,
+        remaining: limit,
+        hit: hit.clone(),
+    };
+    let reader = std::io::BufReader::with_capacity(1 << 20, capped);
+    serde_json::from_reader(reader).map_err(|e| {
+        if hit.get() {
+            ReadError::TooLarge { limit }
+        } else if e.is_io() {
+            ReadError::Io(std::io::Error::other(e.to_string()))
+        } else {
+            ReadError::Json(e)
+        }
+    })
+}
+
+/// A `--save-snapshot` destination that was checked before collecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavePath {
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl SavePath {
+    /// Checks that `path` can be written: not standard output, not a
+    /// directory or a special file, in an existing directory that accepts a
+    /// new file (tried with a temporary file, removed at once).
+    pub fn check(path: &Path) -> Result<SavePath, String> {
+        if path.as_os_str() == "-" {
+            return Err("standard output carries the report; give a file name".into());
+        }
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_dir() {
+                return Err("is a directory; give a file name inside it".into());
+            }
+            if !meta.is_file() {
+                return Err("exists and is not a regular file".into());
+            }
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!("directory {} does not exist", dir.display()));
+        }
+        tempfile::Builder::new()
+            .prefix(".mesh503-check-")
+            .tempfile_in(&dir)
+            .map_err(|e| format!("cannot create files in {}: {e}", dir.display()))?;
+        Ok(SavePath {
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `bytes` to a temporary file next to the target, syncs it, and
+    /// renames it over the target. On error the target is untouched.
+    pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".mesh503-snapshot-")
+            .tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_cap_stops_the_read() {
+        let big = format!("[{}0]", "0,".repeat(1000));
+        let e = parse_capped(big.as_bytes(), 100).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { limit: 100 }), "{e}");
+        assert!(parse_capped(big.as_bytes(), big.len() as u64).is_ok());
+        // An endless stream of zeros is refused at the first byte.
+        let zeros = std::io::repeat(0).take(u64::MAX);
+        assert!(matches!(
+            parse_capped(zeros, 1 << 30),
+            Err(ReadError::Json(_))
+        ));
+        // An endless stream of whitespace ends at the cap.
+        let spaces = std::io::repeat(b' ').take(u64::MAX);
+        assert!(matches!(
+            parse_capped(spaces, 1 << 20),
+            Err(ReadError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn regular_files_over_the_cap_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.json");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(2000).unwrap();
+        let e = read_json(&InputFile::Path(p), 1000).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
+        let e = read_json(&InputFile::Path(dir.path().to_path_buf()), 1000).unwrap_err();
+        assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn dev_zero_ends_quickly() {
+        if Path::new("/dev/zero").exists() {
+            let e = read_json(&InputFile::Path("/dev/zero".into()), MAX_INPUT_BYTES).unwrap_err();
+            assert!(matches!(e, ReadError::Json(_)), "{e}");
+        }
+    }
+
+    #[test]
+    fn save_is_atomic_and_checked_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("snap.json");
+        std::fs::write(&p, "previous good file").unwrap();
+        let sp = SavePath::check(&p).unwrap();
+        sp.write(b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        // Nothing else is left in the directory (no temp files).
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // The directory vanished after the check: the write fails, and
+        // nothing is created in place of the target.
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let q = sub.join("snap.json");
+        let sq = SavePath::check(&q).unwrap();
+        std::fs::remove_dir(&sub).unwrap();
+        assert!(sq.write(b"x").is_err());
+        assert!(!q.exists());
+
+        assert!(SavePath::check(Path::new("-")).is_err());
+        assert!(SavePath::check(dir.path())
+            .unwrap_err()
+            .contains("directory"));
+        assert!(SavePath::check(&dir.path().join("nope/x.json"))
+            .unwrap_err()
+            .contains("does not exist"));
+        if Path::new("/dev/null").exists() {
+            assert!(SavePath::check(Path::new("/dev/null")).is_err());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unwritable_directory_is_found_before_collecting() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let r = SavePath::check(&ro.join("snap.json"));
+        // root ignores directory permissions; only assert where they apply.
+        let can_write = tempfile::tempfile_in(&ro).is_ok();
+        assert_eq!(r.is_ok(), can_write, "{r:?}");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
