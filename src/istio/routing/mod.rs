@@ -49,7 +49,8 @@ pub use destination::{DestStatus, DestinationView, Expected, UnknownHostWhy};
 pub use gateway::{Gateway, Server};
 pub use gateway_query::{GatewayOutcome, GatewayView};
 pub use query::{
-    Client, HostVisibility, Outbound, RouteAction, RouteInfo, RouteView, Routing, RoutingInput,
+    Client, Failure, HostVisibility, Outbound, RouteAction, RouteInfo, RouteView, Routing,
+    RoutingInput,
 };
 pub use registry::{Protocol, Registry, RegistryService, Resolution, ServicePort, Workload};
 pub use select::{MatchFilter, Reachability, RouteKind, VsShadowReason, WinReason};

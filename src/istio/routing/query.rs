@@ -29,7 +29,7 @@ use super::super::destination_rule::DestinationRule;
 use super::super::mesh_config::OutboundMode;
 use super::super::object::{ObjectError, ObjectRef};
 use super::delegate::{self, DelegateNote};
-use super::destination::{DestCtx, DestStatus, DestinationView};
+use super::destination::{DestCtx, DestStatus, DestinationView, Expected};
 use super::gateway::Gateway;
 use super::registry::{Protocol, Registry, RegistryInput, RegistryService};
 use super::select::{
@@ -185,6 +185,78 @@ impl RouteView {
         out.extend(self.default_route.iter());
         out
     }
+
+    /// Every way a request of this client can fail by config alone: a
+    /// reachable route's destination whose cluster is missing or empty, a
+    /// fault abort, or a host the sidecar does not route under `REGISTRY_ONLY`.
+    pub fn failures(&self) -> Vec<Failure<'_>> {
+        let mut out = Vec::new();
+        if let Some(expected) = self.visibility.outbound().and_then(Outbound::expected) {
+            if self.kind == RouteKind::Http {
+                out.push(Failure::Unrouted { expected });
+            }
+        }
+        for r in self.routes.iter().filter(|r| r.reachable()) {
+            if let Some(abort) = &r.fault_abort {
+                out.push(Failure::FaultAbort { route: r, abort });
+            }
+            for d in r.destinations.iter().chain(&r.mirrors) {
+                if let Some(expected) = d.status.expected() {
+                    out.push(Failure::Destination {
+                        route: Some(r),
+                        destination: d,
+                        expected,
+                        mirror: r.mirrors.iter().any(|m| std::ptr::eq(m, d)),
+                    });
+                }
+            }
+        }
+        if let Some(d) = &self.default_route {
+            if let Some(expected) = d.status.expected() {
+                out.push(Failure::Destination {
+                    route: None,
+                    destination: d,
+                    expected,
+                    mirror: false,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One way requests fail, from config alone (see [`RouteView::failures`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure<'a> {
+    /// Requests routed to `destination` get `expected` (`route` is `None`
+    /// for the default route). A failing mirror does not fail the request
+    /// (`mirror: true`): Envoy mirrors fire and forget.
+    Destination {
+        route: Option<&'a RouteInfo>,
+        destination: &'a DestinationView,
+        expected: Expected,
+        mirror: bool,
+    },
+    /// The route injects an abort (its share and status are in `abort`).
+    FaultAbort {
+        route: &'a RouteInfo,
+        abort: &'a Abort,
+    },
+    /// The host is not routed and `REGISTRY_ONLY` answers `502`.
+    Unrouted { expected: Expected },
+}
+
+impl HostVisibility {
+    /// Where unrouted requests go, when the host is not routed.
+    pub fn outbound(&self) -> Option<Outbound> {
+        match self {
+            HostVisibility::Visible => None,
+            HostVisibility::NotInRegistry { outbound }
+            | HostVisibility::NotExported { outbound, .. }
+            | HostVisibility::NotImportedBySidecar { outbound, .. }
+            | HostVisibility::PortNotServed { outbound, .. } => Some(*outbound),
+        }
+    }
 }
 
 impl Routing {
@@ -254,7 +326,16 @@ impl Routing {
             OutboundMode::RegistryOnly => Outbound::BlackHole,
             _ => Outbound::Passthrough,
         };
-        let svc = self.registry.pick(&host, client.namespace, &self.opts);
+        // A host only a wildcard ServiceEntry covers is routed by that entry's
+        // virtual host (domain `*.example.com`) to its cluster.
+        let svc = self
+            .registry
+            .pick(&host, client.namespace, &self.opts)
+            .or_else(|| {
+                self.registry
+                    .wildcard_cover(&host, client.namespace, &self.opts)
+            });
+        let key = svc.map_or(host.clone(), |s| s.hostname.clone());
         let svc_port = svc.and_then(|s| s.ports.iter().find(|p| p.port == port));
         let protocol = svc_port.map(|p| p.protocol);
         let kind = route_kind(protocol);
@@ -284,10 +365,10 @@ impl Routing {
             port,
             gateways: &gateways,
         };
-        let (candidates, mut shadowed) = self.mesh_candidates(client, &host, port, &choice, kind);
+        let (candidates, mut shadowed) = self.mesh_candidates(client, &key, port, &choice, kind);
         let selection = match kind {
-            RouteKind::Http => select::select_http(&candidates, &host, &ctx),
-            k => select::select_l4(&candidates, &host, &ctx, k),
+            RouteKind::Http => select::select_http(&candidates, &key, &ctx),
+            k => select::select_l4(&candidates, &key, &ctx, k),
         };
         shadowed.extend(
             selection
@@ -309,8 +390,8 @@ impl Routing {
             }
             None => {
                 let dst = Destination {
-                    host_written: host.clone(),
-                    host: host.clone(),
+                    host_written: key.clone(),
+                    host: key.clone(),
                     subset: None,
                     port: None,
                 };

@@ -290,3 +290,29 @@ fn hosts_not_exported_and_headless_services() {
         DestStatus::EndpointsNotChecked(EndpointSource::Passthrough)
     );
 }
+
+#[test]
+fn failures_list_what_a_client_hits() {
+    use crate::istio::routing::Failure;
+    // Route 0 aborts 10%; route 1 splits to an undefined subset and mirrors to a bogus host.
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: foo}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{uri: {prefix: /slow}}]\n    fault: {abort: {httpStatus: 503, percentage: {value: 10}}}\n    route: [{destination: {host: reviews}}]\n  - route: [{destination: {host: reviews, subset: v9}, weight: 20}, {destination: {host: reviews}, weight: 80}]\n    mirror: {host: bogus}\n";
+    let w = world(&format!("{}\n---\n{vs}", http_svc("foo", "reviews", 9080))).pods(&[(
+        "foo",
+        "r-0",
+        "app=reviews",
+        true,
+    )]);
+    let v = view(&w.routing(), "foo", REVIEWS, 9080);
+    let f = v.failures();
+    assert_eq!(f.len(), 3, "{f:#?}");
+    assert!(matches!(f[0], Failure::FaultAbort { abort, .. } if abort.percent == Some(10.0)));
+    assert!(
+        matches!(f[1], Failure::Destination { destination, mirror: false, .. } if destination.share == 20.0)
+    );
+    assert!(matches!(f[2], Failure::Destination { mirror: true, .. }));
+    // Near miss: a healthy default route fails nothing.
+    let w = world(&http_svc("foo", "reviews", 9080)).pods(&[("foo", "r-0", "app=reviews", true)]);
+    assert!(view(&w.routing(), "foo", REVIEWS, 9080)
+        .failures()
+        .is_empty());
+}

@@ -7,6 +7,7 @@
 mod callers;
 mod delegate;
 mod destinations;
+mod explain;
 mod fixtures;
 mod gateway;
 mod registry;

@@ -458,3 +458,24 @@ fn hosts_the_sidecar_does_not_know() {
     // Short client host: resolved in the client's namespace.
     assert_eq!(view(&w.routing(), "foo", "reviews", 9080).host, REVIEWS);
 }
+
+#[test]
+fn hosts_under_a_wildcard_service_entry_use_its_virtual_host() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: egress}\nspec: {hosts: [\"*.example.com\"], ports: [{number: 80, name: http, protocol: HTTP}], resolution: NONE}\n";
+    let w = world(se);
+    let v = view(&w.routing(), "app", "api.example.com", 80);
+    assert_eq!(v.visibility, HostVisibility::Visible);
+    let d = v.default_route.as_ref().unwrap();
+    assert_eq!(d.cluster_name, "outbound|80||*.example.com");
+    assert!(d.status.expected().is_none());
+    // A VirtualService for the wildcard applies to it.
+    let w = world(&format!(
+        "{se}---\n{}",
+        vs("egress", "ext", "2020-01-01T00:00:00Z", "  hosts: [\"*.example.com\"]\n  http: [{route: [{destination: {host: \"*.example.com\"}}]}]\n")
+    ));
+    let v = view(&w.routing(), "app", "api.example.com", 80);
+    assert_eq!(winner(&v), Some("egress/ext"));
+    // Near miss: a host outside the wildcard is unknown.
+    let v = view(&w.routing(), "app", "api.example.org", 80);
+    assert!(matches!(v.visibility, HostVisibility::NotInRegistry { .. }));
+}
