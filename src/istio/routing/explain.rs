@@ -24,6 +24,9 @@ pub const RELEASE_NOTES: &[&str] = &[
     "ExternalName Services: a DNS cluster of their own until 1.20; an alias of the external name from 1.21 (ENABLE_EXTERNAL_NAME_ALIAS default) and always from 1.24.",
     "Kubernetes appProtocol decides the port protocol from 1.6; before, the port name only.",
     "Sidecar egress '~ns/host' exclusions exist from 1.31; before, '~' is a namespace that holds nothing.",
+    "Wildcard VirtualService hosts: before 1.21 every VS whose wildcard covered a service claimed it and the first listed won, even over an exact host; from 1.21 an exact host wins, then the most specific wildcard.",
+    "One host in several visible registries: from 1.24 a Kubernetes Service beats a ServiceEntry (PILOT_UNIFIED_SIDECAR_SCOPE); before, the pick outside the client's namespace was arbitrary (we take the oldest).",
+    "Gateways merged same-host VirtualServices with catch-all routes moved last in every release (CombineVHostRoutes 1.1–1.14, SortVHostRoutes from 1.15).",
 ];
 
 impl fmt::Display for VsTier {

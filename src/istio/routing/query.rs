@@ -367,7 +367,9 @@ impl Routing {
         };
         let (candidates, mut shadowed) = self.mesh_candidates(client, &key, port, &choice, kind);
         let selection = match kind {
-            RouteKind::Http => select::select_http(&candidates, &key, &ctx),
+            RouteKind::Http => {
+                select::select_http(&candidates, &key, &ctx, self.opts.at_least(1, 21))
+            }
             k => select::select_l4(&candidates, &key, &ctx, k),
         };
         shadowed.extend(

@@ -296,9 +296,11 @@ impl Registry {
     }
 
     /// The service a client in `namespace` gets for `host`: among the visible
-    /// ones, its own namespace's first, then a Kubernetes Service over a
-    /// ServiceEntry, then the oldest (sidecar.go `selectServices`,
-    /// `UnifiedSidecarScoping`; older releases: own namespace, else arbitrary).
+    /// ones, its own namespace's first; then, from 1.24, a Kubernetes Service
+    /// over a ServiceEntry (sidecar.go `selectServices` with
+    /// `PILOT_UNIFIED_SIDECAR_SCOPE`, on by default since it appeared in
+    /// 1.24); then the oldest (istiod's choice there is arbitrary: "an
+    /// arbitrary one will be chosen").
     pub fn pick<'a>(
         &'a self,
         host: &str,
@@ -309,13 +311,14 @@ impl Registry {
             .with_host(host)
             .filter(|s| Registry::visible(s, namespace, opts))
             .collect();
+        let kubernetes_first = opts.at_least(1, 24);
         visible
             .iter()
             .find(|s| s.namespace == namespace)
             .or_else(|| {
-                visible
-                    .iter()
-                    .find(|s| !matches!(s.kind, ServiceKind::ServiceEntry { .. }))
+                visible.iter().find(|s| {
+                    kubernetes_first && !matches!(s.kind, ServiceKind::ServiceEntry { .. })
+                })
             })
             .or_else(|| visible.first())
             .copied()

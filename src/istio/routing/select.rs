@@ -19,7 +19,8 @@
 //!   and `pilot/pkg/model/sidecar.go` `computeWildcardHostVirtualServiceIndex`:
 //!   an exact VS host claims the service; a wildcard host claims it only if
 //!   no VS names it exactly and it is the most specific wildcard (first VS in
-//!   order for equal wildcards); `pilot/pkg/networking/core/httproute.go`
+//!   order for equal wildcards) — from 1.21; before, every covering wildcard
+//!   claimed it (1.20 `separateVSHostsAndServices`); `pilot/pkg/networking/core/httproute.go`
 //!   `BuildSidecarOutboundVirtualHosts`: the first virtual host for a
 //!   `host:port` wins, later ones are dropped as "duplicate domain". So for
 //!   sidecars the winner is the first claiming VS, in the order private (own
@@ -346,11 +347,21 @@ pub fn http_outcomes(
 
 /// The sidecar's choice for an HTTP (or sniffed) port: the first claiming VS
 /// that builds routes for the client.
+///
+/// `most_specific_wildcard` (Istio ≥ 1.21, `computeWildcardHostVirtualServiceIndex`):
+/// a wildcard host claims the service only if no VS names it exactly and it
+/// is the most specific wildcard. Before 1.21 (route.go
+/// `separateVSHostsAndServices` of 1.20) every matching wildcard claimed it,
+/// so the first VS in order won, exact or not.
 pub fn select_http<'v>(
     candidates: &[(&'v VirtualService, VsTier)],
     svc_host: &str,
     ctx: &RouteContext<'_>,
+    most_specific_wildcard: bool,
 ) -> Selection<'v> {
+    if !most_specific_wildcard {
+        return select_http_first_claim(candidates, svc_host, ctx);
+    }
     let exact_anywhere = candidates
         .iter()
         .any(|(vs, _)| vs.hosts.iter().any(|h| h == svc_host));
@@ -428,6 +439,65 @@ pub fn select_http<'v>(
             svc_host.to_string()
         } else {
             wildcard.as_ref().map(|w| w.0.clone()).unwrap_or_default()
+        };
+        sel.winner = Some((
+            vs,
+            WinReason {
+                tier: *tier,
+                matched_host,
+                exact,
+            },
+        ));
+        sel.outcomes = http_outcomes(&[vs], ctx, false);
+    }
+    sel
+}
+
+/// Before 1.21: every VS whose hosts cover the service claims it; the first
+/// one (in order) that builds routes wins.
+fn select_http_first_claim<'v>(
+    candidates: &[(&'v VirtualService, VsTier)],
+    svc_host: &str,
+    ctx: &RouteContext<'_>,
+) -> Selection<'v> {
+    let mut sel = Selection {
+        winner: None,
+        shadowed: Vec::new(),
+        outcomes: Vec::new(),
+    };
+    for (vs, tier) in candidates {
+        if let Some((w, wr)) = &sel.winner {
+            sel.shadowed.push((
+                vs,
+                VsShadowReason::EarlierVsWon {
+                    winner: w.key(),
+                    winner_tier: wr.tier,
+                    own_tier: *tier,
+                },
+            ));
+            continue;
+        }
+        let built = build_http(vs, ctx);
+        if built.emitted.is_empty() {
+            let reason = if vs.http.is_empty() {
+                VsShadowReason::NoRoutesOfKind {
+                    kind: RouteKind::Http,
+                }
+            } else {
+                VsShadowReason::NoRoutesForClient {
+                    filters: built.filtered.into_values().flatten().collect(),
+                }
+            };
+            sel.shadowed.push((vs, reason));
+            continue;
+        }
+        let exact = vs.hosts.iter().any(|h| h == svc_host);
+        let matched_host = if exact {
+            svc_host.to_string()
+        } else {
+            host::most_specific_match(svc_host, vs.hosts.iter().map(String::as_str))
+                .unwrap_or_default()
+                .to_string()
         };
         sel.winner = Some((
             vs,

@@ -301,3 +301,29 @@ spec: {ports: [{name: http, port: 80}]}
         r.errors[0]
     );
 }
+
+#[test]
+fn a_kubernetes_service_beats_a_service_entry_for_the_same_host_from_1_24() {
+    let w = world(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shadow, namespace: x, creationTimestamp: "2019-01-01T00:00:00Z"}
+spec: {hosts: [web.shop.svc.cluster.local], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec: {selector: {app: web}, ports: [{port: 80, name: http}]}
+"#,
+    );
+    let host = "web.shop.svc.cluster.local";
+    for (minor, want) in [(24, "shop"), (23, "x")] {
+        let r = w.routing_at(1, minor);
+        let got = r.registry.pick(host, "z", &r.opts).unwrap();
+        assert_eq!(got.namespace, want, "1.{minor}");
+    }
+    // Its own namespace's entry always wins for a client there.
+    let r = w.routing();
+    assert_eq!(r.registry.pick(host, "x", &r.opts).unwrap().namespace, "x");
+}

@@ -479,3 +479,39 @@ fn hosts_under_a_wildcard_service_entry_use_its_virtual_host() {
     let v = view(&w.routing(), "app", "api.example.org", 80);
     assert!(matches!(v.visibility, HostVisibility::NotInRegistry { .. }));
 }
+
+#[test]
+fn wildcard_against_exact_by_release() {
+    // An older wildcard VS and a newer exact one, both public: from 1.21 the
+    // exact host wins; before, the wildcard VS claimed the service too and,
+    // listed first, won.
+    let w = reviews_world(&format!(
+        "{}---\n{}",
+        vs(
+            "foo",
+            "star",
+            "2019-01-01T00:00:00Z",
+            &format!("  hosts: [\"*.foo.svc.cluster.local\"]\n{ROUTE_V1}")
+        ),
+        vs(
+            "foo",
+            "exact",
+            "2021-01-01T00:00:00Z",
+            &format!("  hosts: [reviews]\n{ROUTE_V1}")
+        ),
+    ));
+    assert_eq!(
+        winner(&view(&w.routing(), "foo", REVIEWS, 9080)),
+        Some("foo/exact")
+    );
+    assert_eq!(
+        winner(&view(&w.routing_at(1, 21), "foo", REVIEWS, 9080)),
+        Some("foo/exact")
+    );
+    let old = view(&w.routing_at(1, 20), "foo", REVIEWS, 9080);
+    assert_eq!(winner(&old), Some("foo/star"));
+    assert!(old
+        .shadowed
+        .iter()
+        .any(|(k, r)| k == "foo/exact" && matches!(r, VsShadowReason::EarlierVsWon { .. })));
+}
