@@ -151,10 +151,25 @@ pub struct DestinationView {
     /// Share of the route's traffic, percent (one destination → 100).
     pub share: f64,
     pub cluster_port: u32,
+    /// Where `cluster_port` came from (`GetDestinationCluster`).
+    pub port_source: PortSource,
     pub cluster_name: String,
     /// The registry service it resolved to.
     pub service: Option<ObjectRef>,
     pub status: DestStatus,
+}
+
+/// Where a destination's cluster port came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSource {
+    /// `destination.port.number`.
+    Written,
+    /// The service's only port.
+    OnlyServicePort,
+    /// The listener port: no port written and the service has several ports
+    /// (or is unknown). Works only while the listener port is one of the
+    /// service's; istioctl analyze flags it (a multi-port destination needs a port).
+    ListenerPort,
 }
 
 /// Who the destinations are resolved for.
@@ -241,10 +256,10 @@ impl Routing {
                 svc = t;
             }
         }
-        let cluster_port = match (dst.port, svc) {
-            (Some(p), _) => p,
-            (None, Some(s)) if s.ports.len() == 1 => s.ports[0].port,
-            _ => ctx.listener_port,
+        let (cluster_port, port_source) = match (dst.port, svc) {
+            (Some(p), _) => (p, PortSource::Written),
+            (None, Some(s)) if s.ports.len() == 1 => (s.ports[0].port, PortSource::OnlyServicePort),
+            _ => (ctx.listener_port, PortSource::ListenerPort),
         };
         let status = status.unwrap_or_else(|| match svc {
             None => DestStatus::UnknownHost(self.unknown_host_why(&dst.host, ns)),
@@ -255,6 +270,7 @@ impl Routing {
             weight,
             share,
             cluster_port,
+            port_source,
             cluster_name: cluster_name(cluster_port, dst.subset.as_deref(), &cluster_host),
             service: svc.map(|s| s.object.clone()),
             status,

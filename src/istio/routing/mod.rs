@@ -45,7 +45,7 @@ pub mod virtual_service;
 mod tests;
 
 pub use callers::{CallerClass, Callers};
-pub use destination::{DestStatus, DestinationView, Expected, UnknownHostWhy};
+pub use destination::{DestStatus, DestinationView, Expected, PortSource, UnknownHostWhy};
 pub use gateway::{Gateway, Server};
 pub use gateway_query::{GatewayOutcome, GatewayView};
 pub use query::{

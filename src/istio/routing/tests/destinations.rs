@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::istio::routing::registry::EndpointSource;
-use crate::istio::routing::{DestStatus, DestinationView, UnknownHostWhy};
+use crate::istio::routing::{DestStatus, DestinationView, PortSource, UnknownHostWhy};
 
 const REVIEWS: &str = "reviews.foo.svc.cluster.local";
 
@@ -199,6 +199,14 @@ fn ports_of_multi_port_services() {
     for (dest, cluster, ok) in cases {
         let d = first_dest(&routed_to(dest, two), "foo");
         assert_eq!(d.cluster_name, cluster);
+        let want_source = if dest.contains("port") {
+            PortSource::Written
+        } else if dest.contains("two") {
+            PortSource::ListenerPort
+        } else {
+            PortSource::OnlyServicePort
+        };
+        assert_eq!(d.port_source, want_source, "{dest}");
         assert_eq!(d.status.expected().is_none(), ok, "{dest}: {:?}", d.status);
         if !ok {
             assert!(matches!(
