@@ -24,8 +24,10 @@ use super::destination::DestCtx;
 use super::gateway::{envoy_domain_match, hosts_for_namespace, intersect, Server};
 use super::query::{Client, RouteInfo, Routing};
 use super::registry::Protocol;
+use super::registry::Workload;
 use super::select::{self, RouteContext, RouteKind, VsShadowReason};
-use super::virtual_service::{VirtualService, VsTier};
+use super::virtual_service::{VirtualService, VsTier, MESH_GATEWAY};
+use crate::istio::object::labels_match;
 
 /// What a gateway does with a request for `host` on `port`.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,6 +214,47 @@ impl Routing {
         }
         shadowed.dedup();
         vhosts
+    }
+}
+
+impl Routing {
+    /// The pods a Gateway (`ns/name`) configures: every pod whose labels
+    /// include its selector, in any namespace (`mergeGateways`; no selector
+    /// = every gateway workload, which this cannot tell from a sidecar pod,
+    /// so it lists none).
+    pub fn gateway_pods(&self, gateway: &str) -> Vec<&Workload> {
+        let Some(g) = self.gateways.iter().find(|g| g.key() == gateway) else {
+            return Vec::new();
+        };
+        let Some(sel) = &g.selector else {
+            return Vec::new();
+        };
+        self.registry
+            .workloads
+            .iter()
+            .filter(|w| w.object.kind == "Pod" && labels_match(sel, &w.labels))
+            .collect()
+    }
+
+    /// Gateway references (`spec.gateways` and `match[].gateways`, resolved)
+    /// that name no Gateway of the snapshot: `(vs, gateway)` pairs. Such a VS
+    /// binds nothing there (Kiali KIA1102).
+    pub fn missing_gateways(&self) -> Vec<(String, String)> {
+        let known: Vec<String> = self.gateways.iter().map(|g| g.key()).collect();
+        let mut out = Vec::new();
+        for vs in &self.virtual_services {
+            let in_matches = vs
+                .http
+                .iter()
+                .flat_map(|r| r.matches.iter().flat_map(|m| m.gateways.iter()));
+            for g in vs.gateways.iter().chain(in_matches) {
+                let pair = (vs.key(), g.clone());
+                if g != MESH_GATEWAY && !known.contains(g) && !out.contains(&pair) {
+                    out.push(pair);
+                }
+            }
+        }
+        out
     }
 }
 

@@ -277,3 +277,32 @@ fn gateway_destinations_without_ready_endpoints_and_unexported_vs() {
         .iter()
         .any(|(k, r)| k == "front/hidden" && matches!(r, VsShadowReason::NotExported { .. })));
 }
+
+#[test]
+fn gateway_pods_and_missing_gateway_references() {
+    let w = shop_world(&gw_vs(
+        "front",
+        "vs",
+        "2020-01-01T00:00:00Z",
+        "  hosts: [shop.example.com]\n  gateways: [istio-system/public, public, mesh]\n  http:\n  - match: [{gateways: [istio-system/gone]}]\n    route: [{destination: {host: shop}}]",
+    ))
+    .pods(&[
+        ("istio-system", "ingress-0", "istio=ingressgateway", true),
+        ("istio-system", "egress-0", "istio=egressgateway", true),
+    ]);
+    let r = w.routing();
+    let pods: Vec<String> = r
+        .gateway_pods("istio-system/public")
+        .iter()
+        .map(|p| p.object.key())
+        .collect();
+    assert_eq!(pods, vec!["istio-system/ingress-0"]);
+    assert!(r.gateway_pods("istio-system/nothing").is_empty());
+    assert_eq!(
+        r.missing_gateways(),
+        vec![
+            ("front/vs".to_string(), "front/public".to_string()),
+            ("front/vs".to_string(), "istio-system/gone".to_string())
+        ]
+    );
+}
