@@ -15,13 +15,17 @@
 //! - [`tls`]: THE client-wire × server-mode decision, and what inbound
 //!   listeners accept;
 //! - [`mesh_config`]: the `istio` ConfigMap and Istio versions;
-//! - [`sidecar`]: whether a pod runs a sidecar (classic or native) and its version.
+//! - [`sidecar`]: whether a pod runs a sidecar (classic or native) and its version;
+//! - [`routing`]: VirtualServices, Gateways, Sidecars and the service
+//!   registry as istiod applies them — which routes a client's request can
+//!   take and whether their clusters exist and have endpoints.
 
 pub mod authn;
 pub mod destination_rule;
 pub mod host;
 pub mod mesh_config;
 pub mod object;
+pub mod routing;
 pub mod sidecar;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -1,0 +1,272 @@
+//! Who can call a host, seen from the host's side: which namespaces see it
+//! (the service's exportTo, Sidecar imports), which VirtualServices and
+//! DestinationRules name it, and the namespaces grouped by the view they
+//! get — so a rule can start from the target and name every kind of caller
+//! without knowing one first.
+//!
+//! Place in the flow: a pure helper (istio/routing), part of
+//! [`super::query::Routing`]; the analysis uses it to pick the callers to
+//! examine (one per [`CallerClass`]).
+//!
+//! The per-namespace views are [`Routing::routes_for`] and Istio's
+//! DestinationRule lookup ([`crate::istio::destination_rule::decide`]) for a
+//! client without labels; `label_dependent` says when labels could change
+//! the view (a Sidecar or DestinationRule with a workloadSelector in the
+//! namespace, or `sourceLabels` in a VirtualService naming the host).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::super::destination_rule::{decide, LookupQuery};
+use super::super::host;
+use super::super::object::ObjectRef;
+use super::query::{Client, HostVisibility, Routing};
+
+/// A namespace name no Kubernetes namespace can have: stands for every
+/// namespace the snapshot does not mention.
+pub const OTHER_NAMESPACES: &str = "<other>";
+
+/// Who can call a host and how their views differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callers {
+    pub host: String,
+    pub services: Vec<ServiceExposure>,
+    pub virtual_services: Vec<VsExposure>,
+    pub destination_rules: Vec<DrExposure>,
+    pub sidecars: Vec<SidecarExposure>,
+    /// Gateways (`ns/name`) a VirtualService for the host binds to.
+    pub gateways: Vec<String>,
+    /// Namespaces grouped by identical view.
+    pub classes: Vec<CallerClass>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceExposure {
+    pub service: ObjectRef,
+    pub export_to: Vec<String>,
+    pub ports: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VsExposure {
+    pub vs: String,
+    pub mesh: bool,
+    pub gateways: Vec<String>,
+    pub export_to: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrExposure {
+    pub dr: String,
+    pub host: String,
+    pub export_to: Vec<String>,
+    pub workload_selector: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarExposure {
+    pub sidecar: ObjectRef,
+    pub selector: bool,
+    /// Imports the host on at least one of its ports.
+    pub imports: bool,
+}
+
+/// Namespaces whose clients get the same view of the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerClass {
+    pub namespaces: Vec<String>,
+    /// Also stands for namespaces the snapshot does not mention.
+    pub other_namespaces: bool,
+    /// Per service port: does a client's sidecar route the host.
+    pub sees_host: Vec<(u32, bool)>,
+    /// Per service port: the applied VirtualService.
+    pub virtual_services: Vec<(u32, Option<String>)>,
+    /// The DestinationRule(s) that apply (`ns/name`).
+    pub destination_rules: Vec<String>,
+    /// Workload labels could change the view in some of these namespaces.
+    pub label_dependent: bool,
+}
+
+impl Routing {
+    /// Every namespace the snapshot mentions (objects and exportTo lists).
+    pub fn known_namespaces(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut add = |ns: &str| {
+            if !ns.is_empty() && !matches!(ns, "*" | "." | "~") {
+                out.insert(ns.to_string());
+            }
+        };
+        for s in &self.registry.services {
+            add(&s.namespace);
+            s.export_to.iter().for_each(|e| add(e));
+        }
+        self.registry
+            .workloads
+            .iter()
+            .for_each(|w| add(&w.namespace));
+        for v in self.virtual_services.iter().chain(&self.delegates) {
+            add(&v.meta.namespace);
+            v.export_to.iter().for_each(|e| add(e));
+        }
+        for d in &self.destination_rules {
+            add(&d.meta.namespace);
+            d.export_to.iter().for_each(|e| add(e));
+        }
+        self.sidecars.iter().for_each(|s| add(&s.meta.namespace));
+        self.gateways.iter().for_each(|g| add(&g.meta.namespace));
+        add(&self.opts.root_namespace);
+        out
+    }
+
+    /// Who can call `host` (an FQDN) and how their views differ.
+    pub fn callers_of(&self, host: &str) -> Callers {
+        let host = host.to_ascii_lowercase();
+        let names = |h: &str| host::matches(h, &host) || host::matches(&host, h);
+        let services: Vec<ServiceExposure> = self
+            .registry
+            .with_host(&host)
+            .map(|s| ServiceExposure {
+                service: s.object.clone(),
+                export_to: s.export_to.clone(),
+                ports: s.ports.iter().map(|p| p.port).collect(),
+            })
+            .collect();
+        let vss: Vec<_> = self
+            .virtual_services
+            .iter()
+            .filter(|v| v.hosts.iter().any(|h| names(h)))
+            .collect();
+        let mut gateways: Vec<String> = vss
+            .iter()
+            .flat_map(|v| v.gateways.iter().filter(|g| *g != "mesh").cloned())
+            .collect();
+        gateways.sort();
+        gateways.dedup();
+        let ports: BTreeSet<u32> = services.iter().flat_map(|s| s.ports.clone()).collect();
+        let sidecars = self
+            .sidecars
+            .iter()
+            .map(|sc| SidecarExposure {
+                sidecar: sc.object_ref(),
+                selector: sc.workload_selector.is_some(),
+                imports: services.iter().any(|s| {
+                    s.ports.iter().any(|p| {
+                        matches!(
+                            sc.imports_service(&sc.meta.namespace, &host, &s.service.namespace, *p),
+                            super::sidecar_scope::Import::Imported { .. }
+                        )
+                    })
+                }),
+            })
+            .collect();
+        Callers {
+            classes: self.caller_classes(&host, &ports),
+            host: host.clone(),
+            services,
+            virtual_services: vss
+                .iter()
+                .map(|v| VsExposure {
+                    vs: v.key(),
+                    mesh: v.binds_mesh(),
+                    gateways: v.gateways.clone(),
+                    export_to: v.export_to.clone(),
+                })
+                .collect(),
+            destination_rules: self
+                .destination_rules
+                .iter()
+                .filter(|d| names(&d.host_fqdn))
+                .map(|d| DrExposure {
+                    dr: d.key(),
+                    host: d.host_fqdn.clone(),
+                    export_to: d.export_to.clone(),
+                    workload_selector: d.workload_selector.is_some(),
+                })
+                .collect(),
+            sidecars,
+            gateways,
+        }
+    }
+
+    fn caller_classes(&self, host: &str, ports: &BTreeSet<u32>) -> Vec<CallerClass> {
+        let empty = BTreeMap::new();
+        let mut classes: Vec<CallerClass> = Vec::new();
+        let mut namespaces: Vec<String> = self.known_namespaces().into_iter().collect();
+        namespaces.push(OTHER_NAMESPACES.to_string());
+        for ns in namespaces {
+            let client = Client {
+                namespace: &ns,
+                labels: &empty,
+            };
+            let mut sees = Vec::new();
+            let mut vss = Vec::new();
+            for p in ports {
+                let v = self.routes_for(client, host, *p);
+                sees.push((*p, v.visibility == HostVisibility::Visible));
+                vss.push((*p, v.virtual_service.map(|(k, _)| k)));
+            }
+            let drs = self.applied_rules(host, client);
+            let label_dependent = self.label_dependent(&ns, host);
+            let other = ns == OTHER_NAMESPACES;
+            match classes.iter_mut().find(|c| {
+                c.sees_host == sees && c.virtual_services == vss && c.destination_rules == drs
+            }) {
+                Some(c) => {
+                    if other {
+                        c.other_namespaces = true;
+                    } else {
+                        c.namespaces.push(ns.clone());
+                    }
+                    c.label_dependent |= label_dependent;
+                }
+                None => classes.push(CallerClass {
+                    namespaces: if other { Vec::new() } else { vec![ns.clone()] },
+                    other_namespaces: other,
+                    sees_host: sees,
+                    virtual_services: vss,
+                    destination_rules: drs,
+                    label_dependent,
+                }),
+            }
+        }
+        classes
+    }
+
+    /// The DestinationRules that apply to `client` for `host`.
+    fn applied_rules(&self, host: &str, client: Client<'_>) -> Vec<String> {
+        let svc_ns = self
+            .registry
+            .pick(host, client.namespace, &self.opts)
+            .map(|s| s.namespace.clone())
+            .unwrap_or_default();
+        decide(
+            &self.destination_rules,
+            &LookupQuery {
+                client_ns: client.namespace,
+                client_labels: client.labels,
+                service_fqdn: host,
+                service_ns: &svc_ns,
+                root_ns: &self.opts.root_namespace,
+            },
+        )
+        .selection
+        .map(|s| s.rules.iter().map(|r| r.key()).collect())
+        .unwrap_or_default()
+    }
+
+    fn label_dependent(&self, ns: &str, host: &str) -> bool {
+        let names = |h: &str| host::matches(h, host) || host::matches(host, h);
+        self.sidecars
+            .iter()
+            .any(|s| s.meta.namespace == ns && s.workload_selector.is_some())
+            || self.destination_rules.iter().any(|d| {
+                d.meta.namespace == ns && d.workload_selector.is_some() && names(&d.host_fqdn)
+            })
+            || self.virtual_services.iter().any(|v| {
+                v.hosts.iter().any(|h| names(h))
+                    && v.http
+                        .iter()
+                        .flat_map(|r| r.matches.iter())
+                        .any(|m| !m.source_labels.is_empty())
+            })
+    }
+}
