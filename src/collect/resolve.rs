@@ -520,6 +520,7 @@ impl Run<'_> {
             cluster_domain,
             cluster_domain_source,
             missing: Vec::new(),
+            routes: None,
         }
     }
 }
