@@ -50,6 +50,8 @@ pub struct Caller {
     pub namespaces: Vec<String>,
     /// Also stands for every namespace the snapshot does not mention.
     pub other_namespaces: bool,
+    /// Every namespace gets this view (one class for all).
+    pub every_namespace: bool,
     /// The representative client's namespace and labels.
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
@@ -74,6 +76,9 @@ impl Caller {
     /// `namespace foo`, `namespaces bar, baz and every namespace the snapshot does not mention`.
     pub fn name(&self) -> String {
         let others = "every namespace the snapshot does not mention";
+        if self.every_namespace {
+            return "every namespace".to_string();
+        }
         match (self.namespaces.len(), self.other_namespaces) {
             (0, _) => others.to_string(),
             (1, false) => format!("namespace {}", self.namespaces[0]),
@@ -108,7 +113,8 @@ impl Caller {
                 } => parts.push(format!(
                     "from config: {} see{} the host{}{}",
                     self.name(),
-                    if self.namespaces.len() == 1 && !self.other_namespaces {
+                    if self.namespaces.len() == 1 && !self.other_namespaces && !self.every_namespace
+                    {
                         "s"
                     } else {
                         ""
@@ -274,6 +280,7 @@ impl Mesh {
         let info = self.routing.callers_of(&svc.fqdn);
         let groups = self.client_groups();
         let mut out: Vec<Caller> = Vec::new();
+        let one_view = info.classes.len() == 1;
         for class in &info.classes {
             let mut vss: Vec<String> = class
                 .virtual_services
@@ -303,6 +310,7 @@ impl Mesh {
             out.push(Caller {
                 namespaces: class.namespaces.clone(),
                 other_namespaces: class.other_namespaces,
+                every_namespace: one_view && class.other_namespaces,
                 namespace,
                 labels: pod.map(|p| p.labels.clone()).unwrap_or_default(),
                 pod: pod.map(|p| p.key.clone()),
@@ -334,6 +342,7 @@ impl Mesh {
                 _ => out.push(Caller {
                     namespaces: vec![ns.clone()],
                     other_namespaces: false,
+                    every_namespace: false,
                     namespace: ns,
                     labels: g.pod.map(|p| p.labels.clone()).unwrap_or_default(),
                     pod: g.proxy.pod.clone(),
@@ -355,7 +364,7 @@ impl Mesh {
         let mut wanted: Vec<(String, Option<String>, String)> = Vec::new();
         let mut missing = Vec::new();
         for vs in &self.routing.virtual_services {
-            let names_target = vs.hosts.iter().any(|h| *h == fqdn);
+            let names_target = vs.hosts.contains(&fqdn);
             let routes_target = vs
                 .http
                 .iter()
