@@ -402,10 +402,14 @@ impl Mesh {
         for (gw, vs, h) in wanted {
             let idx = match out.iter().position(|c| c.gateway == gw) {
                 Some(i) => i,
-                None => {
-                    out.push(self.gateway_caller(&gw));
-                    out.len() - 1
-                }
+                None => match self.gateway_caller(&gw) {
+                    Some(c) => {
+                        out.push(c);
+                        out.len() - 1
+                    }
+                    // Its pods were listed and there are none: nothing runs it.
+                    None => continue,
+                },
             };
             let Some(g) = self.routing.gateways.iter().find(|g| g.key() == gw) else {
                 continue;
@@ -442,11 +446,15 @@ impl Mesh {
     }
 
     /// The pod a Gateway configures (the first in the snapshot), or a
-    /// stand-in with its selector in its namespace.
-    fn gateway_caller(&self, gateway: &str) -> GatewayCaller {
+    /// stand-in with its selector in its namespace when its pods were not
+    /// listed; `None` when they were and there are none.
+    fn gateway_caller(&self, gateway: &str) -> Option<GatewayCaller> {
         let pods = self.routing.gateway_pods(gateway);
         let g = self.routing.gateways.iter().find(|g| g.key() == gateway);
-        match pods.first() {
+        if pods.is_empty() && self.route_reads.gateway_pods_listed.contains(gateway) {
+            return None;
+        }
+        Some(match pods.first() {
             Some(w) => GatewayCaller {
                 gateway: gateway.to_string(),
                 namespace: w.namespace.clone(),
@@ -461,6 +469,6 @@ impl Mesh {
                 pod: None,
                 paths: Vec::new(),
             },
-        }
+        })
     }
 }

@@ -104,7 +104,7 @@ fn finding(mesh: &Mesh, h: &RouteHit) -> Option<Finding> {
     let port_variant = matches!(h.destination.status, DestStatus::PortNotInService { .. });
     let mut explanation = h.explanation();
     explanation.push(format!(
-        "{what}: istiod builds no cluster {} for these callers, and Envoy answers every request routed there 503 NC (cluster_not_found).",
+        "istiod names the cluster but builds it only for hosts in the callers' registry view, and route tables are not checked against clusters: Envoy answers every request routed to {} 503 NC (cluster_not_found).",
         h.destination.cluster_name
     ));
     if let Some(p) = &proof {

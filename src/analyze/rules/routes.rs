@@ -143,10 +143,7 @@ impl RouteHit {
             capitalize(&self.route_text()),
             self.destination.cluster_name
         ));
-        out.push(format!(
-            "{}.",
-            capitalize(&explain::destination_text(&self.destination))
-        ));
+        out.push(format!("{}.", explain::destination_text(&self.destination)));
         out
     }
 
@@ -444,7 +441,7 @@ pub fn route_evidence(h: &RouteHit) -> Option<Evidence> {
         Evidence::new(
             object("VirtualService", &r.vs),
             format!(
-                "route {} destination host {}{}{} (weight {}, {:.0}% of the route's requests)",
+                "route {} destination host {}{}{} ({}{:.0}% of the route's requests)",
                 r.index,
                 h.destination.destination.host_written,
                 h.destination
@@ -458,7 +455,11 @@ pub fn route_evidence(h: &RouteHit) -> Option<Evidence> {
                     .port
                     .map(|p| format!(" port {p}"))
                     .unwrap_or_default(),
-                h.destination.weight,
+                if h.destination.share < 100.0 || h.destination.weight > 0 {
+                    format!("weight {}, ", h.destination.weight)
+                } else {
+                    String::new()
+                },
                 h.destination.share
             ),
         )
