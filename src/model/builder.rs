@@ -110,6 +110,15 @@ impl MeshBuilder {
         self
     }
 
+    /// Collection listed the pods of this Gateway (`ns/name`).
+    pub fn gateway_pods_listed(mut self, gateway: &str) -> Self {
+        self.lookups
+            .get_or_insert_with(crate::snapshot::RouteLookups::default)
+            .gateway_pods_listed
+            .push(gateway.to_string());
+        self
+    }
+
     /// Collection looked up the Services routes name: `found` ones were
     /// read (add them with [`MeshBuilder::service`]), `absent` ones do not
     /// exist. `(namespace, name)` pairs.
@@ -122,11 +131,11 @@ impl MeshBuilder {
                 })
                 .collect()
         };
-        self.lookups = Some(crate::snapshot::RouteLookups {
-            found: refs(found),
-            absent: refs(absent),
-            gateway_pods_listed: vec![],
-        });
+        let l = self
+            .lookups
+            .get_or_insert_with(crate::snapshot::RouteLookups::default);
+        l.found = refs(found);
+        l.absent = refs(absent);
         self
     }
 

@@ -472,3 +472,170 @@ impl Mesh {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::istio::sidecar::SidecarKind;
+    use crate::model::builder::*;
+    use crate::snapshot::ProxyRole;
+    use serde_json::{json, Value};
+
+    fn sidecar_pod(ns: &str, name: &str, app: &str, ip: &str) -> crate::model::Pod {
+        pod(ns, name, app, ip, Some(SidecarKind::Classic))
+    }
+
+    fn gateway() -> Value {
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "web", "namespace": "foo"},
+            "spec": {"selector": {"istio": "ingressgateway"},
+                     "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["shop.example.com"]}]}})
+    }
+
+    fn edge_vs() -> Value {
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "edge", "namespace": "foo"},
+            "spec": {"hosts": ["shop.example.com"], "gateways": ["web"],
+                     "http": [{"route": [{"destination": {"host": "httpbin", "port": {"number": 8000}}}]}]}})
+    }
+
+    fn gw_pod() -> crate::model::Pod {
+        let mut p = pod("istio-system", "ingress-1", "ingress", "10.0.0.50", None);
+        p.labels.insert("istio".into(), "ingressgateway".into());
+        p
+    }
+
+    #[test]
+    fn one_view_for_every_namespace_and_a_representative_pod() {
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(sleep_pod())
+            .build();
+        let tr = m.target_routes(&m.target_ports()[0].0.clone());
+        assert_eq!(tr.callers.len(), 1, "{:#?}", tr.callers);
+        let c = &tr.callers[0];
+        assert_eq!(c.name(), "every namespace");
+        // A pod that is not the target's own stands for the class.
+        assert_eq!(c.pod, Some(PodKey::new("foo", "sleep-1")));
+        assert!(c
+            .how_found()
+            .contains("routes computed for pod foo/sleep-1"));
+        assert_eq!(tr.views[0].len(), 1);
+    }
+
+    #[test]
+    fn a_rule_kept_to_its_namespace_splits_the_callers() {
+        let mut d = dr("foo", "httpbin", "httpbin", None);
+        d["spec"]["exportTo"] = json!(["."]);
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(sidecar_pod("bar", "web-1", "web", "10.0.0.7"))
+            .object(d)
+            .build();
+        let tr = m.target_routes(&m.target_ports()[0].0.clone());
+        let names: Vec<String> = tr.callers.iter().map(Caller::name).collect();
+        assert!(names.contains(&"namespace foo".to_string()), "{names:?}");
+        let other = tr
+            .callers
+            .iter()
+            .find(|c| c.namespaces.contains(&"bar".to_string()))
+            .unwrap();
+        assert!(other.other_namespaces && !other.every_namespace);
+        assert_eq!(other.pod, Some(PodKey::new("bar", "web-1")));
+        assert!(
+            other.how_found().contains("no DestinationRule applies"),
+            "{}",
+            other.how_found()
+        );
+    }
+
+    #[test]
+    fn read_clients_join_their_class_or_stand_alone_when_labels_matter() {
+        let sc = json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+            "metadata": {"name": "narrow", "namespace": "foo"},
+            "spec": {"workloadSelector": {"labels": {"app": "other"}}, "egress": [{"hosts": ["./*"]}]}});
+        let a = sidecar_pod("foo", "sleep-1", "sleep", "10.0.0.1");
+        let mut b = sidecar_pod("foo", "curl-1", "curl", "10.0.0.3");
+        b.controller = None;
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(a.clone())
+            .pod(b.clone())
+            .proxy(proxy(&a, ProxyRole::Client))
+            .proxy(proxy(&b, ProxyRole::Client))
+            .object(sc)
+            .build();
+        let tr = m.target_routes(&m.target_ports()[0].0.clone());
+        let foo = tr
+            .callers
+            .iter()
+            .find(|c| c.pod.as_ref() == Some(&a.key))
+            .expect("sleep stands for its class");
+        assert!(foo.label_dependent);
+        assert_eq!(foo.proxies, vec!["foo/sleep-1".to_string()]);
+        let own = tr
+            .callers
+            .iter()
+            .find(|c| c.pod.as_ref() == Some(&b.key))
+            .expect("curl is a caller of its own: a Sidecar selects by labels in foo");
+        assert!(matches!(own.found[0], CallerSource::Client { .. }));
+    }
+
+    #[test]
+    fn gateways_routing_to_the_target_are_callers() {
+        let with_pod = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(gw_pod())
+            .object(gateway())
+            .object(edge_vs())
+            .build();
+        let tr = with_pod.target_routes(&with_pod.target_ports()[0].0.clone());
+        assert_eq!(tr.gateways.len(), 1);
+        let g = &tr.gateways[0];
+        assert_eq!(g.gateway, "foo/web");
+        assert_eq!(g.pod, Some(PodKey::new("istio-system", "ingress-1")));
+        assert_eq!(g.paths.len(), 1);
+        assert_eq!(g.paths[0].host, "shop.example.com");
+        assert_eq!(g.paths[0].vs.as_deref(), Some("foo/edge"));
+
+        // No pod in the snapshot: its selector in its namespace stands in…
+        let stand_in = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .object(gateway())
+            .object(edge_vs())
+            .build();
+        let tr = stand_in.target_routes(&stand_in.target_ports()[0].0.clone());
+        assert_eq!(tr.gateways[0].pod, None);
+        assert_eq!(tr.gateways[0].namespace, "foo");
+        assert!(tr.gateways[0]
+            .name()
+            .contains("no pod of it in the snapshot"));
+
+        // …unless its pods were listed and there are none: nothing runs it.
+        let mut b = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .object(gateway())
+            .object(edge_vs())
+            .looked_up(&[], &[]);
+        b = b.gateway_pods_listed("foo/web");
+        let none = b.build();
+        let tr = none.target_routes(&none.target_ports()[0].0.clone());
+        assert!(tr.gateways.is_empty(), "{:#?}", tr.gateways);
+
+        // A gateway the snapshot does not have.
+        let missing = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .object(edge_vs())
+            .build();
+        let tr = missing.target_routes(&missing.target_ports()[0].0.clone());
+        assert_eq!(tr.missing_gateways.len(), 1);
+        assert_eq!(tr.missing_gateways[0].gateway, "foo/web");
+    }
+}

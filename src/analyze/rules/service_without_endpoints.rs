@@ -101,19 +101,14 @@ fn why(mesh: &Mesh, svc: &Service, port: &ServicePort) -> Option<Why> {
     }
 }
 
-fn finding(
-    mesh: &Mesh,
-    svc: &Service,
-    port: &ServicePort,
-    why: &Why,
-    reaching: &[&RouteHit],
-) -> Finding {
+/// The reason in words, and the fix.
+fn texts(svc: &Service, port: &ServicePort, why: &Why) -> (String, String) {
     let selector = svc
         .selector
         .as_ref()
         .map(format_labels)
         .unwrap_or_else(|| "none".into());
-    let (reason, fix) = match why {
+    match why {
         Why::SelectsNothing => (
             format!("its selector {selector} matches no pod in namespace {}", svc.key.namespace),
             format!(
@@ -145,7 +140,22 @@ fn finding(
             "it has no selector and its EndpointSlices list no ready endpoint".to_string(),
             format!("add ready endpoints to the EndpointSlices of {} (it has no selector)", svc.key),
         ),
-    };
+    }
+}
+
+fn finding(
+    mesh: &Mesh,
+    svc: &Service,
+    port: &ServicePort,
+    why: &Why,
+    reaching: &[&RouteHit],
+) -> Finding {
+    let selector = svc
+        .selector
+        .as_ref()
+        .map(format_labels)
+        .unwrap_or_else(|| "none".into());
+    let (reason, fix) = texts(svc, port, why);
     let routed = !reaching.is_empty();
     let mut confidence = Confidence::default();
     confidence.add_if(routed, Weight::ConfigRouteCertain);
