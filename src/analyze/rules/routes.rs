@@ -144,6 +144,14 @@ impl RouteHit {
             self.destination.cluster_name
         ));
         out.push(format!("{}.", explain::destination_text(&self.destination)));
+        out.push(format!(
+            "Expected in the data plane: {} at {}.",
+            self.signature(),
+            match &self.via {
+                Via::Sidecar { .. } => "the callers' sidecars".to_string(),
+                Via::Gateway { caller, .. } => format!("gateway {}", caller.gateway),
+            }
+        ));
         out
     }
 
