@@ -30,6 +30,13 @@ pub enum Cause {
     AppNotListening,
     UpstreamConnectionReset,
     PortProtocolUndeclared,
+    ServiceWithoutEndpoints,
+    SubsetSelectsNoPods,
+    RouteToUnknownHost,
+    FaultInjection503,
+    VirtualServiceShadowed,
+    RouteUnreachable,
+    GatewayRouteMissing,
 }
 
 /// One cause, declared.
@@ -168,7 +175,7 @@ pub static CATALOG: &[Declaration] = &[
         meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts).",
         signature: "`503 UH` (`no_healthy_upstream`), `/clusters` `failed_outlier_check` or no hosts",
         evidence: &[Weight::ClientLog, Weight::HostHealth, Weight::ConfigCertain],
-        fix: &[FixKind::ReadyEndpoints, FixKind::TuneOutlierDetection],
+        fix: &[FixKind::ReadyEndpoints, FixKind::TuneOutlierDetection, FixKind::Investigate],
         sources: &[
             "envoyproxy/envoy source/common/upstream/host_utility.cc (health flags)",
             "istio/istio pilot/pkg/networking/core/cluster_traffic_policy.go (applyOutlierDetection: healthy_panic_threshold)",
@@ -178,13 +185,23 @@ pub static CATALOG: &[Declaration] = &[
     Declaration {
         cause: Cause::SubsetNotFound,
         id: "SUBSET_NOT_FOUND",
-        title: "a route names a subset no applying DestinationRule defines",
+        title: "a route a caller takes names a subset the DestinationRule applying to it does not define",
         severities: &[Severity::Error],
-        meaning: "A VirtualService routes to a subset that no DestinationRule applying to the route's namespace defines (or the VirtualService was applied before the DestinationRule): the route points at a cluster the sidecar does not have.",
-        signature: "client `503 NC` (`cluster_not_found`)",
-        evidence: &[Weight::ConfigCertain, Weight::ClientLog, Weight::DistinctiveFlag],
+        meaning: "For some callers of the target, the VirtualService that wins the host routes (a reachable route, weight > 0) to a subset that no DestinationRule applying to them defines (none applies, the one that applies lacks it, or the rule defining it is not exported to their namespace; or the VirtualService was applied before the DestinationRule): the route points at a cluster their sidecars do not have. Shadowed VirtualServices, delegates and gateway-only VirtualServices seen from sidecars never count.",
+        signature: "client `503 NC` (`cluster_not_found`) on `outbound|port|subset|host`",
+        evidence: &[
+            Weight::ConfigRouteCertain,
+            Weight::ClientLog,
+            Weight::DistinctiveFlag,
+            Weight::ClientClusterMissing,
+            Weight::PredictionContradicted,
+            Weight::ConfigHidden,
+        ],
         fix: &[FixKind::DefineSubset],
         sources: &[
+            "istio/istio pilot/pkg/networking/core/route/route.go (GetDestinationCluster)",
+            "istio/istio pilot/pkg/model/push_context.go (destinationRule: exportTo)",
+            "istio/istio pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts: first virtual host wins)",
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
             "istio.io docs ops/best-practices/traffic-management (make-before-break)",
         ],
@@ -234,6 +251,136 @@ pub static CATALOG: &[Declaration] = &[
             "istio.io docs ops/configuration/traffic-management/protocol-selection",
         ],
         check: rules::port_protocol_undeclared::check,
+    },
+    Declaration {
+        cause: Cause::ServiceWithoutEndpoints,
+        id: "SERVICE_WITHOUT_ENDPOINTS",
+        title: "a target Service has no ready endpoint on a port callers are routed to",
+        severities: &[Severity::Error, Severity::Warning],
+        meaning: "The Service's selector matches no pod, the pods it matches are not ready, or the ready ones do not declare its named targetPort: its EndpointSlices list no ready endpoint and every request routed to `outbound|port||host` fails (error). A warning when no caller's route leads there now.",
+        signature: "`503 UH` (`no_healthy_upstream`) on `outbound|port||host`, from sidecars and gateways",
+        evidence: &[
+            Weight::ConfigRouteCertain,
+            Weight::ConfigCertain,
+            Weight::ClientLog,
+            Weight::HostHealth,
+            Weight::PredictionContradicted,
+        ],
+        fix: &[FixKind::ReadyEndpoints],
+        sources: &[
+            "k8s.io/endpointslice utils.go (findPort: named target ports), EndpointSlice readiness",
+            "istio/istio pilot/pkg/features/experimental.go (PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS, 1.31)",
+            "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
+        ],
+        check: rules::service_without_endpoints::check,
+    },
+    Declaration {
+        cause: Cause::SubsetSelectsNoPods,
+        id: "SUBSET_SELECTS_NO_PODS",
+        title: "a route sends requests to a DestinationRule subset whose labels select no ready pod",
+        severities: &[Severity::Error],
+        meaning: "A reachable route of the VirtualService a caller gets sends requests to a subset whose labels match no ready pod of the service (no pod carries them, or those that do are not ready) while the service has ready pods: the subset cluster is empty. istioctl analyze's IST0173 territory, reported only when a route leads there.",
+        signature: "client `503 UH` (`no_healthy_upstream`) on `outbound|port|subset|host`",
+        evidence: &[
+            Weight::ConfigRouteCertain,
+            Weight::ClientLog,
+            Weight::HostHealth,
+            Weight::PredictionContradicted,
+            Weight::ConfigHidden,
+        ],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/cluster_builder.go (subset clusters, endpoints by subset labels)",
+            "istio/istio pkg/config/analysis/analyzers/destinationrule/subset.go (IST0173)",
+            "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
+        ],
+        check: rules::subset_selects_no_pods::check,
+    },
+    Declaration {
+        cause: Cause::RouteToUnknownHost,
+        id: "ROUTE_TO_UNKNOWN_HOST",
+        title: "a route sends requests to a host or port no registry the caller sees has",
+        severities: &[Severity::Error],
+        meaning: "A reachable route of the VirtualService a caller gets names a destination host no Service or ServiceEntry visible to it has (absent, not exported to its namespace, only under a wildcard ServiceEntry, an ExternalName alias of an unknown host), or a port the service does not have (PORT_NOT_IN_SERVICE): istiod names the cluster but never builds it for that caller.",
+        signature: "client `503 NC` (`cluster_not_found`)",
+        evidence: &[
+            Weight::ConfigRouteCertain,
+            Weight::ClientLog,
+            Weight::DistinctiveFlag,
+            Weight::ClientClusterMissing,
+            Weight::PredictionContradicted,
+            Weight::ConfigHidden,
+        ],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/route/route.go (GetDestinationCluster)",
+            "istio/istio pilot/pkg/networking/core/cluster.go (buildOutboundClusters)",
+            "istio/istio pilot/pkg/model/push_context.go (IsServiceVisible)",
+            "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
+        ],
+        check: rules::route_to_unknown_host::check,
+    },
+    Declaration {
+        cause: Cause::FaultInjection503,
+        id: "FAULT_INJECTION_503",
+        title: "a route injects HTTP 503 aborts on purpose",
+        severities: &[Severity::Warning, Severity::Info],
+        meaning: "A reachable route of the VirtualService a caller gets has `fault.abort` with `httpStatus: 503` and a percentage above 0: the caller's sidecar answers that share of requests itself. The 503s are by design (a warning when every request or logged ones are aborted, information for a share). Without a percentage nothing is aborted.",
+        signature: "client `503 FI` (`fault_filter_abort`)",
+        evidence: &[Weight::ConfigRouteCertain, Weight::ClientLog, Weight::DistinctiveFlag],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/route/route.go (TranslateFault)",
+            "istio/istio#36303, #39969 (no percentage: nothing aborted)",
+            "envoyproxy/envoy source/extensions/filters/http/fault/fault_filter.cc",
+        ],
+        check: rules::fault_injection_503::check,
+    },
+    Declaration {
+        cause: Cause::VirtualServiceShadowed,
+        id: "VIRTUAL_SERVICE_SHADOWED",
+        title: "another VirtualService wins the target's host for some callers",
+        severities: &[Severity::Warning],
+        meaning: "Two VirtualServices claim the target's host for the same callers; istiod keeps the first in its order (private, exported by name, public; creation time within each; an exact host over a wildcard) and drops the other. It fails no request by itself; edits to the shadowed one change nothing.",
+        signature: "none in the data plane: the shadowed VirtualService's routes are absent from the callers' route tables",
+        evidence: &[Weight::ConfigAdvisory],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts: duplicate domains)",
+            "istio/istio pilot/pkg/model/sidecar.go (computeWildcardHostVirtualServiceIndex)",
+        ],
+        check: rules::virtual_service_shadowed::check,
+    },
+    Declaration {
+        cause: Cause::RouteUnreachable,
+        id: "ROUTE_UNREACHABLE",
+        title: "a route comes after a catch-all route and is never taken",
+        severities: &[Severity::Warning],
+        meaning: "A route of the VirtualService that applies to the target's host (for sidecars or a gateway) follows a route matching every request: Envoy takes the first match, so it never applies. It fails no request by itself.",
+        signature: "none in the data plane: requests take the catch-all",
+        evidence: &[Weight::ConfigAdvisory],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/route/route.go (BuildHTTPRoutesForVirtualService, IsCatchAllRoute, SortVHostRoutes)",
+            "envoyproxy/envoy source/common/router/config_impl.cc (first matching route)",
+        ],
+        check: rules::route_unreachable::check,
+    },
+    Declaration {
+        cause: Cause::GatewayRouteMissing,
+        id: "GATEWAY_ROUTE_MISSING",
+        title: "a gateway meant to reach the target has no route for one of its hosts",
+        severities: &[Severity::Info],
+        meaning: "A gateway a VirtualService routing to the target binds (or whose server lists the target's host) builds no virtual host for a host: the gateway answers 404, not 503; or the VirtualService binds a Gateway that does not exist.",
+        signature: "gateway `404 NR` (`route_not_found`)",
+        evidence: &[Weight::ConfigAdvisory, Weight::ClientLog],
+        fix: &[FixKind::EditRoute],
+        sources: &[
+            "istio/istio pilot/pkg/networking/core/gateway.go (buildGatewayHTTPRouteConfig)",
+            "envoyproxy/envoy source/common/router/config_impl.cc (findVirtualHost: route_not_found)",
+            "kiali KIA1102 (VirtualService gateway not found)",
+        ],
+        check: rules::gateway_route_missing::check,
     },
 ];
 
@@ -324,7 +471,7 @@ pub fn render_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 11] = [
+    const ALL: [Cause; 18] = [
         Cause::MtlsPlaintextToStrict,
         Cause::MtlsToPlaintextServer,
         Cause::TlsOriginationToSidecar,
@@ -336,6 +483,13 @@ mod tests {
         Cause::AppNotListening,
         Cause::UpstreamConnectionReset,
         Cause::PortProtocolUndeclared,
+        Cause::ServiceWithoutEndpoints,
+        Cause::SubsetSelectsNoPods,
+        Cause::RouteToUnknownHost,
+        Cause::FaultInjection503,
+        Cause::VirtualServiceShadowed,
+        Cause::RouteUnreachable,
+        Cause::GatewayRouteMissing,
     ];
 
     #[test]
@@ -346,7 +500,8 @@ mod tests {
             let id = c.id();
             assert_eq!(CATALOG.iter().filter(|d| d.id == id).count(), 1, "{id}");
             assert!(
-                id.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
+                id.chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
                 "{id}"
             );
             let d = c.declaration();

@@ -27,6 +27,10 @@ pub enum Weight {
     Metrics,
     ProxyRunsOtherRule,
     PredictionContradicted,
+    ConfigRouteCertain,
+    ClientClusterMissing,
+    ConfigAdvisory,
+    ConfigHidden,
 }
 
 /// One row of the table.
@@ -71,6 +75,14 @@ pub const WEIGHTS: &[WeightDecl] = &[
         meaning: "a client cluster's istio.config metadata names another DestinationRule than the API says applies" },
     WeightDecl { weight: Weight::PredictionContradicted, name: "prediction-contradicted", points: -10,
         meaning: "the proxy's running config differs from what the API objects predict (the proxy's is used)" },
+    WeightDecl { weight: Weight::ConfigRouteCertain, name: "config-route-certain", points: 60,
+        meaning: "istiod's routing for a caller (the VirtualService that wins the host, a reachable route with weight > 0) sends requests to a cluster that does not exist or has no endpoint, or through an abort: every request taking it fails" },
+    WeightDecl { weight: Weight::ClientClusterMissing, name: "client-cluster-missing", points: 25,
+        meaning: "the client sidecar's /config_dump (its clusters were read) has no cluster of the name the route names" },
+    WeightDecl { weight: Weight::ConfigAdvisory, name: "config-advisory", points: 40,
+        meaning: "the API objects hold a routing anomaly that fails no request by itself (a VirtualService shadowed by another, a route after a catch-all, a host no gateway route serves)" },
+    WeightDecl { weight: Weight::ConfigHidden, name: "config-hidden", points: -20,
+        meaning: "some objects the routing decision depends on could not be read (RBAC): what the tool could not see may change the answer" },
 ];
 
 /// The highest confidence a finding can have.
@@ -169,6 +181,10 @@ mod tests {
             Weight::Metrics,
             Weight::ProxyRunsOtherRule,
             Weight::PredictionContradicted,
+            Weight::ConfigRouteCertain,
+            Weight::ClientClusterMissing,
+            Weight::ConfigAdvisory,
+            Weight::ConfigHidden,
         ];
         assert_eq!(all.len(), WEIGHTS.len());
         for w in all {

@@ -64,6 +64,8 @@ pub enum SourceRef {
     AccessLog(String),
     /// A sidecar's Istio standard metrics.
     Metrics(String),
+    /// A caller of the target, found from its side (`namespace foo`).
+    Caller(String),
 }
 
 impl SourceRef {
@@ -73,7 +75,8 @@ impl SourceRef {
             | SourceRef::Policy(_)
             | SourceRef::MeshConfig(_)
             | SourceRef::Service(_)
-            | SourceRef::Endpoints(_) => EvidenceKind::Config,
+            | SourceRef::Endpoints(_)
+            | SourceRef::Caller(_) => EvidenceKind::Config,
             _ => EvidenceKind::DataPlane,
         }
     }
@@ -97,6 +100,7 @@ impl fmt::Display for SourceRef {
             SourceRef::Stats(p) => write!(f, "pod {p} :15000/stats"),
             SourceRef::AccessLog(p) => write!(f, "pod {p} istio-proxy log"),
             SourceRef::Metrics(p) => write!(f, "pod {p} :15020/stats/prometheus"),
+            SourceRef::Caller(c) => write!(f, "caller {c}"),
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum FixKind {
     ChangeApplication,
     /// Name the port `<protocol>[-suffix]` or set appProtocol.
     DeclareProtocol,
+    /// Edit the VirtualService route (destination host, port, subset,
+    /// fault) or the DestinationRule subset it names.
+    EditRoute,
     /// Not a fix: investigate.
     #[default]
     Investigate,
@@ -60,6 +63,9 @@ impl FixKind {
             }
             FixKind::ChangeApplication => "change the application or the connection pool settings",
             FixKind::DeclareProtocol => "name the port <protocol>[-suffix] or set appProtocol",
+            FixKind::EditRoute => {
+                "edit the VirtualService route (destination, subset, fault, gateway binding) or the DestinationRule subset it names"
+            }
             FixKind::Investigate => "none: investigate (istioctl proxy-status)",
         }
     }

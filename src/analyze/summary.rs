@@ -17,6 +17,22 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
             .map(|p| p.number.to_string())
             .collect();
         c.push(format!("Service {} (ports {})", s.key, ports.join(", ")));
+        let tr = mesh.target_routes(s);
+        let mut callers: Vec<String> = tr
+            .callers
+            .iter()
+            .map(|k| format!("{} (routes for {})", k.name(), k.representative()))
+            .collect();
+        callers.extend(tr.gateways.iter().map(|g| g.name()));
+        c.push(format!(
+            "routes of the callers of {}: {}",
+            s.fqdn,
+            if callers.is_empty() {
+                "none found".to_string()
+            } else {
+                callers.join("; ")
+            }
+        ));
     }
     let st = &mesh.settings;
     let cfg = &mesh.config;
@@ -161,6 +177,12 @@ mod tests {
         assert_eq!(g[1].reason, "unreadable: bad");
         let c = checked(&m);
         assert_eq!(c[0], "Service foo/httpbin (ports 8000)");
-        assert!(c[2].starts_with("cluster domain cluster.local"), "{c:?}");
+        assert!(
+            c[1].starts_with(
+                "routes of the callers of httpbin.foo.svc.cluster.local: every namespace"
+            ),
+            "{c:?}"
+        );
+        assert!(c[3].starts_with("cluster domain cluster.local"), "{c:?}");
     }
 }

@@ -9,6 +9,7 @@
 //! | servers | [`sidecar`] | each server sidecar: admin API over a port-forward, log tail |
 //! | clients | [`clients`] | `--from`, else callers in the servers' access logs, else a sample's `/clusters` |
 //! | finish | [`config`] | namespaces, mesh config, Istio config forbidden cluster-wide per namespace |
+//! | routes | [`routes`] | Services routes to the target name (by name), Gateway pods |
 //!
 //! All of it goes through [`api`] (bounded, validated, kind-checked GETs)
 //! within one [`budget::Budget`]. Towards the cluster this module only
@@ -34,6 +35,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod objects;
 pub mod resolve;
+pub mod routes;
 mod run;
 pub mod sidecar;
 
@@ -220,6 +222,8 @@ impl Run<'_> {
         self.list_istio_fallback(&wanted).await?;
         self.check_sidecars_read();
         let mut target: ResolvedTarget = self.resolved_target(r);
+        let domain = target.cluster_domain.clone();
+        target.routes = Some(self.route_lookups(r, &domain).await?);
         target.missing = std::mem::take(&mut self.missing);
         self.snap.resolved = Some(target);
         Ok(())

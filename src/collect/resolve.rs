@@ -354,50 +354,55 @@ impl Run<'_> {
             self.add_object(svc.clone());
         }
         for svc in r.services.clone() {
-            let (sns, sname) = (
-                objects::namespace(&svc).to_string(),
-                objects::name(&svc).to_string(),
-            );
-            let slices = Collection::new(
-                "discovery.k8s.io",
-                "v1",
-                "endpointslices",
-                "EndpointSlice",
-                Some(&sns),
-            );
-            let selector = format!("kubernetes.io/service-name={sname}");
-            let what = format!("endpointslices of {sns}/{sname}");
-            if let Some(items) = self
-                .list_or_gap(&what, slices, Some(&selector), false)
-                .await?
-            {
-                items.into_iter().for_each(|o| self.add_object(o));
-                continue;
-            }
-            // Clusters before EndpointSlices (Kubernetes < 1.21): Endpoints.
-            let coll = Collection::core("endpoints", "Endpoints", Some(&sns));
-            self.say(&format!("reading endpoints {sns}/{sname}"));
-            let got = match coll {
-                Ok(c) => self.api.get(&c, &sname).await,
-                Err(e) => Err(e),
-            };
-            match got {
-                Ok(v) => self.add_object(v),
-                Err(e) => {
-                    let text =
-                        match self.survivable(&format!("reading endpoints {sns}/{sname}"), e)? {
-                            Failure::NotFound => "HTTP 404: not found".to_string(),
-                            Failure::Forbidden(t) | Failure::Other(t) => t,
-                        };
-                    self.gap(format!("endpoints of service {sns}/{sname}"), text);
-                }
-            }
+            self.endpoints_of_service(&svc).await?;
         }
         for (p, _) in &r.server_pods {
             self.add_object(p.clone());
         }
         for p in &r.other_pods {
             self.add_object(p.clone());
+        }
+        Ok(())
+    }
+
+    /// A Service's EndpointSlices, else (Kubernetes < 1.21) its Endpoints, as objects.
+    pub(super) async fn endpoints_of_service(&mut self, svc: &Value) -> Result<(), CollectError> {
+        let (sns, sname) = (
+            objects::namespace(svc).to_string(),
+            objects::name(svc).to_string(),
+        );
+        let slices = Collection::new(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "EndpointSlice",
+            Some(&sns),
+        );
+        let selector = format!("kubernetes.io/service-name={sname}");
+        let what = format!("endpointslices of {sns}/{sname}");
+        if let Some(items) = self
+            .list_or_gap(&what, slices, Some(&selector), false)
+            .await?
+        {
+            items.into_iter().for_each(|o| self.add_object(o));
+            return Ok(());
+        }
+        // Clusters before EndpointSlices (Kubernetes < 1.21): Endpoints.
+        let coll = Collection::core("endpoints", "Endpoints", Some(&sns));
+        self.say(&format!("reading endpoints {sns}/{sname}"));
+        let got = match coll {
+            Ok(c) => self.api.get(&c, &sname).await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(v) => self.add_object(v),
+            Err(e) => {
+                let text = match self.survivable(&format!("reading endpoints {sns}/{sname}"), e)? {
+                    Failure::NotFound => "HTTP 404: not found".to_string(),
+                    Failure::Forbidden(t) | Failure::Other(t) => t,
+                };
+                self.gap(format!("endpoints of service {sns}/{sname}"), text);
+            }
         }
         Ok(())
     }
@@ -520,6 +525,7 @@ impl Run<'_> {
             cluster_domain,
             cluster_domain_source,
             missing: Vec::new(),
+            routes: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct MeshBuilder {
     only_port: Option<u16>,
     endpoints: Vec<EndpointSet>,
     proxies: Vec<Proxy>,
+    lookups: Option<crate::snapshot::RouteLookups>,
 }
 
 impl MeshBuilder {
@@ -54,6 +55,7 @@ impl MeshBuilder {
             only_port: None,
             endpoints: vec![],
             proxies: vec![],
+            lookups: None,
         }
     }
 
@@ -108,6 +110,35 @@ impl MeshBuilder {
         self
     }
 
+    /// Collection listed the pods of this Gateway (`ns/name`).
+    pub fn gateway_pods_listed(mut self, gateway: &str) -> Self {
+        self.lookups
+            .get_or_insert_with(crate::snapshot::RouteLookups::default)
+            .gateway_pods_listed
+            .push(gateway.to_string());
+        self
+    }
+
+    /// Collection looked up the Services routes name: `found` ones were
+    /// read (add them with [`MeshBuilder::service`]), `absent` ones do not
+    /// exist. `(namespace, name)` pairs.
+    pub fn looked_up(mut self, found: &[(&str, &str)], absent: &[(&str, &str)]) -> Self {
+        let refs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(ns, n)| crate::snapshot::ObjectRef {
+                    namespace: ns.to_string(),
+                    name: n.to_string(),
+                })
+                .collect()
+        };
+        let l = self
+            .lookups
+            .get_or_insert_with(crate::snapshot::RouteLookups::default);
+        l.found = refs(found);
+        l.absent = refs(absent);
+        self
+    }
+
     pub fn build(self) -> Mesh {
         let mut gaps = Vec::new();
         let config = IstioConfig::read(&self.objects, &[], "cluster.local", &mut gaps);
@@ -138,10 +169,83 @@ impl MeshBuilder {
         m.services = self.services;
         m.endpoints = self.endpoints;
         m.gaps = gaps;
+        let mut objects = super::routing::RoutingObjects::from_objects(&self.objects);
+        objects.services = m.services.iter().map(service_value).collect();
+        objects.pods = m.pods.iter().map(pod_value).collect();
+        m.routing = super::routing::build(
+            &objects,
+            &m.config.destination_rules,
+            &m.settings,
+            "cluster.local",
+            &mut m.gaps,
+        );
+        m.route_reads = super::RouteReads::from_lookups(self.lookups.as_ref());
         let more = m.evidence_gaps();
         m.gaps.extend(more);
         m
     }
+}
+
+/// A typed Service as the object Kubernetes serves (for routing).
+fn service_value(s: &Service) -> Value {
+    let ports: Vec<Value> = s
+        .ports
+        .iter()
+        .map(|p| {
+            let mut v = json!({"port": p.number, "protocol": p.transport});
+            if let Some(n) = &p.name {
+                v["name"] = json!(n);
+            }
+            if let Some(a) = &p.app_protocol {
+                v["appProtocol"] = json!(a);
+            }
+            v["targetPort"] = match &p.target_port {
+                TargetPort::Number(n) => json!(n),
+                TargetPort::Name(n) => json!(n),
+            };
+            v
+        })
+        .collect();
+    let mut spec = json!({"ports": ports});
+    if let Some(sel) = &s.selector {
+        spec["selector"] = json!(sel);
+    }
+    if let Some(ip) = &s.cluster_ip {
+        spec["clusterIP"] = json!(ip);
+    }
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": s.key.name, "namespace": s.key.namespace,
+                        "creationTimestamp": "2024-01-01T00:00:00Z"},
+           "spec": spec})
+}
+
+/// A typed Pod as the object Kubernetes serves (for routing).
+fn pod_value(p: &Pod) -> Value {
+    let mut containers: Vec<Value> = Vec::new();
+    for c in &p.container_ports {
+        let port = json!({"name": c.name, "containerPort": c.number, "protocol": c.protocol});
+        match containers
+            .iter_mut()
+            .find(|x| x["name"] == c.container.as_str())
+        {
+            Some(x) => x["ports"].as_array_mut().expect("ports").push(port),
+            None => containers.push(json!({"name": c.container, "ports": [port]})),
+        }
+    }
+    let mut spec = json!({});
+    match p.sidecar {
+        Some(SidecarKind::Classic) => containers.push(json!({"name": "istio-proxy"})),
+        Some(SidecarKind::Native) => {
+            spec["initContainers"] = json!([{"name": "istio-proxy", "restartPolicy": "Always"}])
+        }
+        None => {}
+    }
+    spec["containers"] = json!(containers);
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": p.key.name, "namespace": p.key.namespace, "labels": p.labels},
+           "spec": spec,
+           "status": {"phase": "Running", "podIP": p.ip,
+                      "conditions": [{"type": "Ready", "status": if p.ready { "True" } else { "False" }}]}})
 }
 
 /// A Service `ns/name` selecting `app=<selector_app>`, with ports

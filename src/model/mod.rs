@@ -13,6 +13,7 @@
 //! Nothing after this stage reads raw JSON: rules and renderers get typed
 //! views. The model holds no report text.
 
+pub mod callers;
 pub mod config;
 pub mod decisions;
 pub mod gaps;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod networking;
 pub mod pods;
 pub mod proxies;
+pub mod routing;
 pub mod services;
 pub mod settings;
 mod source;
@@ -34,12 +36,14 @@ use crate::envoy::access_log::{json_format_from_str, LogFormatSpec};
 use crate::istio::mesh_config::{AccessLogEncoding, IstioVersion, MeshConfig};
 use crate::snapshot::{ProxyRole, Snapshot};
 
+pub use callers::{Caller, CallerSource, GatewayCaller, GatewayPath, TargetRoutes};
 pub use config::IstioConfig;
 pub use decisions::{Client, ClientTls, ServerSide, TlsPath};
 pub use gaps::{Gap, GapKind, GapSource};
 pub use manifest::{Manifest, TlsAt};
 pub use pods::{Namespace, Pod, PodKey, WorkloadKey};
 pub use proxies::Proxy;
+pub use routing::{Presence, RouteReads};
 pub use services::{EndpointSet, Service, ServiceKey, ServicePort};
 pub use settings::{ClusterDomain, MeshConfigSource, MeshSettings, VersionSource};
 pub use target::{TargetSelection, TargetSource};
@@ -65,6 +69,11 @@ pub struct Mesh {
     /// What could not be read: as collected, then as found while reading.
     pub gaps: Vec<Gap>,
     cache: decisions::Cache,
+    /// Istio's routing, built once ([`Mesh::routing`]).
+    routing: crate::istio::routing::Routing,
+    /// What the snapshot vouches for about the objects routes name.
+    pub route_reads: RouteReads,
+    route_cache: callers::Cache,
 }
 
 /// Client sidecars of one replica group: one stands for the others.
@@ -278,6 +287,14 @@ impl Mesh {
                 TargetSelection::from_text(&snap.target, &snap.namespace, &services, &snap.objects)
             }
         };
+        let routing = routing::build(
+            &routing::RoutingObjects::from_objects(&snap.objects),
+            &config.destination_rules,
+            &settings,
+            &domain.suffix,
+            &mut object_gaps,
+        );
+        let route_reads = RouteReads::from_lookups(source::route_lookups(snap));
         gaps.extend(found);
         gaps.extend(object_gaps);
         gaps.extend(proxy_gaps);
@@ -294,6 +311,9 @@ impl Mesh {
             proxies,
             gaps,
             cache: decisions::Cache::default(),
+            routing,
+            route_reads,
+            route_cache: callers::Cache::default(),
         };
         let more = mesh.evidence_gaps();
         mesh.gaps.extend(more);
@@ -346,6 +366,12 @@ impl Mesh {
             proxies,
             gaps: vec![],
             cache: decisions::Cache::default(),
+            routing: crate::istio::routing::Routing::new(
+                crate::istio::routing::RoutingInput::default(),
+                crate::istio::routing::RoutingOptions::default(),
+            ),
+            route_reads: RouteReads::default(),
+            route_cache: callers::Cache::default(),
         }
     }
 
@@ -354,6 +380,16 @@ impl Mesh {
     pub fn with_config(&self, change: impl FnOnce(&mut IstioConfig)) -> Mesh {
         let mut m = self.clone();
         change(&mut m.config);
+        // Routing reads the same parsed DestinationRules.
+        m.routing.destination_rules = m.config.destination_rules.clone();
+        m
+    }
+
+    /// The same mesh with its routing objects changed (a VirtualService or
+    /// Gateway edited by a candidate fix), and nothing memoized yet.
+    pub fn with_routing(&self, change: impl FnOnce(&mut crate::istio::routing::Routing)) -> Mesh {
+        let mut m = self.clone();
+        change(&mut m.routing);
         m
     }
 

@@ -7,7 +7,7 @@
 //! snapshot they are absent and the model falls back to what v1 carries
 //! (the target as typed, resolved again here; no metrics).
 
-use crate::snapshot::{ProxyEvidence, Snapshot};
+use crate::snapshot::{ProxyEvidence, RouteLookups, Snapshot};
 
 use super::services::ServiceKey;
 
@@ -29,4 +29,10 @@ pub fn resolved_target(_snapshot: &Snapshot) -> Option<ResolvedTarget> {
 /// in a v2 snapshot; `None` for v1 (no such field yet).
 pub fn metrics_text(_proxy: &ProxyEvidence) -> Option<&str> {
     None
+}
+
+/// What collection looked up for the routes towards the target (v2 from
+/// the routes step on); `None` when it did not.
+pub fn route_lookups(snapshot: &Snapshot) -> Option<&RouteLookups> {
+    snapshot.resolved.as_ref().and_then(|r| r.routes.as_ref())
 }

@@ -192,6 +192,29 @@ pub struct ResolvedTarget {
     /// error-level cause was found, the run exits 4 ("could not check").
     #[serde(default)]
     pub missing: Vec<Gap>,
+    /// v2 (routes): what collection looked up for the routes towards the
+    /// target. `None` in snapshots taken before it did: a Service a route
+    /// names that is not among the objects was then never looked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<RouteLookups>,
+}
+
+/// v2 (routes): the objects routes towards the target depend on, beyond
+/// the target itself, as collection looked them up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RouteLookups {
+    /// Services named by route destinations of the VirtualServices for the
+    /// target, found: their objects, EndpointSlices and pods are in
+    /// [`Snapshot::objects`].
+    #[serde(default)]
+    pub found: Vec<ObjectRef>,
+    /// Services looked up by name that do not exist (HTTP 404).
+    #[serde(default)]
+    pub absent: Vec<ObjectRef>,
+    /// Gateways (`ns/name`) bound by those VirtualServices whose pods were
+    /// listed (by the Gateway's selector, all namespaces).
+    #[serde(default)]
+    pub gateway_pods_listed: Vec<String>,
 }
 
 /// Why a snapshot file was refused.

@@ -29,14 +29,45 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
     out
 }
 
+/// Clusters the client's routes send to that have no endpoint by config
+/// (a subset selecting no ready pod, a Service without ready endpoint):
+/// `SUBSET_SELECTS_NO_PODS` and `SERVICE_WITHOUT_ENDPOINTS` explain their
+/// `UH`, not stale config.
+fn empty_by_config(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Vec<String> {
+    let c = g.client();
+    let view = mesh.routing().routes_for(
+        crate::istio::routing::Client {
+            namespace: &c.namespace,
+            labels: &c.labels,
+        },
+        &svc.fqdn,
+        u32::from(port.number),
+    );
+    view.routes
+        .iter()
+        .flat_map(|r| r.destinations.iter())
+        .chain(view.default_route.iter())
+        .filter(|d| d.status.expected().is_some_and(|x| x.flag == "UH"))
+        .map(|d| d.cluster_name.clone())
+        .collect()
+}
+
 fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Option<Finding> {
     let p = g.proxy;
     let cluster_name = outbound_cluster_name(port.number, &svc.fqdn);
-    let uh = with_flag(&client_503s(p, port.number, &svc.fqdn), "UH");
+    let explained = empty_by_config(mesh, svc, port, g);
+    let uh: Vec<_> = with_flag(&client_503s(p, port.number, &svc.fqdn), "UH")
+        .into_iter()
+        .filter(|e| {
+            e.upstream_cluster
+                .as_ref()
+                .is_none_or(|c| !explained.contains(c))
+        })
+        .collect();
     let status = p.clusters.as_ref().and_then(|c| c.get(&cluster_name));
     let all_ejected =
         status.is_some_and(|s| !s.hosts.is_empty() && s.hosts.iter().all(|h| h.is_ejected()));
-    let empty = status.is_some_and(|s| s.hosts.is_empty());
+    let empty = status.is_some_and(|s| s.hosts.is_empty()) && !explained.contains(&cluster_name);
     if uh.is_empty() && !all_ejected && !empty {
         return None;
     }
@@ -102,24 +133,38 @@ fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Optio
             svc.key
         )
     } else {
-        "The Service has ready endpoints but the sidecar sees none healthy: stale config or failing health.".to_string()
+        "The Service has ready endpoints and the routes the sidecar takes lead to clusters that should have them, yet it sees none healthy: stale config or failing health.".to_string()
     };
-    Some(
-        Finding::new(
-            Cause::NoHealthyUpstream,
-            subject,
-            format!("{}'s sidecar has no healthy endpoint for {}:{}", p.label, svc.fqdn, port.number),
-            &confidence,
-        )
-        .explain([why])
-        .evidence(evidence)
-        .fix(Some(Fix::advice(
+    let fix = if ready == 0 {
+        Fix::advice(
             FixKind::ReadyEndpoints,
             format!(
                 "make pods matching {}'s selector ready (kubectl get endpointslices -n {} -l kubernetes.io/service-name={})",
                 svc.key.name, svc.key.namespace, svc.key.name
             ),
-        ))),
+        )
+    } else {
+        Fix::advice(
+            FixKind::Investigate,
+            format!(
+                "compare what {} runs with the API (istioctl proxy-status; istioctl proxy-config endpoints {} --cluster \"{cluster_name}\")",
+                p.label, p.label
+            ),
+        )
+    };
+    Some(
+        Finding::new(
+            Cause::NoHealthyUpstream,
+            subject,
+            format!(
+                "{}'s sidecar has no healthy endpoint for {}:{}",
+                p.label, svc.fqdn, port.number
+            ),
+            &confidence,
+        )
+        .explain([why])
+        .evidence(evidence)
+        .fix(Some(fix)),
     )
 }
 
@@ -148,6 +193,7 @@ mod tests {
     use crate::snapshot::ProxyRole;
 
     const CLUSTER: &str = "outbound|8000||httpbin.foo.svc.cluster.local";
+    const V2: &str = "outbound|8000|v2|httpbin.foo.svc.cluster.local";
 
     fn slice(ready: bool) -> EndpointSet {
         EndpointSet {
@@ -224,6 +270,25 @@ mod tests {
                     )]),
                     true,
                 ),
+                None,
+            ),
+            (
+                "near miss: UH on a subset cluster whose labels select no pod (SUBSET_SELECTS_NO_PODS)",
+                {
+                    let mut d = dr("foo", "httpbin", "httpbin", None);
+                    d["spec"]["subsets"] = serde_json::json!([{"name": "v2", "labels": {"version": "v2"}}]);
+                    MeshBuilder::new()
+                        .target(httpbin())
+                        .pod(httpbin_pod())
+                        .pod(sleep_pod())
+                        .endpoints(slice(true))
+                        .object(d)
+                        .object(serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                            "metadata": {"name": "httpbin", "namespace": "foo"},
+                            "spec": {"hosts": ["httpbin"], "http": [{"route": [{"destination": {"host": "httpbin", "subset": "v2"}}]}]}}))
+                        .proxy(client().with_log(vec![entry(503, "UH", Some(V2))]))
+                        .build()
+                },
                 None,
             ),
             (

@@ -1,65 +1,161 @@
-//! Cause `SUBSET_NOT_FOUND` (rule; declared in the catalog): a route names a
-//! subset that no applying DestinationRule defines.
+//! Cause `SUBSET_NOT_FOUND` (rule; declared in the catalog): for some
+//! callers of the target, the route they take names a subset that the
+//! DestinationRule applying to them does not define.
 //!
-//! istiod builds `outbound|port|subset|host` clusters only for subsets the
-//! applying DestinationRule defines (looked up from the route's namespace,
-//! push_context.go `destinationRule`), while the VirtualService's route still
-//! names the subset: Envoy's router finds no cluster and answers `503 NC`
-//! (`cluster_not_found`, router.cc). One finding per missing subset: the
-//! VirtualService is the config evidence and the clients' `NC` lines confirm
-//! it; `NC` lines no route explains (a VirtualService the tool cannot see,
-//! or one applied before its DestinationRule) are reported from the log alone.
-
-use std::collections::BTreeSet;
+//! istiod builds `outbound|port|subset|host` clusters only for the subsets
+//! of the DestinationRule that applies to the client (push_context.go
+//! `destinationRule`, looked up from the client's namespace, exportTo
+//! honoured), while the route still names the subset: Envoy's router finds
+//! no cluster and answers `503 NC` (`cluster_not_found`, router.cc). Only
+//! the VirtualService that wins the host for a caller counts, only its
+//! reachable routes, and only destinations that carry traffic (a weight-0
+//! destination beside others is left out): [`crate::istio::routing`]
+//! decides all three ([`super::routes::route_hits`]). A VirtualService
+//! shadowed by another, a delegate without hosts, one bound to gateways only
+//! (seen from sidecars) never fires here. A rule not exported to a caller's
+//! namespace makes the subset missing for that caller alone.
+//!
+//! Confirmed by the callers' sidecars: `503 NC` lines, and the cluster
+//! absent from their `/config_dump`. `NC` lines towards the target that no
+//! route explains (a VirtualService the tool cannot see, one applied before
+//! its DestinationRule) are reported from the log alone when they name a
+//! subset cluster or no cluster.
 
 use super::common::{client_503s, sample_line, with_flag};
+use super::routes::{
+    blind_spots, caller_evidence, confirm, object, route_evidence, route_hits, shows, RouteHit,
+};
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
 use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
 use crate::analyze::fix::FixKind;
 use crate::envoy::access_log::AccessLogEntry;
 use crate::envoy::config_dump::ClusterKind;
-use crate::model::decisions::Client;
-use crate::model::networking::RouteKind;
-use crate::model::{Mesh, Proxy, Service, ServicePort};
+use crate::istio::destination_rule::ShadowReason;
+use crate::istio::routing::DestStatus;
+use crate::model::{Mesh, Proxy};
 
-/// A route destination whose subset no applying rule defines.
-struct Missing {
-    vs: crate::istio::object::ObjectRef,
-    host: String,
-    subset: String,
+pub fn check(mesh: &Mesh) -> Vec<Finding> {
+    let hits = route_hits(mesh, |s| matches!(s, DestStatus::UnknownSubset { .. }));
+    let mut out: Vec<Finding> = hits.iter().map(|h| finding(mesh, h)).collect();
+    out.extend(unexplained_nc(mesh));
+    out
 }
 
-fn missing_subsets(mesh: &Mesh, svc: &Service, port: &ServicePort) -> Vec<Missing> {
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for vs in &mesh.config.virtual_services {
-        for d in vs.destinations(RouteKind::Http) {
-            let Some(subset) = &d.subset else { continue };
-            if d.host_fqdn != svc.fqdn || d.port.is_some_and(|p| p != port.number as u32) {
-                continue;
-            }
-            let lookup =
-                mesh.destination_rule_lookup(&Client::in_namespace(&vs.meta.namespace), svc);
-            let defined = lookup
-                .selection
-                .as_ref()
-                .is_some_and(|s| s.subset(subset).is_some());
-            if !defined && seen.insert((vs.meta.key(), subset.clone())) {
-                out.push(Missing {
-                    vs: vs.meta.object_ref(),
-                    host: d.host.clone(),
-                    subset: subset.clone(),
-                });
-            }
+fn reason_text(r: &ShadowReason) -> &'static str {
+    match r {
+        ShadowReason::NotExported | ShadowReason::HiddenFromOwnNamespace => {
+            "it is not exported to these callers' namespace"
         }
+        ShadowReason::NamespaceSkippedForUnexportedRule { .. } => {
+            "a more specific rule of its namespace is not exported to these callers, so istiod skips the namespace"
+        }
+        ShadowReason::EarlierNamespaceWon { .. } | ShadowReason::NotReached => {
+            "a rule found earlier in istiod's search applies instead"
+        }
+        ShadowReason::LessSpecificHost { .. } => "a rule for a more specific host applies instead",
+        ShadowReason::SelectorRuleWon { .. }
+        | ShadowReason::SelectorDoesNotSelectClient
+        | ShadowReason::SelectorOutsideClientNamespace => {
+            "its workloadSelector does not pick these callers"
+        }
+        ShadowReason::TrafficPolicyDiscardedInMerge { .. } => {
+            "it was merged with an older rule for the host"
+        }
+        ShadowReason::NamespaceNotSearched => "istiod does not search its namespace for these callers",
     }
-    out
+}
+
+fn finding(mesh: &Mesh, h: &RouteHit) -> Finding {
+    let DestStatus::UnknownSubset {
+        subset,
+        rules,
+        available,
+        defined_in_unapplied,
+    } = &h.destination.status
+    else {
+        unreachable!("route_hits kept UnknownSubset only")
+    };
+    let mut confidence = Confidence::of(&[Weight::ConfigRouteCertain]);
+    let mut explanation = h.explanation();
+    for (rule, why) in defined_in_unapplied {
+        explanation.push(format!(
+            "DestinationRule {rule} defines subset {subset} but does not apply to these callers: {}.",
+            reason_text(why)
+        ));
+    }
+    explanation.push("Envoy gets a route to a cluster that does not exist and answers 503 NC (cluster_not_found).".to_string());
+    let mut evidence: Vec<Evidence> = route_evidence(h).into_iter().collect();
+    for rule in rules {
+        evidence.push(Evidence::new(
+            object("DestinationRule", rule),
+            format!("applies to these callers; defines subsets {available:?}"),
+        ));
+    }
+    for (rule, why) in defined_in_unapplied {
+        evidence.push(Evidence::new(
+            object("DestinationRule", rule),
+            format!("defines subset {subset}; {}", reason_text(why)),
+        ));
+    }
+    evidence.extend(caller_evidence(h));
+    let c = confirm(mesh, h, true);
+    for w in &c.weights {
+        confidence.add(*w);
+    }
+    evidence.extend(c.evidence);
+    if let Some((line, w)) = blind_spots(mesh) {
+        explanation.push(line);
+        confidence.add(w);
+    }
+    let route_vs = h.route.as_ref().map(|r| r.vs.clone()).unwrap_or_default();
+    let fix = if defined_in_unapplied.iter().any(|(_, r)| {
+        matches!(
+            r,
+            ShadowReason::NotExported | ShadowReason::NamespaceSkippedForUnexportedRule { .. }
+        )
+    }) {
+        format!(
+            "export DestinationRule {} to {} (exportTo), or define subset {subset} in a DestinationRule those callers see",
+            defined_in_unapplied[0].0,
+            h.callers_text()
+        )
+    } else {
+        format!(
+            "add subset {subset} (with labels matching {}'s pods) to {}, and apply it before VirtualService {route_vs} routes to it (make-before-break)",
+            h.destination.destination.host,
+            rules
+                .first()
+                .map(|r| format!("DestinationRule {r}"))
+                .unwrap_or_else(|| format!("a DestinationRule for {}", h.destination.destination.host))
+        )
+    };
+    Finding::new(
+        Cause::SubsetNotFound,
+        format!("{} subset {subset} {}", h.place(), h.from_text()),
+        format!(
+            "VirtualService {route_vs} routes {}'s requests to subset {subset} of {}, which {}",
+            h.callers_text(),
+            h.destination.destination.host,
+            if rules.is_empty() {
+                "no DestinationRule applying to them defines".to_string()
+            } else {
+                format!(
+                    "DestinationRule {} (the one applying to them) does not define",
+                    rules.join(", ")
+                )
+            }
+        ),
+        &confidence,
+    )
+    .explain(explanation)
+    .evidence(evidence)
+    .fix(Some(Fix::advice(FixKind::DefineSubset, fix)))
 }
 
 /// The subset an NC line's upstream cluster names (`None`: no cluster logged).
 fn logged_subset(e: &AccessLogEntry) -> Option<Option<String>> {
-    let c = e.upstream_cluster.as_deref()?;
+    let c = e.upstream_cluster.as_deref().filter(|c| *c != "-")?;
     match ClusterKind::parse(c) {
         ClusterKind::Outbound { subset, .. } => Some(subset),
         _ => Some(None),
@@ -77,65 +173,24 @@ fn nc_evidence(p: &Proxy, lines: &[&AccessLogEntry]) -> Evidence {
     )
 }
 
-pub fn check(mesh: &Mesh) -> Vec<Finding> {
+/// Client `503 NC` lines towards the target that no route of the config
+/// explains, when they name a subset cluster or none.
+fn unexplained_nc(mesh: &Mesh) -> Vec<Finding> {
+    let explaining = route_hits(mesh, |s| s.expected().is_some_and(|x| x.flag == "NC"));
     let mut out = Vec::new();
     for (svc, port) in mesh.target_ports() {
-        let missing = missing_subsets(mesh, svc, port);
-        let clients: Vec<(&Proxy, Vec<&AccessLogEntry>)> = mesh
-            .client_groups()
-            .iter()
-            .map(|g| {
-                (
-                    g.proxy,
-                    with_flag(&client_503s(g.proxy, port.number, &svc.fqdn), "NC"),
-                )
-            })
-            .filter(|(_, nc)| !nc.is_empty())
-            .collect();
-        let explained = |e: &AccessLogEntry| match logged_subset(e) {
-            None => !missing.is_empty(),
-            Some(s) => missing.iter().any(|m| Some(&m.subset) == s.as_ref()),
-        };
-        for m in &missing {
-            let mut confidence = Confidence::of(&[Weight::ConfigCertain]);
-            let mut evidence = vec![Evidence::new(
-                SourceRef::Object(m.vs.clone()),
-                format!("route destination host {} subset {}", m.host, m.subset),
-            )];
-            for (p, nc) in &clients {
-                let lines: Vec<&AccessLogEntry> = nc
-                    .iter()
-                    .copied()
-                    .filter(|e| {
-                        logged_subset(e).is_none_or(|s| s.as_deref() == Some(m.subset.as_str()))
-                    })
-                    .collect();
-                if !lines.is_empty() {
-                    evidence.push(nc_evidence(p, &lines));
-                }
-            }
-            if evidence.len() > 1 {
-                confidence.add(Weight::ClientLog);
-                confidence.add(Weight::DistinctiveFlag);
-            }
-            out.push(
-                Finding::new(
-                    Cause::SubsetNotFound,
-                    format!("{}:{} subset {}", svc.fqdn, port.number, m.subset),
-                    format!("VirtualService {} routes to subset {} of {}, which no applying DestinationRule defines", m.vs.key(), m.subset, svc.fqdn),
-                    &confidence,
-                )
-                .explain(["Envoy gets a route to a cluster that does not exist and answers 503 NC (cluster_not_found).".to_string()])
-                .evidence(evidence)
-                .fix(Some(Fix::advice(
-                    FixKind::DefineSubset,
-                    format!("add subset {} (with labels matching the pods) to the DestinationRule for {}, and apply it before the VirtualService that routes to it (make-before-break)", m.subset, svc.fqdn),
-                ))),
-            );
-        }
-        for (p, nc) in &clients {
+        for g in mesh.client_groups() {
+            let p = g.proxy;
             let lines: Vec<&AccessLogEntry> =
-                nc.iter().copied().filter(|e| !explained(e)).collect();
+                with_flag(&client_503s(p, port.number, &svc.fqdn), "NC")
+                    .into_iter()
+                    .filter(|e| {
+                        !explaining.iter().any(|h| {
+                            h.proxies(mesh).iter().any(|x| x.label == p.label) && shows(e, h)
+                        })
+                    })
+                    .filter(|e| logged_subset(e).is_none_or(|s| s.is_some()))
+                    .collect();
             if lines.is_empty() {
                 continue;
             }
@@ -146,7 +201,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                     format!("{}'s routes to {} point at a cluster the sidecar does not have", p.label, svc.fqdn),
                     &Confidence::of(&[Weight::ClientLog, Weight::DistinctiveFlag]),
                 )
-                .explain(["A VirtualService routes to a subset that no DestinationRule defines (or the VirtualService was applied before the DestinationRule): Envoy answers 503 NC cluster_not_found.".to_string()])
+                .explain(["No route of the VirtualServices the tool can see explains it: one it cannot see, or one applied before its DestinationRule, routes to a subset no DestinationRule defines; Envoy answers 503 NC cluster_not_found.".to_string()])
                 .evidence([nc_evidence(p, &lines)])
                 .fix(Some(Fix::advice(
                     FixKind::DefineSubset,
@@ -163,21 +218,25 @@ mod tests {
     use super::*;
     use crate::model::builder::*;
     use crate::snapshot::ProxyRole;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn vs(subset: &str) -> serde_json::Value {
+    fn vs(name: &str, http: Value) -> Value {
         json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": "httpbin", "namespace": "foo"},
-            "spec": {"hosts": ["httpbin"], "http": [{"route": [{"destination": {"host": "httpbin", "subset": subset}}]}]}})
+            "metadata": {"name": name, "namespace": "foo", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"hosts": ["httpbin"], "http": http}})
     }
 
-    fn with_v1() -> serde_json::Value {
+    fn to(subset: &str) -> Value {
+        json!([{"route": [{"destination": {"host": "httpbin", "subset": subset}}]}])
+    }
+
+    fn with_v1() -> Value {
         let mut d = dr("foo", "httpbin", "httpbin", None);
         d["spec"]["subsets"] = json!([{"name": "v1", "labels": {"version": "v1"}}]);
         d
     }
 
-    fn mesh(objects: Vec<serde_json::Value>, log: Vec<AccessLogEntry>) -> crate::model::Mesh {
+    fn mesh(objects: Vec<Value>, log: Vec<AccessLogEntry>) -> crate::model::Mesh {
         let mut b = MeshBuilder::new()
             .target(httpbin())
             .pod(httpbin_pod())
@@ -198,17 +257,22 @@ mod tests {
         e
     }
 
+    fn later(mut v: Value) -> Value {
+        v["metadata"]["creationTimestamp"] = json!("2025-01-01T00:00:00Z");
+        v
+    }
+
     #[test]
     fn fires_and_near_misses() {
         let cases: Vec<(&str, crate::model::Mesh, Vec<u8>)> = vec![
             (
                 "a route to an undefined subset, config alone",
-                mesh(vec![vs("v2"), with_v1()], vec![]),
+                mesh(vec![vs("httpbin", to("v2")), with_v1()], vec![]),
                 vec![60],
             ),
             (
                 "config and the client's NC lines: one finding, not two",
-                mesh(vec![vs("v2"), with_v1()], vec![nc(None)]),
+                mesh(vec![vs("httpbin", to("v2")), with_v1()], vec![nc(None)]),
                 vec![99],
             ),
             (
@@ -218,31 +282,92 @@ mod tests {
             ),
             (
                 "near miss: the subset is defined",
-                mesh(vec![vs("v1"), with_v1()], vec![]),
-                vec![],
-            ),
-            (
-                "near miss: a route to another host",
-                mesh(
-                    vec![{
-                        let mut v = vs("v2");
-                        v["spec"]["http"][0]["route"][0]["destination"]["host"] = json!("other");
-                        v
-                    }],
-                    vec![],
-                ),
+                mesh(vec![vs("httpbin", to("v1")), with_v1()], vec![]),
                 vec![],
             ),
             (
                 "near miss: a route to another port of the host",
                 mesh(
                     vec![
+                        vs(
+                            "httpbin",
+                            json!([{"route": [{"destination": {"host": "httpbin", "subset": "v2", "port": {"number": 9000}}}],
+                                    "match": [{"port": 9000}]}]),
+                        ),
+                        with_v1(),
+                    ],
+                    vec![],
+                ),
+                vec![],
+            ),
+            (
+                "near miss: the newer VirtualService for the host is shadowed",
+                mesh(
+                    vec![
+                        vs("a-old", to("v1")),
+                        later(vs("b-new", to("v2"))),
+                        with_v1(),
+                    ],
+                    vec![],
+                ),
+                vec![],
+            ),
+            (
+                "near miss: a delegate (no hosts) naming a missing subset",
+                mesh(
+                    vec![
                         {
-                            let mut v = vs("v2");
-                            v["spec"]["http"][0]["route"][0]["destination"]["port"] =
-                                json!({"number": 9000});
+                            let mut d = vs("delegate", to("v2"));
+                            d["spec"].as_object_mut().unwrap().remove("hosts");
+                            d
+                        },
+                        with_v1(),
+                    ],
+                    vec![],
+                ),
+                vec![],
+            ),
+            (
+                "near miss: bound to a gateway only, seen from sidecars",
+                mesh(
+                    vec![
+                        {
+                            let mut v = vs("edge", to("v2"));
+                            v["spec"]["gateways"] = json!(["web-gateway"]);
                             v
                         },
+                        with_v1(),
+                    ],
+                    vec![],
+                ),
+                vec![],
+            ),
+            (
+                "near miss: weight 0 beside a defined subset",
+                mesh(
+                    vec![
+                        vs(
+                            "httpbin",
+                            json!([{"route": [
+                                {"destination": {"host": "httpbin", "subset": "v1"}, "weight": 100},
+                                {"destination": {"host": "httpbin", "subset": "v2"}, "weight": 0}]}]),
+                        ),
+                        with_v1(),
+                    ],
+                    vec![],
+                ),
+                vec![],
+            ),
+            (
+                "near miss: the route after a catch-all is unreachable",
+                mesh(
+                    vec![
+                        vs(
+                            "httpbin",
+                            json!([{"route": [{"destination": {"host": "httpbin", "subset": "v1"}}]},
+                                   {"match": [{"uri": {"prefix": "/api"}}],
+                                    "route": [{"destination": {"host": "httpbin", "subset": "v2"}}]}]),
+                        ),
                         with_v1(),
                     ],
                     vec![],
@@ -252,15 +377,73 @@ mod tests {
         ];
         for (name, m, want) in cases {
             let got: Vec<u8> = check(&m).iter().map(|f| f.confidence).collect();
-            assert_eq!(got, want, "{name}");
+            assert_eq!(got, want, "{name}: {:#?}", check(&m));
         }
     }
 
     #[test]
-    fn the_merged_finding_cites_the_route_and_the_log() {
-        let f = &check(&mesh(vec![vs("v2"), with_v1()], vec![nc(Some("v2"))]))[0];
-        assert_eq!(f.subject, "httpbin.foo.svc.cluster.local:8000 subset v2");
-        assert_eq!(f.evidence.len(), 2);
-        assert!(f.evidence[1].detail.contains("503 NC"));
+    fn the_merged_finding_cites_the_route_the_caller_and_the_log() {
+        let f = &check(&mesh(
+            vec![vs("httpbin", to("v2")), with_v1()],
+            vec![nc(Some("v2"))],
+        ))[0];
+        assert_eq!(
+            f.subject,
+            "httpbin.foo.svc.cluster.local:8000 subset v2 from every namespace"
+        );
+        let ev: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|e| format!("{}: {}", e.source, e.detail))
+            .collect();
+        assert!(
+            ev[0].starts_with("VirtualService foo/httpbin: route 0"),
+            "{ev:#?}"
+        );
+        assert!(
+            ev.iter().any(|e| e.starts_with("caller every namespace")),
+            "{ev:#?}"
+        );
+        assert!(ev.iter().any(|e| e.contains("503 NC")), "{ev:#?}");
+    }
+
+    /// A DestinationRule kept to its namespace: the subset is missing for
+    /// callers elsewhere only.
+    #[test]
+    fn a_rule_not_exported_fails_other_namespaces_only() {
+        let mut d = with_v1();
+        d["spec"]["subsets"] = json!([{"name": "v1", "labels": {"app": "httpbin"}}]);
+        d["spec"]["exportTo"] = json!(["."]);
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(pod(
+                "bar",
+                "client-1",
+                "client",
+                "10.0.0.9",
+                Some(crate::istio::sidecar::SidecarKind::Classic),
+            ))
+            .object(vs("httpbin", to("v1")))
+            .object(d)
+            .build();
+        let f = check(&m);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].subject.contains("bar"), "{}", f[0].subject);
+        assert!(
+            !f[0].subject.contains("foo,") && !f[0].subject.contains("namespace foo"),
+            "{}",
+            f[0].subject
+        );
+        assert!(
+            f[0].fix.as_ref().unwrap().summary.contains("exportTo"),
+            "{:?}",
+            f[0].fix
+        );
+        assert!(
+            f[0].explanation.iter().any(|l| l.contains("not exported")),
+            "{:#?}",
+            f[0].explanation
+        );
     }
 }
