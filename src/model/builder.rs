@@ -13,12 +13,11 @@ use serde_json::{json, Value};
 
 use crate::envoy::access_log::AccessLogEntry;
 use crate::envoy::clusters::{ClusterStatus, Clusters, HostStatus};
-use crate::envoy::config_dump::{
-    ClientTlsConfig, Cluster, ClusterKind, ConfigDump, InboundMode, TlsContext,
-};
+use crate::envoy::config_dump::{ClientTlsConfig, Cluster, ClusterKind, ConfigDump, TlsContext};
 use crate::envoy::stats::{StatValue, Stats};
 use crate::istio::mesh_config::{IstioVersion, MeshConfig};
 use crate::istio::sidecar::SidecarKind;
+use crate::istio::tls::InboundMode;
 use crate::snapshot::ProxyRole;
 
 use super::pods::{ContainerPort, WorkloadKey};

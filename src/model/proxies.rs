@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use crate::envoy::access_log::{parse_log_with, AccessLogEntry, LogFormatSpec};
 use crate::envoy::clusters::{parse_clusters, Clusters};
-use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump, InboundMode};
+use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump};
 use crate::envoy::stats::{parse_stats, Stats};
 use crate::istio::mesh_config::IstioVersion;
+use crate::istio::tls::InboundMode;
 use crate::snapshot::{ProxyEvidence, ProxyRole};
 
 use super::decisions;
@@ -33,7 +34,8 @@ pub struct InboundView {
 }
 
 impl InboundView {
-    /// The port's own chains, else the catch-all.
+    /// The port's own chains, else the catch-all: `istio::tls::inbound_mode_for`,
+    /// answered from the per-proxy memo instead of the listeners each time.
     pub fn mode_for(&self, port: u16) -> Option<&InboundMode> {
         self.by_port.get(&port).or(self.catch_all.as_ref())
     }

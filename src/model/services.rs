@@ -229,6 +229,12 @@ impl Service {
     pub fn port(&self, number: u16) -> Option<&ServicePort> {
         self.ports.iter().find(|p| p.number == number)
     }
+
+    /// `clusterIP: None`: clients reach the pods directly (an ORIGINAL_DST
+    /// cluster in Istio, no per-endpoint TLS choice).
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.as_deref() == Some("None")
+    }
 }
 
 fn port_u16(r: &Reader, rel: &str, n: u32) -> Result<u16, ObjectError> {

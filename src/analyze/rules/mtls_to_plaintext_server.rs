@@ -9,13 +9,14 @@
 //! `GetNamespaceMutualTLSMode`). Envoy: the handshake meets plaintext,
 //! `503 UF` with `WRONG_VERSION_NUMBER`; a DISABLE sidecar answers `400 DPE`.
 
-use super::tls_paths::{findings, Mismatch, Story, TlsCase};
+use super::tls_paths::{findings, Story, TlsCase};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
-use crate::istio::client_tls::ClientTlsMode;
 use crate::istio::destination_rule::TlsMode;
 use crate::istio::peer_auth::ModeSource;
+use crate::istio::tls::ClientTlsMode;
+use crate::istio::tls::Mismatch;
 use crate::model::Mesh;
 
 fn notes(c: &TlsCase) -> Vec<String> {
