@@ -4,8 +4,10 @@
 //! - the client's TLS for (client namespace + labels, host, port), with the
 //!   chain that decided it: DestinationRule lookup → effective policy for the
 //!   port → client TLS decision (auto mTLS, namespace mode);
-//! - the server's mode for (pod, port), with its policy chain
-//!   (PeerAuthentication, or MeshPolicy/Policy on Istio ≤1.5);
+//! - the server's mode for (pod, port), with its policy chain, from
+//!   `istio::authn::Authn` (PeerAuthentication, MeshPolicy/Policy before
+//!   Istio 1.6, and 1.5's per-workload fallback between them: one interface,
+//!   no era branching here);
 //! - what each proxy actually runs: the client cluster's TLS read from
 //!   `config_dump`, the server's inbound mode read from its listeners;
 //! - the two put together: what goes on the wire and whether the server
@@ -17,18 +19,18 @@
 //! server-mode decision and the inbound-mode reading of listeners
 //! (`istio::tls`: [`tls::decide_for`], [`tls::observed_wire`],
 //! [`tls::accepts`], [`tls::mismatch`], [`tls::inbound_modes`]), and the
-//! server mode (`istio::peer_auth`, `istio::legacy_policy`). It adds no
-//! decision of its own: it picks the inputs from the model and memoizes.
+//! server mode ([`Authn::server_mode`], [`Authn::service_mode`],
+//! [`Authn::namespace_mode`]). It adds no decision of its own: it picks the
+//! inputs from the model and memoizes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::envoy::config_dump::{Cluster, ConfigDump};
+use crate::istio::authn::{self, Authn, MtlsMode, ServerMode, ServerQuery};
 use crate::istio::destination_rule::{
     effective_policy, lookup, EffectivePolicy, Lookup, Selection,
 };
-use crate::istio::legacy_policy;
-use crate::istio::peer_auth::{self, MtlsMode, ServerMode};
 use crate::istio::tls::{
     self, ClientTlsDecision, ClientTlsInput, EndpointLabels, InboundMode, Mismatch, Server,
     ServiceKind, Wire,
@@ -70,7 +72,9 @@ pub struct ClientTls {
     pub lookup: Arc<Lookup>,
     /// The applied rule's policy for the port.
     pub policy: Option<EffectivePolicy>,
-    /// The destination namespace's mode as auto mTLS sees it.
+    /// The destination's mode as auto mTLS sees it: namespace- and
+    /// mesh-wide policy ([`Authn::service_mode`]; before Istio 1.6 also a
+    /// v1alpha1 Policy targeting the service port).
     pub namespace_mode: ServerMode,
     pub auto_mtls: bool,
     pub decision: ClientTlsDecision,
@@ -202,6 +206,16 @@ fn service_kind(svc: &Service, policy: Option<&EffectivePolicy>) -> ServiceKind 
     }
 }
 
+/// A service port as the authn policies name it (v1alpha1 targets a
+/// service and its port by number or name).
+fn authn_port(svc: &Service, port: u16) -> authn::ServicePort<'_> {
+    authn::ServicePort {
+        name: &svc.key.name,
+        number: u32::from(port),
+        port_name: svc.port(port).and_then(|p| p.name.as_deref()),
+    }
+}
+
 type LookupKey = (Client, ServiceKey);
 type ClientTlsKey = (Client, ServiceKey, u16);
 type ServerKey = (ServiceKey, u16, PodKey);
@@ -215,6 +229,7 @@ pub struct Cache {
     client_tls: Mutex<HashMap<ClientTlsKey, Arc<ClientTls>>>,
     servers: Mutex<HashMap<ServerKey, Arc<ServerSide>>>,
     namespace_modes: Mutex<HashMap<String, Arc<ServerMode>>>,
+    authn: OnceLock<Arc<Authn>>,
 }
 
 impl Clone for Cache {
@@ -260,24 +275,30 @@ impl Mesh {
         )
     }
 
+    /// Every authentication policy, answering for the mesh's Istio era
+    /// (built once from the config, the release and the APIs discovery found;
+    /// v1alpha1 targets resolve in the cluster domain).
+    pub fn authn(&self) -> Arc<Authn> {
+        self.cache
+            .authn
+            .get_or_init(|| {
+                let c = &self.config;
+                Arc::new(Authn::new(
+                    c.authn_evidence(self.settings.version).api(),
+                    &self.settings.root_namespace,
+                    &self.domain.suffix,
+                    c.peer_authentications.clone(),
+                    c.legacy_policies(),
+                ))
+            })
+            .clone()
+    }
+
     /// The mode of `namespace` as client-side auto mTLS sees it (mesh and
     /// namespace policies only; istio/istio#32788).
     pub fn namespace_mode(&self, namespace: &str) -> Arc<ServerMode> {
         memo(&self.cache.namespace_modes, namespace.to_string(), || {
-            let c = &self.config;
-            if c.legacy.in_use {
-                legacy_policy::legacy_namespace_mode(
-                    &c.legacy.mesh_policies,
-                    &c.legacy.policies,
-                    namespace,
-                )
-            } else {
-                peer_auth::namespace_mode(
-                    &c.peer_authentications,
-                    &self.settings.root_namespace,
-                    namespace,
-                )
-            }
+            self.authn().namespace_mode(namespace)
         })
     }
 
@@ -294,7 +315,9 @@ impl Mesh {
                     .map(|s| effective_policy(s, port as u32, None));
                 let endpoints =
                     EndpointLabels::from_flags(self.backing_pods(svc).map(Pod::labelled_istio_tls));
-                let namespace_mode = (*self.namespace_mode(&svc.key.namespace)).clone();
+                let namespace_mode = self
+                    .authn()
+                    .service_mode(&svc.key.namespace, authn_port(svc, port));
                 let decision = tls::decide_for(&ClientTlsInput {
                     rule_tls: policy.as_ref().and_then(|p| p.tls.as_ref()),
                     auto_mtls: self.settings.auto_mtls,
@@ -346,25 +369,12 @@ impl Mesh {
         pod: &Pod,
         cport: u16,
     ) -> ServerMode {
-        let c = &self.config;
-        if c.legacy.in_use {
-            legacy_policy::legacy_server_mode(
-                &c.legacy.mesh_policies,
-                &c.legacy.policies,
-                &svc.key.name,
-                &svc.key.namespace,
-                port.number as u32,
-                port.name.as_deref(),
-            )
-        } else {
-            peer_auth::server_mode(
-                &c.peer_authentications,
-                &self.settings.root_namespace,
-                &pod.key.namespace,
-                &pod.labels,
-                Some(cport as u32),
-            )
-        }
+        self.authn().server_mode(&ServerQuery {
+            namespace: &pod.key.namespace,
+            labels: &pod.labels,
+            container_port: Some(u32::from(cport)),
+            service: Some(authn_port(svc, port.number)),
+        })
     }
 
     /// The path from `client` (whose sidecar is `proxy`, when read) to `pod`
@@ -423,7 +433,7 @@ mod tests {
         s.sidecar = true;
         s.policy = Some(ServerMode {
             mode: MtlsMode::Strict,
-            source: peer_auth::ModeSource::Default,
+            source: authn::ModeSource::Default,
             chain: vec![],
             ignored: vec![],
         });
@@ -550,5 +560,51 @@ mod tests {
             (p.accepted, p.mismatch),
             (Some(false), Some(Mismatch::PlaintextToStrict))
         );
+    }
+
+    fn server_mode_of(b: MeshBuilder) -> (MtlsMode, authn::ModeSource) {
+        let m = b.target(httpbin()).pod(httpbin_pod()).build();
+        let (svc, port) = m.target_ports()[0];
+        let pod = m.backing_pods(svc).next().unwrap();
+        let s = m.server_side(svc, port, pod);
+        let p = s.policy.clone().unwrap();
+        (p.mode, p.source)
+    }
+
+    #[test]
+    fn the_server_mode_follows_the_istio_era() {
+        let ns_policy = serde_json::json!({"apiVersion": "authentication.istio.io/v1alpha1",
+            "kind": "Policy", "metadata": {"name": "default", "namespace": "foo"},
+            "spec": {"peers": [{"mtls": {}}]}});
+        // 1.5: a PeerAuthentication exists but selects another workload; for
+        // httpbin none applies, so the v1alpha1 namespace Policy decides.
+        let (mode, source) = server_mode_of(
+            MeshBuilder::new()
+                .istio("1.5.2")
+                .object(ns_policy.clone())
+                .object(pa("foo", "other", "DISABLE", Some("other"))),
+        );
+        assert_eq!(mode, MtlsMode::Strict);
+        assert!(
+            matches!(source, authn::ModeSource::LegacyNamespace(_)),
+            "{source:?}"
+        );
+        // 1.5 without any policy that applies: PERMISSIVE.
+        let (mode, _) = server_mode_of(MeshBuilder::new().istio("1.5.2").object(pa(
+            "foo",
+            "other",
+            "DISABLE",
+            Some("other"),
+        )));
+        assert_eq!(mode, MtlsMode::Permissive);
+        // ≤1.4 without a policy: no TLS chain at all.
+        let (mode, source) = server_mode_of(MeshBuilder::new().istio("1.4.6"));
+        assert_eq!(
+            (mode, source),
+            (MtlsMode::Disable, authn::ModeSource::Default)
+        );
+        // ≥1.6 without a policy: PERMISSIVE; a v1alpha1 object left behind is ignored.
+        let (mode, _) = server_mode_of(MeshBuilder::new().object(ns_policy));
+        assert_eq!(mode, MtlsMode::Permissive);
     }
 }

@@ -555,7 +555,11 @@ mod tests {
             Some("1.0.0")
         );
         assert!(m.settings.read() && !m.settings.auto_mtls);
-        assert!(m.config.legacy.in_use);
+        assert_eq!(
+            m.authn().api,
+            crate::istio::authn::AuthnApi::Legacy,
+            "Istio 1.0: MeshPolicy/Policy decide"
+        );
         assert_eq!(m.config.destination_rules.len(), 2);
         let targets = m.target_ports();
         assert_eq!(targets.len(), 1);

@@ -433,28 +433,5 @@ impl AuthnPolicies for PeerAuthPolicies {
     }
 }
 
-/// compat path: the model/collect branches still call this; it is
-/// [`PeerAuthPolicies::server_mode`] (removed at integration).
-pub fn server_mode(
-    pas: &[PeerAuthentication],
-    root_ns: &str,
-    workload_ns: &str,
-    workload_labels: &BTreeMap<String, String>,
-    container_port: Option<u32>,
-) -> ServerMode {
-    PeerAuthPolicies::new(pas.to_vec(), root_ns).server_mode(&ServerQuery {
-        namespace: workload_ns,
-        labels: workload_labels,
-        container_port,
-        service: None,
-    })
-}
-
-/// compat path: the model/collect branches still call this; it is
-/// [`PeerAuthPolicies::namespace_mode`] (removed at integration).
-pub fn namespace_mode(pas: &[PeerAuthentication], root_ns: &str, ns: &str) -> ServerMode {
-    PeerAuthPolicies::new(pas.to_vec(), root_ns).namespace_mode(ns)
-}
-
 #[cfg(test)]
 mod tests;
