@@ -16,6 +16,8 @@
 //!   listeners accept;
 //! - [`mesh_config`]: the `istio` ConfigMap and Istio versions;
 //! - [`sidecar`]: whether a pod runs a sidecar (classic or native) and its version;
+//! - [`stats_inclusion`]: which Envoy stats a sidecar emits (the release's
+//!   inclusion list and what the pod and mesh add);
 //! - [`routing`]: VirtualServices, Gateways, Sidecars and the service
 //!   registry as istiod applies them — which routes a client's request can
 //!   take and whether their clusters exist and have endpoints.
@@ -27,6 +29,7 @@ pub mod mesh_config;
 pub mod object;
 pub mod routing;
 pub mod sidecar;
+pub mod stats_inclusion;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod tls;

@@ -121,6 +121,8 @@ impl MeshBuilder {
                 services: self.targets,
                 only_port: self.only_port,
                 source: TargetSource::Resolved,
+                server_pods: vec![],
+                missing: vec![],
             },
             ClusterDomain::default_domain(),
             self.proxies,
@@ -137,7 +139,7 @@ impl MeshBuilder {
         m.services = self.services;
         m.endpoints = self.endpoints;
         m.gaps = gaps;
-        let more = m.evidence_gaps();
+        let more = m.evidence_gaps(None);
         m.gaps.extend(more);
         m
     }
@@ -245,6 +247,7 @@ pub fn proxy(pod: &Pod, role: ProxyRole) -> Proxy {
         inbound: InboundView::default(),
         clusters: None,
         stats: None,
+        stats_inclusion: None,
         log: ProxyLog::default(),
         metrics: None,
     }

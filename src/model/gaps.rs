@@ -4,7 +4,7 @@
 //! unreachable sidecars, missing kinds: their text is kept as collected and
 //! classified here), and gaps the model finds itself while reading
 //! (an object that does not parse, no mesh config, access logs off, stats
-//! dropped by Istio's inclusion list). The analysis turns the latter into
+//! dropped by the sidecar's inclusion list or absent for a reason unknown). The analysis turns the latter into
 //! words; the model only says what and why.
 
 use crate::istio::object::ObjectRef;
@@ -49,8 +49,12 @@ pub enum GapKind {
     NotCollected,
     /// The sidecar's log holds no access log line (logging off, or no traffic yet).
     AccessLogsOff,
-    /// Istio's default stats inclusion drops the per-cluster counters.
+    /// The sidecar's stats inclusion list drops the per-cluster counters
+    /// (`detail`: empty for Istio's default list, else which list).
     StatsExcluded,
+    /// No per-cluster counter in `/stats`, and the sidecar's inclusion list
+    /// is not known (`detail`: the `/stats?filter=` it was read with, if any).
+    StatsAbsent,
     Other,
 }
 

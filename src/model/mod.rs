@@ -179,6 +179,36 @@ fn read_proxies(
         .collect()
 }
 
+/// Each read sidecar's stats inclusion list, where its bootstrap did not
+/// give it: the release (the proxy's own, its image's, the mesh's) and its
+/// pod's annotations, with the mesh's `proxyStatsMatcher`.
+fn set_stats_inclusion(
+    proxies: &mut [Proxy],
+    objects: &[Value],
+    pods: &[Pod],
+    settings: &MeshSettings,
+) {
+    for p in proxies.iter_mut().filter(|p| p.stats_inclusion.is_none()) {
+        let Some(key) = &p.pod else { continue };
+        let annotations = objects
+            .iter()
+            .filter(|o| o["kind"] == "Pod")
+            .filter_map(|o| crate::istio::object::Meta::from_value(o).ok())
+            .find(|m| m.namespace == key.namespace && m.name == key.name)
+            .map(|m| m.annotations)
+            .unwrap_or_default();
+        let version = p
+            .istio_version
+            .or_else(|| pods.iter().find(|x| &x.key == key)?.sidecar_version)
+            .or(settings.version);
+        p.stats_inclusion = crate::istio::stats_inclusion::for_sidecar(
+            version,
+            &annotations,
+            settings.config.proxy_stats_matcher.as_ref(),
+        );
+    }
+}
+
 /// The highest sidecar image tag; else what the proxies report in
 /// `/server_info` (images pinned by digest).
 fn istio_version(pods: &[Pod], proxies: &[Proxy]) -> (Option<IstioVersion>, VersionSource) {
@@ -220,6 +250,42 @@ fn read_endpoints(objects: &[Value], gaps: &mut Vec<Gap>) -> Vec<EndpointSet> {
     out
 }
 
+/// `/stats` read without any `cluster.outbound|…` stat: why, when the
+/// sidecar's inclusion list says (dropped by it; or nothing to say when it
+/// keeps them: the proxy has no such cluster), else that it is unknown. In
+/// a v2 snapshot every kept per-cluster stat survives the filter (`KEPT_STATS`
+/// are counters and gauges every cluster has, read without `usedonly`).
+fn stats_gap(p: &Proxy, pod: &PodKey, stats_filter: Option<&str>) -> Option<Gap> {
+    use crate::istio::stats_inclusion::InclusionBasis;
+    if p.stats.as_ref()?.present("cluster.outbound|") {
+        return None;
+    }
+    let source = GapSource::ProxyAdmin {
+        pod: pod.clone(),
+        path: "/stats".into(),
+    };
+    let inclusion = p.stats_inclusion.as_ref();
+    match inclusion.map(|i| (i.basis, i.keeps_outbound_cluster_stats())) {
+        Some((_, Some(true))) => None,
+        Some((basis, Some(false))) => Some(Gap::found(
+            source,
+            GapKind::StatsExcluded,
+            match basis {
+                InclusionBasis::Bootstrap => "the bootstrap's stats_matcher",
+                InclusionBasis::ReleaseDefaultExtended => {
+                    "the pod's stats inclusion (Istio's default and what its annotations add)"
+                }
+                InclusionBasis::ReleaseDefault | InclusionBasis::NoList => "",
+            },
+        )),
+        _ => Some(Gap::found(
+            source,
+            GapKind::StatsAbsent,
+            stats_filter.unwrap_or(""),
+        )),
+    }
+}
+
 impl Mesh {
     /// Read a snapshot once into the typed model. Never fails: what cannot
     /// be read is a [`Gap`].
@@ -233,7 +299,7 @@ impl Mesh {
         let mut object_gaps = Vec::new();
         let pods = parse_all(&snap.objects, "Pod", Pod::from_value, &mut object_gaps);
         let mut proxy_gaps = Vec::new();
-        let proxies = read_proxies(
+        let mut proxies = read_proxies(
             snap,
             &pods,
             &mesh_log_formats(&mesh_config),
@@ -247,9 +313,10 @@ impl Mesh {
             version,
             version_source,
         );
+        set_stats_inclusion(&mut proxies, &snap.objects, &pods, &settings);
         let resolved = source::resolved_target(snap);
         let domain = ClusterDomain::derive(
-            resolved.as_ref().and_then(|r| r.cluster_domain.as_deref()),
+            resolved.as_ref().and_then(|r| r.cluster_domain.clone()),
             &proxies,
             &service_keys(&snap.objects),
         );
@@ -295,7 +362,7 @@ impl Mesh {
             gaps,
             cache: decisions::Cache::default(),
         };
-        let more = mesh.evidence_gaps();
+        let more = mesh.evidence_gaps(source::stats_filter(snap));
         mesh.gaps.extend(more);
         mesh
     }
@@ -308,17 +375,7 @@ impl Mesh {
             .map(|(file, v)| Proxy::from_config_dump(file, v))
             .collect::<Result<Vec<_>, _>>()?;
         let domain = ClusterDomain::derive(None, &proxies, &[]);
-        Ok(Mesh::assemble(
-            TargetSelection {
-                text: String::new(),
-                namespace: String::new(),
-                services: vec![],
-                only_port: None,
-                source: TargetSource::FromText,
-            },
-            domain,
-            proxies,
-        ))
+        Ok(Mesh::assemble(TargetSelection::none(), domain, proxies))
     }
 
     /// An empty model around some proxies (offline dumps, tests).
@@ -363,8 +420,9 @@ impl Mesh {
     }
 
     /// Gaps that follow from what was (not) read: no mesh config, client
-    /// logs without access lines, stats dropped by Istio's inclusion list.
-    fn evidence_gaps(&self) -> Vec<Gap> {
+    /// logs without access lines, per-cluster stats absent from `/stats`
+    /// (`stats_filter`: what a v2 `/stats` was filtered with).
+    fn evidence_gaps(&self, stats_filter: Option<&str>) -> Vec<Gap> {
         let mut out = Vec::new();
         if self.settings.source == MeshConfigSource::NotInSnapshot {
             out.push(Gap::found(
@@ -384,19 +442,7 @@ impl Mesh {
                     "",
                 ));
             }
-            if p.stats
-                .as_ref()
-                .is_some_and(|s| !s.present("cluster.outbound|"))
-            {
-                out.push(Gap::found(
-                    GapSource::ProxyAdmin {
-                        pod: pod.clone(),
-                        path: "/stats".into(),
-                    },
-                    GapKind::StatsExcluded,
-                    "",
-                ));
-            }
+            out.extend(stats_gap(p, pod, stats_filter));
         }
         out
     }
@@ -628,5 +674,43 @@ mod tests {
         assert_eq!(path.wire, Some(crate::istio::client_tls::Wire::Plaintext));
         assert_eq!(path.accepted, Some(false));
         assert!(path.config_agrees());
+    }
+
+    #[test]
+    fn absent_per_cluster_stats_are_explained_by_the_inclusion_list() {
+        use crate::istio::mesh_config::IstioVersion;
+        use crate::istio::stats_inclusion::{for_sidecar, PREFIXES_ANNOTATION};
+        use builder::*;
+        let v = IstioVersion::parse("1.24.0");
+        let with = |inc, stat: &str| {
+            let mut p = proxy(&sleep_pod(), ProxyRole::Client).with_stat(stat, 0);
+            p.stats_inclusion = inc;
+            MeshBuilder::new().target(httpbin()).proxy(p).build()
+        };
+        let kinds = |m: &Mesh| -> Vec<GapKind> {
+            m.gaps
+                .iter()
+                .filter(|g| matches!(g.kind, GapKind::StatsExcluded | GapKind::StatsAbsent))
+                .map(|g| g.kind)
+                .collect()
+        };
+        let default = for_sidecar(v, &Default::default(), None);
+        assert_eq!(
+            kinds(&with(default.clone(), "server.live")),
+            vec![GapKind::StatsExcluded]
+        );
+        assert_eq!(
+            kinds(&with(None, "server.live")),
+            vec![GapKind::StatsAbsent],
+            "unknown list: absent, not called excluded"
+        );
+        // Near misses: the stats are there; or the pod's list keeps them (none means no cluster).
+        let outbound = "cluster.outbound|8000||httpbin.foo.svc.cluster.local.upstream_cx_overflow";
+        assert!(kinds(&with(default, outbound)).is_empty());
+        let annotated = std::collections::BTreeMap::from([(
+            PREFIXES_ANNOTATION.to_string(),
+            "cluster.outbound".to_string(),
+        )]);
+        assert!(kinds(&with(for_sidecar(v, &annotated, None), "server.live")).is_empty());
     }
 }

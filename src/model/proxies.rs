@@ -14,8 +14,10 @@ use serde_json::Value;
 use crate::envoy::access_log::{parse_log_with, AccessLogEntry, LogFormatSpec};
 use crate::envoy::clusters::{parse_clusters, Clusters};
 use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump};
+use crate::envoy::metrics::IstioMetrics;
 use crate::envoy::stats::{parse_stats, Stats};
 use crate::istio::mesh_config::IstioVersion;
+use crate::istio::stats_inclusion::{self, SidecarStatsInclusion};
 use crate::istio::tls::InboundMode;
 use crate::snapshot::{ProxyEvidence, ProxyRole};
 
@@ -72,9 +74,13 @@ pub struct Proxy {
     pub inbound: InboundView,
     pub clusters: Option<Clusters>,
     pub stats: Option<Stats>,
+    /// Which stats it emits (its bootstrap's list, else the release's list
+    /// and its pod's additions); `None` when unknown.
+    pub stats_inclusion: Option<SidecarStatsInclusion>,
     pub log: ProxyLog,
-    /// Istio's standard metrics (Prometheus text) when the snapshot has them.
-    pub metrics: Option<String>,
+    /// Istio's standard metrics (`istio_requests_total`, TCP connections),
+    /// typed, when the snapshot has them (see `source::metrics`).
+    pub metrics: Option<IstioMetrics>,
 }
 
 impl Proxy {
@@ -158,11 +164,12 @@ impl Proxy {
                 .as_ref()
                 .map(decisions::inbound_view)
                 .unwrap_or_default(),
+            stats_inclusion: bootstrap_inclusion(dump.as_ref()),
             dump,
             clusters,
             stats: e.stats.as_deref().map(parse_stats),
             log,
-            metrics: source::metrics_text(e).map(str::to_string),
+            metrics: source::metrics(e),
         }
     }
 
@@ -197,6 +204,7 @@ impl Proxy {
             node_domain: bootstrap_domain(Some(&dump)),
             istio_version: bootstrap_version(Some(&dump)),
             inbound: decisions::inbound_view(&dump),
+            stats_inclusion: bootstrap_inclusion(Some(&dump)),
             dump: Some(dump),
             clusters: None,
             stats: None,
@@ -217,6 +225,12 @@ fn add_bootstrap_ips(ips: &mut Vec<String>, dump: Option<&ConfigDump>) {
             ips.push(ip.to_string());
         }
     }
+}
+
+/// The stats inclusion list of a bootstrap, when the dump has one (full dumps).
+fn bootstrap_inclusion(dump: Option<&ConfigDump>) -> Option<SidecarStatsInclusion> {
+    let b = dump?.bootstrap.as_ref()?;
+    Some(stats_inclusion::from_bootstrap(b.stats_inclusion()))
 }
 
 fn bootstrap_domain(dump: Option<&ConfigDump>) -> Option<String> {

@@ -73,8 +73,9 @@ impl MeshSettings {
 /// Where the cluster domain came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainSource {
-    /// The target `collect` resolved (snapshot v2).
-    ResolvedTarget,
+    /// The target `collect` resolved (snapshot v2), with where it read the
+    /// domain (`--domain of pod foo/httpbin-1's istio-proxy`, …).
+    ResolvedTarget(String),
     /// A proxy's node id (`sidecar~ip~pod.ns~ns.svc.<domain>`), by proxy.
     ProxyNode(String),
     /// An outbound cluster name for a Service in the snapshot, by proxy.
@@ -102,14 +103,14 @@ impl ClusterDomain {
     /// whose node id names it; else an outbound cluster of a known Service;
     /// else `cluster.local`.
     pub fn derive(
-        resolved: Option<&str>,
+        resolved: Option<(String, String)>,
         proxies: &[Proxy],
         services: &[ServiceKey],
     ) -> ClusterDomain {
-        if let Some(d) = resolved.filter(|d| !d.is_empty()) {
+        if let Some((suffix, read_from)) = resolved.filter(|(d, _)| !d.is_empty()) {
             return ClusterDomain {
-                suffix: d.to_string(),
-                source: DomainSource::ResolvedTarget,
+                suffix,
+                source: DomainSource::ResolvedTarget(read_from),
             };
         }
         for p in proxies {
@@ -178,8 +179,16 @@ mod tests {
             domain_of_service_host("other.foo.svc.corp.example", &known),
             None
         );
-        let d = ClusterDomain::derive(Some("resolved.example"), &[], &known);
-        assert_eq!(d.source, DomainSource::ResolvedTarget);
+        let d = ClusterDomain::derive(
+            Some(("resolved.example".into(), "node id of pod foo/x".into())),
+            &[],
+            &known,
+        );
+        assert_eq!(d.suffix, "resolved.example");
+        assert_eq!(
+            d.source,
+            DomainSource::ResolvedTarget("node id of pod foo/x".into())
+        );
         assert_eq!(
             ClusterDomain::derive(None, &[], &known),
             ClusterDomain::default_domain()
