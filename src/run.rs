@@ -247,7 +247,7 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
         }
     };
     let text = match t.output {
-        Output::Table => analyze::tls_check::render_table(&table, use_color()),
+        Output::Table => report::tls_check::render_table(&table, use_color()),
         Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
     };
     print(&text)?;

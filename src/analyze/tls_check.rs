@@ -17,10 +17,6 @@ use crate::model::gaps::GapOrigin;
 use crate::model::{GapKind, GapSource, Mesh, PodKey, Proxy};
 use crate::snapshot::Snapshot;
 
-/// Compatibility path for `run.rs`, which renders through `analyze::tls_check`
-/// until the CLI calls `report::tls_check` directly.
-pub use crate::report::tls_check::render_table;
-
 pub const TLS_CHECK_SCHEMA: &str = "mesh503.io/tls-check/v1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

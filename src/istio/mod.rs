@@ -36,19 +36,6 @@ pub mod tls;
 
 pub use object::{Meta, ObjectError, ObjectRef};
 
-// compat path: the model/collect branches still import this; removed at integration
-pub use authn::legacy_policy;
-// compat path: the model/collect branches still import this; removed at integration
-pub use authn::peer_auth;
-
-/// What the client sidecar sends to a destination — now [`tls`].
-// compat path: the model/collect branches still import this; removed at integration
-pub mod client_tls {
-    pub use super::tls::{
-        decide, server_accepts, ClientTlsDecision, ClientTlsMode, EndpointLabels, Wire,
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

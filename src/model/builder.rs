@@ -270,7 +270,6 @@ pub fn cluster(port: u16, fqdn: &str, tls: ClientTlsConfig) -> Cluster {
 /// Istio mTLS as the proxy runs it (SDS `default`, ALPN istio).
 pub fn istio_tls() -> ClientTlsConfig {
     ClientTlsConfig::Tls(TlsContext {
-        istio_mutual: true,
         sds_cert: Some("default".into()),
         ..TlsContext::default()
     })
@@ -280,7 +279,6 @@ pub fn istio_tls() -> ClientTlsConfig {
 pub fn auto_tls() -> ClientTlsConfig {
     ClientTlsConfig::AutoMtls {
         istio: Box::new(TlsContext {
-            istio_mutual: true,
             sds_cert: Some("default".into()),
             ..TlsContext::default()
         }),

@@ -626,14 +626,14 @@ mod tests {
         let client = m.client_groups()[0].client();
         assert_eq!(
             m.client_tls(&client, svc, port.number).decision.mode,
-            crate::istio::client_tls::ClientTlsMode::Plaintext
+            crate::istio::tls::ClientTlsMode::Plaintext
         );
         // Remove the client-namespace rule: the mesh-wide ISTIO_MUTUAL applies again.
         let fixed = m.with_config(|c| c.destination_rules.retain(|d| d.meta.name != "httpbin"));
         let (svc, port) = fixed.target_ports()[0];
         assert_eq!(
             fixed.client_tls(&client, svc, port.number).decision.mode,
-            crate::istio::client_tls::ClientTlsMode::IstioMutual
+            crate::istio::tls::ClientTlsMode::IstioMutual
         );
         assert!(m.is_target(&svc.key));
     }
@@ -664,14 +664,11 @@ mod tests {
         let a = m.client_tls(&client, svc, port.number);
         let b = m.client_tls(&client, svc, port.number);
         assert!(std::sync::Arc::ptr_eq(&a, &b));
-        assert_eq!(
-            a.decision.mode,
-            crate::istio::client_tls::ClientTlsMode::Plaintext
-        );
+        assert_eq!(a.decision.mode, crate::istio::tls::ClientTlsMode::Plaintext);
         let pod = m.backing_pods(svc).next().unwrap();
         let path = m.tls_path(&client, Some(m.client_groups()[0].proxy), svc, port, pod);
-        assert_eq!(path.mode, crate::istio::peer_auth::MtlsMode::Strict);
-        assert_eq!(path.wire, Some(crate::istio::client_tls::Wire::Plaintext));
+        assert_eq!(path.mode, crate::istio::authn::MtlsMode::Strict);
+        assert_eq!(path.wire, Some(crate::istio::tls::Wire::Plaintext));
         assert_eq!(path.accepted, Some(false));
         assert!(path.config_agrees());
     }

@@ -56,9 +56,6 @@ pub use listener::{parse_listener, FilterChain, Listener, ListenerState};
 pub use rejected::{RejectedResource, ResourceType, UpdateFailure};
 pub use tls::{DownstreamTls, TlsContext};
 
-// compat path: the model/collect branches still import this; removed at integration
-pub use crate::istio::tls::{inbound_catch_all, inbound_mode_for, inbound_modes, InboundMode};
-
 use json::{each, s};
 use rejected::wrapper_rejection;
 

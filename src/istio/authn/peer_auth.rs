@@ -17,8 +17,7 @@ use serde_json::Value;
 use super::super::object::{format_labels, labels_match, Meta, ObjectError, ObjectRef, Reader};
 use super::{AuthnPolicies, ServerQuery, ServicePort};
 
-// compat path: the model/collect branches still import these from `istio::peer_auth`; removed at integration
-pub use super::{ModeSource, MtlsMode, ServerMode};
+use super::{ModeSource, MtlsMode, ServerMode};
 
 /// `mtls.mode` as written. Absent `mtls` or `mode` is `UNSET` (inherit).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,22 @@ use crate::istio::destination_rule::{ClientTls, TlsMode};
 use serde_json::{json, Value};
 use MtlsMode::{Disable, Permissive, Strict};
 
+/// [`decide_for`] for a ClusterIP mesh Service.
+fn decide(
+    rule_tls: Option<&ClientTls>,
+    auto_mtls: bool,
+    service_mode: MtlsMode,
+    endpoints: EndpointLabels,
+) -> ClientTlsDecision {
+    decide_for(&ClientTlsInput {
+        rule_tls,
+        auto_mtls,
+        service_mode,
+        endpoints,
+        service: ServiceKind::Mesh,
+    })
+}
+
 fn tls(mode: TlsMode) -> ClientTls {
     ClientTls {
         mode,
