@@ -39,6 +39,7 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
         mesh.domain.suffix,
         match &mesh.domain.source {
             DomainSource::ResolvedTarget(from) => format!("from the {from}"),
+            DomainSource::SidecarArgs(p) => format!("from {p}'s istio-proxy --domain"),
             DomainSource::ProxyNode(p) => format!("from {p}'s proxy node id"),
             DomainSource::ProxyCluster(p) => format!("from {p}'s outbound cluster names"),
             DomainSource::Default =>

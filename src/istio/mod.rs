@@ -8,6 +8,8 @@
 //! (1.0 – today):
 //! - [`object`]: metadata and typed field access with path-naming errors;
 //! - [`host`]: short-name resolution, wildcard matching, specificity;
+//! - [`cluster_domain`]: where the cluster's DNS domain is written (sidecar
+//!   arguments, node ids, cluster names);
 //! - [`destination_rule`]: which DestinationRule applies to a client, merging,
 //!   port-level/subset precedence, and the prose apart;
 //! - [`authn`]: the server's mTLS mode from PeerAuthentication and the
@@ -23,6 +25,7 @@
 //!   take and whether their clusters exist and have endpoints.
 
 pub mod authn;
+pub mod cluster_domain;
 pub mod destination_rule;
 pub mod host;
 pub mod mesh_config;

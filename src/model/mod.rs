@@ -234,6 +234,22 @@ fn service_keys(objects: &[Value]) -> Vec<ServiceKey> {
         .collect()
 }
 
+/// `(ns/pod, domain)` for each pod whose `istio-proxy` names the domain.
+fn sidecar_domains(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .filter_map(|o| {
+            let d = crate::istio::cluster_domain::domain_from_pod(o)?;
+            let key = PodKey::new(
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            Some((key.to_string(), d))
+        })
+        .collect()
+}
+
 /// EndpointSlices, then core Endpoints.
 fn read_endpoints(objects: &[Value], gaps: &mut Vec<Gap>) -> Vec<EndpointSet> {
     let mut out: Vec<EndpointSet> =
@@ -317,6 +333,7 @@ impl Mesh {
         let resolved = source::resolved_target(snap);
         let domain = ClusterDomain::derive(
             resolved.as_ref().and_then(|r| r.cluster_domain.clone()),
+            &sidecar_domains(&snap.objects),
             &proxies,
             &service_keys(&snap.objects),
         );
@@ -374,7 +391,7 @@ impl Mesh {
             .iter()
             .map(|(file, v)| Proxy::from_config_dump(file, v))
             .collect::<Result<Vec<_>, _>>()?;
-        let domain = ClusterDomain::derive(None, &proxies, &[]);
+        let domain = ClusterDomain::derive(None, &[], &proxies, &[]);
         Ok(Mesh::assemble(TargetSelection::none(), domain, proxies))
     }
 
@@ -594,7 +611,7 @@ mod tests {
         assert_eq!(m.domain.suffix, "cluster.local");
         assert!(matches!(
             m.domain.source,
-            settings::DomainSource::ProxyNode(_)
+            settings::DomainSource::SidecarArgs(_)
         ));
         assert_eq!(
             m.settings.version.map(|v| v.to_string()).as_deref(),

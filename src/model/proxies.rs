@@ -16,6 +16,7 @@ use crate::envoy::clusters::{parse_clusters, Clusters};
 use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump};
 use crate::envoy::metrics::IstioMetrics;
 use crate::envoy::stats::{parse_stats, Stats};
+use crate::istio::cluster_domain::domain_of_node_id;
 use crate::istio::mesh_config::IstioVersion;
 use crate::istio::stats_inclusion::{self, SidecarStatsInclusion};
 use crate::istio::tls::InboundMode;
@@ -24,7 +25,6 @@ use crate::snapshot::{ProxyEvidence, ProxyRole};
 use super::decisions;
 use super::gaps::{Gap, GapKind, GapSource};
 use super::pods::PodKey;
-use super::settings::domain_of_node_id;
 use super::source;
 
 /// What a sidecar's inbound listeners accept, per container port.
@@ -251,14 +251,8 @@ fn read_log(
     let Some(text) = text else {
         return ProxyLog::default();
     };
-    let mut formats: Vec<LogFormatSpec> = Vec::new();
-    for l in dump.map(|d| d.listeners.as_slice()).unwrap_or_default() {
-        for f in l.access_log_formats() {
-            if !formats.contains(&f) {
-                formats.push(f);
-            }
-        }
-    }
+    let mut formats: Vec<LogFormatSpec> =
+        dump.map(ConfigDump::access_log_formats).unwrap_or_default();
     for f in mesh_formats {
         if !formats.contains(f) {
             formats.push(f.clone());

@@ -246,9 +246,7 @@ pub fn server_rejections<'p>(
         .iter()
         .filter(|e| {
             e.details.as_deref().is_some_and(|d| d.contains(needle))
-                || (needle == "filter_chain_not_found"
-                    && e.has_flag("NR")
-                    && e.response_code == Some(0))
+                || (needle == "filter_chain_not_found" && e.no_filter_chain())
                 || (needle == "DPE" && e.has_flag("DPE"))
         })
         .filter(|e| {

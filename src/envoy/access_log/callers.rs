@@ -7,15 +7,16 @@
 //!
 //! Lines are read with the full access-log parser ([`super::LogParser`]): the
 //! `%DOWNSTREAM_REMOTE_ADDRESS%` of a line the sidecar *received* — not an
-//! outbound call its own app made (`outbound|…`, `PassthroughCluster`,
-//! `BlackHoleCluster`; istio/istio `pilot/pkg/util/network` cluster names).
-//! Lines with no upstream cluster (`NR filter_chain_not_found`: a plaintext
-//! caller refused by STRICT) count as received.
+//! outbound call its own app made ([`AccessLogEntry::direction`]: `outbound|…`,
+//! `PassthroughCluster`, `BlackHoleCluster`). Lines refused before any
+//! cluster (`NR filter_chain_not_found`: a plaintext caller refused by
+//! STRICT) are inbound; lines that do not say (no cluster in the format)
+//! count too, the pod's own addresses telling its app's calls apart.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use super::{AccessLogEntry, LogFormatSpec, LogParser};
+use super::{AccessLogEntry, Direction, LogFormatSpec, LogParser};
 
 /// A downstream peer seen in an access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +42,9 @@ impl Caller {
 }
 
 /// Traffic the sidecar received from outside the pod, as opposed to calls
-/// the pod's own app made through it.
+/// the pod's own app made through it: inbound, or a line that does not say.
 pub fn is_received(e: &AccessLogEntry) -> bool {
-    let c = e.upstream_cluster.as_deref().unwrap_or("");
-    !(c.starts_with("outbound|")
-        || c.starts_with("outbound_.")
-        || c == "PassthroughCluster"
-        || c == "BlackHoleCluster")
+    e.direction() != Some(Direction::Outbound)
 }
 
 /// The IP of `%DOWNSTREAM_REMOTE_ADDRESS%` (`10.0.0.9:51234`, `[fd00::9]:5`, a bare IP).

@@ -674,3 +674,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn resource_dumps_hold_only_what_was_asked() {
+    let cluster = Some("ClustersConfigDump.DynamicCluster");
+    let ok = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster","cluster":{}}]}"#;
+    assert!(check_resource_dump(ok, cluster).is_ok());
+    let empty = r#"{"configs":[]}"#;
+    assert!(check_resource_dump(empty, Some("EndpointsConfigDump.DynamicEndpointConfig")).is_ok());
+    let full = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"},{"@type":"type.googleapis.com/envoy.admin.v3.SecretsConfigDump"}]}"#;
+    let e = check_resource_dump(full, cluster).unwrap_err();
+    assert!(e.contains("discarded"), "{e}");
+    assert!(check_resource_dump("not json", cluster).is_err());
+    assert!(check_resource_dump("{}", cluster).is_err());
+    assert!(check_resource_dump(r#"{"version":"x"}"#, None).is_ok());
+}
