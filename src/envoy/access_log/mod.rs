@@ -36,7 +36,9 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use callers::{callers, callers_in_log, downstream_ip, is_received, merge_callers, Caller};
+pub use callers::{
+    callers, callers_in_log, downstream_ip, is_istio_own_source, is_received, merge_callers, Caller,
+};
 pub use parser::{LogParser, ISTIO_TEXT_FORMATS};
 
 /// An access log format as configured on a listener or in mesh config.

@@ -353,3 +353,26 @@ fn which_way_a_line_went() {
     assert!(!route_nr.is_inbound());
     assert_eq!(with(None, 200, &[], None).direction(), None);
 }
+
+#[test]
+fn only_istios_own_sources_are_skipped() {
+    // The lab's pods live in 127.N.0.0/16 (N >= 10): their addresses are callers.
+    let line = |remote: &str| {
+        format!(
+            r#"[2024-05-01T10:00:01.000Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 30 2 1 "-" "curl/8.5.0" "5f0c" "httpbin.foo:8000" "127.10.0.4:8080" inbound|8000|| 127.0.0.6:45555 127.10.0.4:8080 {remote} - default"#
+        )
+    };
+    let log = [
+        line("127.10.0.9:50000"),
+        line("127.0.0.6:40000"),
+        line("127.0.0.1:40001"),
+        line("[::6]:40002"),
+        line("[::1]:40003"),
+        line("127.10.0.4:40004"),
+    ]
+    .join("\n");
+    let found = callers_in_log(&log, &[], &["127.10.0.4".to_string()]);
+    let ips: Vec<&str> = found.iter().map(|c| c.ip.as_str()).collect();
+    assert_eq!(ips, vec!["127.10.0.9"]);
+    assert!(!is_istio_own_source("127.0.0.2".parse().unwrap()));
+}
