@@ -1,7 +1,8 @@
-//! Turning a parsed command line into work: [`Settings`] first (every flag
-//! checked before anything else happens), then collect (or load) a
-//! snapshot, analyze it, render the report, and map the outcome to a
-//! documented exit code ([`Exit`]).
+//! The driver of the pipeline (cli → collect → snapshot → model → analyze →
+//! report): turning a parsed command line into work. [`Settings`] first
+//! (every flag checked before anything else happens), then collect (or
+//! load) a snapshot, analyze it, render the report, and map the outcome to
+//! a documented exit code ([`Exit`]).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Choosing which client pods to read: `--from`, else the callers the
+//! Collect stage: choosing which client pods to read: `--from`, else the callers the
 //! server sidecars' access logs name (mapped to pods by IP), else a sample
 //! of injected pods whose `/clusters` shows traffic to the target.
 //!

@@ -1,4 +1,4 @@
-//! The client configuration, loaded once: kubeconfig (`--kubeconfig`, else
+//! Collect stage: the client configuration, loaded once: kubeconfig (`--kubeconfig`, else
 //! `KUBECONFIG` with its list of files, else `~/.kube/config`, else
 //! in-cluster), `--context` checked against the contexts that exist, the
 //! request timeout applied to the client's own connect/write timeouts,

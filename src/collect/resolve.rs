@@ -1,4 +1,4 @@
-//! The target resolved to Kubernetes objects: its Services, their
+//! Collect stage: the target resolved to Kubernetes objects: its Services, their
 //! EndpointSlices (or Endpoints), the pods whose sidecars are read as
 //! servers, the port a host target names, and the cluster's DNS domain
 //! (read with `istio::cluster_domain`) — recorded in the snapshot as

@@ -1,4 +1,4 @@
-//! Reading one pod's sidecar: its Envoy admin API (`:15000`) through ONE pod
+//! Collect stage: reading one pod's sidecar: its Envoy admin API (`:15000`) through ONE pod
 //! port-forward, with a keep-alive HTTP/1.1 connection over the forwarded
 //! stream, and the tail of its `istio-proxy` log — side by side, within the
 //! earlier of `--proxy-timeout` and the run's deadline, every answer read

@@ -1,6 +1,7 @@
-//! Live names for completion: namespaces, Services, Deployments and Pods
-//! listed from the cluster the words point at, and context names from the
-//! kubeconfig. List calls only (GET), one page each.
+//! Completion (beside the diagnosis pipeline): live names — namespaces,
+//! Services, Deployments and Pods listed from the cluster the words point
+//! at, and context names from the kubeconfig. List calls only (GET), one
+//! page each.
 //!
 //! A TAB must never hang the shell: everything (kubeconfig, credentials,
 //! connection, every list) runs on its own thread under one deadline

@@ -1,4 +1,9 @@
-//! Envoy `/stats` (text format).
+//! Envoy `/stats` (text format), and what of it kubectl-mesh503 keeps.
+//!
+//! Place in the flow: a pure helper (envoy/). collect reads `/stats` with
+//! [`kept_stats_filter`] and [`keep_stats`]; model parses the kept text with
+//! [`parse_stats`]; which inclusion list a sidecar runs is
+//! `istio::stats_inclusion`'s question ([`StatsInclusion`] is the list).
 //!
 //! Lines are `name: value`. Counters and gauges are integers; histograms print
 //! `P0(nan,0) P25(nan,0) …` or `No recorded values`; newer Envoy also prints

@@ -1,4 +1,4 @@
-//! Cause `CLIENT_WITHOUT_SIDECAR_TO_STRICT` (rule; declared in the catalog):
+//! Analyze stage, cause `CLIENT_WITHOUT_SIDECAR_TO_STRICT` (rule; declared in the catalog):
 //! a pod without sidecar calls a server whose sidecar accepts only mTLS.
 //!
 //! A STRICT inbound listener has TLS filter chains only

@@ -1,4 +1,4 @@
-//! Cause `MTLS_PLAINTEXT_TO_STRICT` (rule; declared in the catalog): the
+//! Analyze stage, cause `MTLS_PLAINTEXT_TO_STRICT` (rule; declared in the catalog): the
 //! client sidecar sends plaintext to a server sidecar that accepts only mTLS.
 //!
 //! Istio (pilot/pkg/networking/core/cluster_tls.go `buildUpstreamTLSSettings`):

@@ -1,4 +1,4 @@
-//! Cause `MTLS_TO_PLAINTEXT_SERVER` (rule; declared in the catalog): the
+//! Analyze stage, cause `MTLS_TO_PLAINTEXT_SERVER` (rule; declared in the catalog): the
 //! client sends Istio mTLS to a pod that cannot terminate it.
 //!
 //! Istio: `tls.mode: ISTIO_MUTUAL` sends mTLS to every endpoint, sidecar or

@@ -1,4 +1,4 @@
-//! Cause `TLS_ORIGINATION_TO_SIDECAR` (rule; declared in the catalog): the
+//! Analyze stage, cause `TLS_ORIGINATION_TO_SIDECAR` (rule; declared in the catalog): the
 //! client originates its own TLS (`tls.mode: SIMPLE`) towards a sidecar that
 //! accepts only Istio mTLS.
 //!
