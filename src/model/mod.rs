@@ -346,7 +346,7 @@ impl Mesh {
         let services = parse_all(
             &snap.objects,
             "Service",
-            |o| Service::from_value(o, &domain.suffix),
+            |o| Service::from_value_at(o, &domain.suffix, settings.version),
             &mut object_gaps,
         );
         let endpoints = read_endpoints(&snap.objects, &mut object_gaps);
