@@ -179,36 +179,6 @@ fn read_proxies(
         .collect()
 }
 
-/// Each read sidecar's stats inclusion list, where its bootstrap did not
-/// give it: the release (the proxy's own, its image's, the mesh's) and its
-/// pod's annotations, with the mesh's `proxyStatsMatcher`.
-fn set_stats_inclusion(
-    proxies: &mut [Proxy],
-    objects: &[Value],
-    pods: &[Pod],
-    settings: &MeshSettings,
-) {
-    for p in proxies.iter_mut().filter(|p| p.stats_inclusion.is_none()) {
-        let Some(key) = &p.pod else { continue };
-        let annotations = objects
-            .iter()
-            .filter(|o| o["kind"] == "Pod")
-            .filter_map(|o| crate::istio::object::Meta::from_value(o).ok())
-            .find(|m| m.namespace == key.namespace && m.name == key.name)
-            .map(|m| m.annotations)
-            .unwrap_or_default();
-        let version = p
-            .istio_version
-            .or_else(|| pods.iter().find(|x| &x.key == key)?.sidecar_version)
-            .or(settings.version);
-        p.stats_inclusion = crate::istio::stats_inclusion::for_sidecar(
-            version,
-            &annotations,
-            settings.config.proxy_stats_matcher.as_ref(),
-        );
-    }
-}
-
 /// The highest sidecar image tag; else what the proxies report in
 /// `/server_info` (images pinned by digest).
 fn istio_version(pods: &[Pod], proxies: &[Proxy]) -> (Option<IstioVersion>, VersionSource) {
@@ -234,22 +204,6 @@ fn service_keys(objects: &[Value]) -> Vec<ServiceKey> {
         .collect()
 }
 
-/// `(ns/pod, domain)` for each pod whose `istio-proxy` names the domain.
-fn sidecar_domains(objects: &[Value]) -> Vec<(String, String)> {
-    objects
-        .iter()
-        .filter(|o| o["kind"] == "Pod")
-        .filter_map(|o| {
-            let d = crate::istio::cluster_domain::domain_from_pod(o)?;
-            let key = PodKey::new(
-                o["metadata"]["namespace"].as_str().unwrap_or(""),
-                o["metadata"]["name"].as_str().unwrap_or(""),
-            );
-            Some((key.to_string(), d))
-        })
-        .collect()
-}
-
 /// EndpointSlices, then core Endpoints.
 fn read_endpoints(objects: &[Value], gaps: &mut Vec<Gap>) -> Vec<EndpointSet> {
     let mut out: Vec<EndpointSet> =
@@ -264,42 +218,6 @@ fn read_endpoints(objects: &[Value], gaps: &mut Vec<Gap>) -> Vec<EndpointSet> {
         gaps,
     ));
     out
-}
-
-/// `/stats` read without any `cluster.outbound|…` stat: why, when the
-/// sidecar's inclusion list says (dropped by it; or nothing to say when it
-/// keeps them: the proxy has no such cluster), else that it is unknown. In
-/// a v2 snapshot every kept per-cluster stat survives the filter (`KEPT_STATS`
-/// are counters and gauges every cluster has, read without `usedonly`).
-fn stats_gap(p: &Proxy, pod: &PodKey, stats_filter: Option<&str>) -> Option<Gap> {
-    use crate::istio::stats_inclusion::InclusionBasis;
-    if p.stats.as_ref()?.present("cluster.outbound|") {
-        return None;
-    }
-    let source = GapSource::ProxyAdmin {
-        pod: pod.clone(),
-        path: "/stats".into(),
-    };
-    let inclusion = p.stats_inclusion.as_ref();
-    match inclusion.map(|i| (i.basis, i.keeps_outbound_cluster_stats())) {
-        Some((_, Some(true))) => None,
-        Some((basis, Some(false))) => Some(Gap::found(
-            source,
-            GapKind::StatsExcluded,
-            match basis {
-                InclusionBasis::Bootstrap => "the bootstrap's stats_matcher",
-                InclusionBasis::ReleaseDefaultExtended => {
-                    "the pod's stats inclusion (Istio's default and what its annotations add)"
-                }
-                InclusionBasis::ReleaseDefault | InclusionBasis::NoList => "",
-            },
-        )),
-        _ => Some(Gap::found(
-            source,
-            GapKind::StatsAbsent,
-            stats_filter.unwrap_or(""),
-        )),
-    }
 }
 
 impl Mesh {
@@ -329,11 +247,11 @@ impl Mesh {
             version,
             version_source,
         );
-        set_stats_inclusion(&mut proxies, &snap.objects, &pods, &settings);
+        proxies::set_stats_inclusion(&mut proxies, &snap.objects, &pods, &settings);
         let resolved = source::resolved_target(snap);
         let domain = ClusterDomain::derive(
             resolved.as_ref().and_then(|r| r.cluster_domain.clone()),
-            &sidecar_domains(&snap.objects),
+            &settings::sidecar_domains(&snap.objects),
             &proxies,
             &service_keys(&snap.objects),
         );
@@ -459,7 +377,7 @@ impl Mesh {
                     "",
                 ));
             }
-            out.extend(stats_gap(p, pod, stats_filter));
+            out.extend(gaps::stats_gap(p, pod, stats_filter));
         }
         out
     }
@@ -688,43 +606,5 @@ mod tests {
         assert_eq!(path.wire, Some(crate::istio::tls::Wire::Plaintext));
         assert_eq!(path.accepted, Some(false));
         assert!(path.config_agrees());
-    }
-
-    #[test]
-    fn absent_per_cluster_stats_are_explained_by_the_inclusion_list() {
-        use crate::istio::mesh_config::IstioVersion;
-        use crate::istio::stats_inclusion::{for_sidecar, PREFIXES_ANNOTATION};
-        use builder::*;
-        let v = IstioVersion::parse("1.24.0");
-        let with = |inc, stat: &str| {
-            let mut p = proxy(&sleep_pod(), ProxyRole::Client).with_stat(stat, 0);
-            p.stats_inclusion = inc;
-            MeshBuilder::new().target(httpbin()).proxy(p).build()
-        };
-        let kinds = |m: &Mesh| -> Vec<GapKind> {
-            m.gaps
-                .iter()
-                .filter(|g| matches!(g.kind, GapKind::StatsExcluded | GapKind::StatsAbsent))
-                .map(|g| g.kind)
-                .collect()
-        };
-        let default = for_sidecar(v, &Default::default(), None);
-        assert_eq!(
-            kinds(&with(default.clone(), "server.live")),
-            vec![GapKind::StatsExcluded]
-        );
-        assert_eq!(
-            kinds(&with(None, "server.live")),
-            vec![GapKind::StatsAbsent],
-            "unknown list: absent, not called excluded"
-        );
-        // Near misses: the stats are there; or the pod's list keeps them (none means no cluster).
-        let outbound = "cluster.outbound|8000||httpbin.foo.svc.cluster.local.upstream_cx_overflow";
-        assert!(kinds(&with(default, outbound)).is_empty());
-        let annotated = std::collections::BTreeMap::from([(
-            PREFIXES_ANNOTATION.to_string(),
-            "cluster.outbound".to_string(),
-        )]);
-        assert!(kinds(&with(for_sidecar(v, &annotated, None), "server.live")).is_empty());
     }
 }

@@ -3,9 +3,10 @@
 //! `config_dump` (the three `?resource=` parts merged), `/clusters`, `/stats`,
 //! the access log parsed with the formats the proxy's own listeners declare
 //! (and the mesh config's `accessLogFormat`), Istio's standard metrics when the
-//! snapshot carries them, the node's identity (IPs, domain, Istio version),
-//! and the inbound modes its listeners enforce. What cannot be parsed becomes
-//! a [`Gap`].
+//! snapshot carries them (typed, `source::metrics`), the node's identity
+//! (IPs, domain, Istio version), the inbound modes its listeners enforce, and
+//! which stats it emits (`istio::stats_inclusion`: its bootstrap's list, else
+//! its release's and its pod's). What cannot be parsed becomes a [`Gap`].
 
 use std::collections::BTreeMap;
 
@@ -24,8 +25,10 @@ use crate::snapshot::{ProxyEvidence, ProxyRole};
 
 use super::decisions;
 use super::gaps::{Gap, GapKind, GapSource};
-use super::pods::PodKey;
+use super::pods::{Pod, PodKey};
+use super::settings::MeshSettings;
 use super::source;
+use crate::istio::object::Meta;
 
 /// What a sidecar's inbound listeners accept, per container port.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -211,6 +214,36 @@ impl Proxy {
             log: ProxyLog::default(),
             metrics: None,
         })
+    }
+}
+
+/// Each read sidecar's stats inclusion list, where its bootstrap did not
+/// give it: the release (the proxy's own, its image's, the mesh's) and its
+/// pod's annotations, with the mesh's `proxyStatsMatcher`.
+pub(super) fn set_stats_inclusion(
+    proxies: &mut [Proxy],
+    objects: &[Value],
+    pods: &[Pod],
+    settings: &MeshSettings,
+) {
+    for p in proxies.iter_mut().filter(|p| p.stats_inclusion.is_none()) {
+        let Some(key) = &p.pod else { continue };
+        let annotations = objects
+            .iter()
+            .filter(|o| o["kind"] == "Pod")
+            .filter_map(|o| Meta::from_value(o).ok())
+            .find(|m| m.namespace == key.namespace && m.name == key.name)
+            .map(|m| m.annotations)
+            .unwrap_or_default();
+        let version = p
+            .istio_version
+            .or_else(|| pods.iter().find(|x| &x.key == key)?.sidecar_version)
+            .or(settings.version);
+        p.stats_inclusion = stats_inclusion::for_sidecar(
+            version,
+            &annotations,
+            settings.config.proxy_stats_matcher.as_ref(),
+        );
     }
 }
 

@@ -3,9 +3,12 @@
 //! and the cluster domain, each with where it came from.
 
 use crate::envoy::config_dump::ClusterKind;
-use crate::istio::cluster_domain::{domain_of_service_host, DEFAULT_DOMAIN};
+use serde_json::Value;
+
+use crate::istio::cluster_domain::{domain_from_pod, domain_of_service_host, DEFAULT_DOMAIN};
 use crate::istio::mesh_config::{IstioVersion, MeshConfig};
 
+use super::pods::PodKey;
 use super::proxies::Proxy;
 use super::services::ServiceKey;
 
@@ -151,6 +154,22 @@ impl ClusterDomain {
         }
         ClusterDomain::default_domain()
     }
+}
+
+/// `(ns/pod, domain)` for each pod whose `istio-proxy` names the domain.
+pub(super) fn sidecar_domains(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .filter_map(|o| {
+            let d = domain_from_pod(o)?;
+            let key = PodKey::new(
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            Some((key.to_string(), d))
+        })
+        .collect()
 }
 
 #[cfg(test)]
