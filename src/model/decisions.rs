@@ -178,7 +178,7 @@ impl TlsPath<'_> {
 
 /// The name of the client cluster for a service port (no subset).
 pub fn outbound_cluster_name(port: u16, fqdn: &str) -> String {
-    format!("outbound|{port}||{fqdn}")
+    crate::istio::routing::destination::cluster_name(u32::from(port), None, fqdn)
 }
 
 /// What a proxy's inbound listeners accept, per port (read once per proxy).
