@@ -1,12 +1,13 @@
-//! Turning a parsed command line into work: [`Settings`] first (every flag
-//! checked before anything else happens), then collect (or load) a
-//! snapshot, analyze it, render the report, and map the outcome to a
-//! documented exit code ([`Exit`]).
+//! The driver of the pipeline (cli → collect → snapshot → model → analyze →
+//! report): turning a parsed command line into work. [`Settings`] first
+//! (every flag checked before anything else happens), then collect (or
+//! load) a snapshot, analyze it, render the report, and map the outcome to
+//! a documented exit code ([`Exit`]).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use crate::analyze;
 use crate::cli::settings::{Diagnose, DiagnoseSource, Limits, Mode, TlsCheck, TlsCheckSource};
@@ -34,9 +35,16 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let settings = Settings::from_cli(cli)?;
     match &settings.mode {
         Mode::Completion(shell) => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "kubectl-mesh503", &mut std::io::stdout());
-            Ok(Exit::Ok)
+            // The script with clap-rs/clap#6421 worked around; a closed pipe
+            // (`… | head`) is an I/O error, never a panic.
+            let mut out = std::io::stdout().lock();
+            match crate::complete::scripts::write_script(*shell, &mut out) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
+                    what: "the completion script to standard output".into(),
+                    source: e,
+                }),
+                _ => Ok(Exit::Ok),
+            }
         }
         Mode::Diagnose(d) => diagnose(&settings, d),
         Mode::TlsCheck(t) => tls_check(&settings, t),
@@ -247,7 +255,7 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
         }
     };
     let text = match t.output {
-        Output::Table => analyze::tls_check::render_table(&table, use_color()),
+        Output::Table => report::tls_check::render_table(&table, use_color()),
         Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
     };
     print(&text)?;

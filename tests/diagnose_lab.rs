@@ -49,6 +49,14 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
         "{scenario}: confirmed by the data plane: {evidence}"
     );
     assert!(first["confidence"].as_u64().unwrap() >= 80, "{first}");
+    // Nobody named the client: the server's access log did (its refused
+    // connection came from the sleep pod's IP, a 127.N address in the lab,
+    // tests/lab/README.md "Addressing"), not a /clusters sample.
+    let checked = report["checked"].to_string();
+    assert!(
+        checked.contains("is the caller (downstream address)"),
+        "{scenario}: the client is attributed from the server's log: {checked}"
+    );
 
     // The printed fix, applied through the API, turns the 503 into a 200.
     let fix = first["fix"]["yaml"].as_str().expect("fix yaml");

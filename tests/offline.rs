@@ -489,3 +489,25 @@ fn native_sidecars_give_the_same_diagnosis_as_classic_ones() {
         assert_eq!(native, classic, "{file}: the whole report");
     }
 }
+
+/// `completion SHELL` prints the fixed script (clap-rs/clap#6421: the bash
+/// branches spelled the loop's way), and a reader that closes the pipe early
+/// (`… | head -1`) gets no panic.
+#[test]
+fn the_completion_subcommand_prints_the_fixed_script() {
+    let (code, out, err) = cli(&["completion", "bash"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("kubectl__mesh503__subcmd__diagnose"), "{out}");
+    assert!(!out.contains("kubectl__subcmd__"), "clap-rs/clap#6421");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"))
+        .args(["completion", "zsh"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -10,8 +10,8 @@ use serde::{Serialize, Serializer};
 use super::catalog::Cause;
 use super::confidence::{Confidence, Weight};
 use super::fix::FixKind;
+use crate::istio::authn::ModeSource;
 use crate::istio::object::ObjectRef;
-use crate::istio::peer_auth::ModeSource;
 use crate::model::{PodKey, ServiceKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -54,7 +54,8 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
         "cluster domain {} ({})",
         mesh.domain.suffix,
         match &mesh.domain.source {
-            DomainSource::ResolvedTarget => "as the target was resolved".to_string(),
+            DomainSource::ResolvedTarget(from) => format!("from the {from}"),
+            DomainSource::SidecarArgs(p) => format!("from {p}'s istio-proxy --domain"),
             DomainSource::ProxyNode(p) => format!("from {p}'s proxy node id"),
             DomainSource::ProxyCluster(p) => format!("from {p}'s outbound cluster names"),
             DomainSource::Default =>
@@ -123,7 +124,14 @@ fn reason_text(g: &Gap) -> String {
         (GapSource::Object(_), GapKind::Unparseable) => format!("ignored: {}", g.detail),
         (_, GapKind::Unparseable) => format!("unreadable: {}", g.detail),
         (_, GapKind::AccessLogsOff) => "no access log lines: access logging is off (mesh config accessLogFile) or no traffic yet".into(),
-        (_, GapKind::StatsExcluded) => "per-cluster outbound stats are excluded by Istio's default stats inclusion (sidecar.istio.io/statsInclusionPrefixes adds them); used /clusters and logs instead".into(),
+        (_, GapKind::StatsExcluded) => format!(
+            "per-cluster outbound stats are excluded by {} (sidecar.istio.io/statsInclusionPrefixes adds them); used /clusters and logs instead",
+            if g.detail.is_empty() { "Istio's default stats inclusion" } else { g.detail.as_str() }
+        ),
+        (_, GapKind::StatsAbsent) => format!(
+            "no per-cluster outbound stat in /stats{}, and the sidecar's stats inclusion is not known (Istio from 1.1 drops them unless sidecar.istio.io/statsInclusionPrefixes adds them); used /clusters and logs instead",
+            if g.detail.is_empty() { "" } else { " (read filtered to the stats the rules use)" }
+        ),
         _ => g.detail.clone(),
     }
 }
@@ -167,7 +175,32 @@ mod tests {
             GapKind::Unparseable,
             "bad",
         ));
+        for (kind, detail) in [
+            (GapKind::StatsExcluded, ""),
+            (GapKind::StatsAbsent, "\\.(?:upstream_cx_overflow)$"),
+        ] {
+            m.gaps.push(Gap::found(
+                GapSource::ProxyAdmin {
+                    pod: PodKey::new("foo", "sleep-1"),
+                    path: "/stats".into(),
+                },
+                kind,
+                detail,
+            ));
+        }
         let g = gaps(&m);
+        assert!(
+            g[2].reason.starts_with(
+                "per-cluster outbound stats are excluded by Istio's default stats inclusion"
+            ),
+            "{}",
+            g[2].reason
+        );
+        assert!(
+            g[3].reason.contains("read filtered") && g[3].reason.contains("not known"),
+            "an unknown list is not called an exclusion: {}",
+            g[3].reason
+        );
         assert_eq!(g[0].source, "pod foo/sleep-1 istio-proxy log");
         assert!(g[0].reason.contains("access logging is off"));
         assert_eq!(

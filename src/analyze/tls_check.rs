@@ -3,23 +3,19 @@
 //! proxies really run rather than from istiod's view. For each destination a
 //! sidecar knows, the client TLS its cluster uses and the rule that set it;
 //! for each server sidecar, the mode its inbound listener enforces per port;
-//! and whether the two fit, decided by the model's decisions
-//! ([`cluster_wire`], [`accepts`]) so `diagnose` and `tls-check` never
-//! disagree. Rows only: rendering is `report::tls_check`.
+//! and whether the two fit, decided by `istio::tls` ([`cluster_verdict`]:
+//! the wire a running cluster sends to each endpoint, what the server
+//! accepts, the mismatch) — the same functions `diagnose` reaches through
+//! the model, so the two never disagree. Rows only: rendering is
+//! `report::tls_check`.
 
 use serde::Serialize;
 
-use crate::envoy::config_dump::{ClientTlsConfig, ClusterKind};
-use crate::istio::client_tls::Wire;
-use crate::istio::peer_auth::MtlsMode;
-use crate::model::decisions::{accepts, cluster_wire};
+use crate::envoy::config_dump::{Cluster, ClusterKind};
+use crate::istio::tls::{cluster_verdict, ClusterStatus, EndpointView, Server};
 use crate::model::gaps::GapOrigin;
 use crate::model::{GapKind, GapSource, Mesh, PodKey, Proxy};
 use crate::snapshot::Snapshot;
-
-/// Compatibility path for `run.rs`, which renders through `analyze::tls_check`
-/// until the CLI calls `report::tls_check` directly.
-pub use crate::report::tls_check::render_table;
 
 pub const TLS_CHECK_SCHEMA: &str = "mesh503.io/tls-check/v1";
 
@@ -123,24 +119,6 @@ pub fn from_snapshot(snap: &Snapshot) -> TlsCheck {
     t
 }
 
-fn client_tls_name(c: &ClientTlsConfig) -> String {
-    match c {
-        ClientTlsConfig::Plaintext => "plaintext".into(),
-        ClientTlsConfig::Tls(t) if t.istio_mutual => "ISTIO_MUTUAL".into(),
-        ClientTlsConfig::Tls(_) => "SIMPLE/MUTUAL".into(),
-        ClientTlsConfig::AutoMtls { .. } => "auto".into(),
-        ClientTlsConfig::Other(o) => o.clone(),
-    }
-}
-
-fn conflict_reason(wire: Wire) -> &'static str {
-    match wire {
-        Wire::Plaintext => "client sends plaintext, server accepts only mTLS (503 UC)",
-        Wire::IstioMtls => "client sends mTLS, server accepts only plaintext (503)",
-        Wire::OtherTls => "client originates its own TLS, server requires Istio mTLS",
-    }
-}
-
 /// The rows, from the model's proxies and decisions.
 pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
     let mut servers = Vec::new();
@@ -174,6 +152,33 @@ pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
     }
 }
 
+/// What the servers behind a client cluster's endpoints accept on the
+/// endpoint's port: a read sidecar's inbound listener, or a pod of the
+/// snapshot known to run no sidecar.
+fn endpoint_views(mesh: &Mesh, p: &Proxy, c: &Cluster) -> Vec<EndpointView> {
+    let Some(dump) = &p.dump else { return vec![] };
+    dump.endpoints
+        .get(&c.name)
+        .into_iter()
+        .flatten()
+        .map(|ep| {
+            let sidecar = mesh.proxy_by_ip(&ep.address).and_then(|server| {
+                let mode = server.inbound.mode_for(ep.port?)?;
+                Some(Server::Sidecar(mode.as_peer_auth_mode()))
+            });
+            let without = || {
+                mesh.pod_by_ip(&ep.address)
+                    .filter(|pod| !pod.has_sidecar())
+                    .map(|_| Server::NoSidecar)
+            };
+            EndpointView {
+                labelled_istio: ep.has_istio_tls_mode(),
+                server: sidecar.or_else(without),
+            }
+        })
+        .collect()
+}
+
 fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
     let Some(dump) = &p.dump else { return vec![] };
     let mut rows = Vec::new();
@@ -181,71 +186,30 @@ fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
         let ClusterKind::Outbound { port, subset, host } = &c.kind else {
             continue;
         };
-        // Which server sidecars back this cluster, what they enforce on the
-        // endpoint's port, and what this cluster sends each of them.
-        let mut modes: Vec<MtlsMode> = Vec::new();
-        let mut verdicts: Vec<(Option<Wire>, Option<bool>)> = Vec::new();
-        for ep in dump.endpoints.get(&c.name).into_iter().flatten() {
-            let Some(server) = mesh.proxy_by_ip(&ep.address) else {
-                continue;
-            };
-            let Some(mode) = ep.port.and_then(|port| server.inbound.mode_for(port)) else {
-                continue;
-            };
-            let mode = mode.as_peer_auth_mode();
-            modes.push(mode);
-            let wire = cluster_wire(c, ep.has_istio_tls_mode());
-            verdicts.push((wire, wire.and_then(|w| accepts(mode, w))));
+        let verdict = cluster_verdict(&c.client_tls, &endpoint_views(mesh, p, c));
+        let mut server_modes: Vec<String> =
+            verdict.server_modes.iter().map(|m| m.to_string()).collect();
+        if verdict.no_sidecar {
+            server_modes.push("no sidecar".into());
         }
-        let auto = matches!(c.client_tls, ClientTlsConfig::AutoMtls { .. });
-        let (status, reason) = if modes.is_empty() {
-            if auto {
-                (
-                    Status::Auto,
-                    "auto mTLS: mTLS to endpoints labelled tlsMode=istio, plaintext to the others"
-                        .to_string(),
-                )
-            } else {
-                (
-                    Status::Unknown,
-                    "no server sidecar dump for this cluster's endpoints".to_string(),
-                )
-            }
-        } else if let Some((wire, _)) = verdicts.iter().rev().find(|(_, a)| *a == Some(false)) {
-            (
-                Status::Conflict,
-                conflict_reason(wire.unwrap_or(Wire::OtherTls)).to_string(),
-            )
-        } else if verdicts.iter().any(|(_, a)| a.is_none()) {
-            (
-                Status::Unknown,
-                "whether the server accepts this TLS depends on its certificates or transport"
-                    .to_string(),
-            )
-        } else if auto {
-            (
-                Status::Auto,
-                "auto mTLS matches each endpoint's sidecar".to_string(),
-            )
-        } else {
-            (Status::Ok, "client TLS fits the server mode".to_string())
-        };
-        let mut server_modes: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
-        server_modes.sort();
-        server_modes.dedup();
         rows.push(ClientRow {
             proxy: p.label.clone(),
             host: host.clone(),
             port: *port,
             subset: subset.clone(),
-            client_tls: client_tls_name(&c.client_tls),
+            client_tls: verdict.client.label().to_string(),
             rule: c
                 .istio_config_ref
                 .as_ref()
                 .map(|(ns, name)| format!("{ns}/{name}")),
             server_mode: (!server_modes.is_empty()).then(|| server_modes.join(",")),
-            status,
-            reason,
+            status: match verdict.status {
+                ClusterStatus::Ok => Status::Ok,
+                ClusterStatus::Conflict(_) => Status::Conflict,
+                ClusterStatus::Auto => Status::Auto,
+                ClusterStatus::Unknown | ClusterStatus::Depends => Status::Unknown,
+            },
+            reason: verdict.reason().to_string(),
         });
     }
     rows
@@ -317,6 +281,13 @@ mod tests {
                 false,
                 false,
                 Status::Conflict,
+            ),
+            (
+                "near miss: user TLS to PERMISSIVE reaches the app, which decides",
+                ClientTlsConfig::Tls(crate::envoy::config_dump::TlsContext::default()),
+                true,
+                true,
+                Status::Unknown,
             ),
         ];
         for (name, tls, plaintext, labelled, want) in cases {

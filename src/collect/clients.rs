@@ -1,15 +1,15 @@
-//! Choosing which client pods to read: `--from`, else the callers the
+//! Collect stage: choosing which client pods to read: `--from`, else the callers the
 //! server sidecars' access logs name (mapped to pods by IP), else a sample
 //! of injected pods whose `/clusters` shows traffic to the target.
 //!
-//! Envoy's text is never parsed here: access logs go through
-//! [`crate::envoy::access_log::parse_log_with`] (with the formats the
-//! server's listeners really use), `/clusters` through
-//! [`crate::envoy::clusters::parse_clusters`], cluster names through
-//! [`ClusterKind::parse`]. What this module adds is the choice.
+//! Envoy's text is never parsed here and no Envoy fact is decided here:
+//! callers come from [`crate::envoy::access_log::callers_in_log`] (read with
+//! the formats the server's listeners really use,
+//! `ConfigDump::access_log_formats`), traffic from
+//! [`crate::envoy::clusters::Clusters::traffic_to`] over a parsed
+//! `/clusters`. What this module adds is the I/O and the choice.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,97 +19,21 @@ use super::error::CollectError;
 use super::objects;
 use super::sidecar::{read_admin, AdminRead, ProxyJob, ADMIN_PORT};
 use super::Run;
-use crate::envoy::access_log::{parse_log_with, AccessLogEntry, LogFormatSpec};
-use crate::envoy::clusters::{parse_clusters, Clusters};
-use crate::envoy::config_dump::{parse_config_dump, ClusterKind};
+use crate::envoy::access_log::{callers_in_log, Caller, LogFormatSpec};
+use crate::envoy::clusters::{parse_clusters, ServiceTraffic};
+use crate::envoy::config_dump::parse_config_dump;
 use crate::istio::sidecar::has_sidecar;
 use crate::snapshot::{ProxyEvidence, ProxyRole};
 use crate::target::ClientRef;
 
-/// A downstream peer seen in an access log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub ip: String,
-    /// Access log lines with this downstream address.
-    pub requests: u64,
-    /// Of those, answered 5xx.
-    pub server_errors: u64,
-    /// Of those, answered 503.
-    pub unavailable: u64,
-}
-
-/// `ip:port`, `[v6]:port` or a bare IP.
-fn socket_ip(s: &str) -> Option<IpAddr> {
-    s.parse::<SocketAddr>()
-        .map(|a| a.ip())
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok())
-}
-
-/// Traffic the sidecar received from outside the pod. Anything but the
-/// pod's own outbound calls counts: `inbound|…`, and also lines without an
-/// upstream cluster (`NR filter_chain_not_found`: a plaintext caller that a
-/// STRICT listener rejected is exactly who must be found).
-fn received(e: &AccessLogEntry) -> bool {
-    !e.upstream_cluster.as_deref().is_some_and(|c| {
-        c.starts_with("outbound|") || c == "PassthroughCluster" || c == "BlackHoleCluster"
-    })
-}
-
 /// The access-log formats a server sidecar's listeners use (custom
-/// `accessLogFormat` included), from its listeners dump.
+/// `accessLogFormat` included), from its listeners dump as read.
 pub fn listener_formats(ev: &ProxyEvidence) -> Vec<LogFormatSpec> {
-    let Some(dump) = ev
-        .listeners_config
+    ev.listeners_config
         .as_ref()
         .and_then(|v| parse_config_dump(v).ok())
-    else {
-        return Vec::new();
-    };
-    let mut out: Vec<LogFormatSpec> = Vec::new();
-    for l in &dump.listeners {
-        for f in l.access_log_formats() {
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-    }
-    out
-}
-
-/// The downstream peers in a server sidecar's log: received traffic only,
-/// the pod's own addresses (`own_ips`) and loopback excluded. Sorted by
-/// number of requests, most first.
-pub fn callers_in_log(log: &str, formats: &[LogFormatSpec], own_ips: &[String]) -> Vec<Caller> {
-    let own: Vec<IpAddr> = own_ips.iter().filter_map(|s| s.parse().ok()).collect();
-    let (entries, _) = parse_log_with(log, formats);
-    let mut by_ip: BTreeMap<IpAddr, Caller> = BTreeMap::new();
-    for e in entries.iter().filter(|e| received(e)) {
-        let Some(ip) = e.downstream_remote_address.as_deref().and_then(socket_ip) else {
-            continue;
-        };
-        if ip.is_loopback() || own.contains(&ip) {
-            continue;
-        }
-        let c = by_ip.entry(ip).or_insert_with(|| Caller {
-            ip: ip.to_string(),
-            requests: 0,
-            server_errors: 0,
-            unavailable: 0,
-        });
-        c.requests += 1;
-        if let Some(code) = e.response_code {
-            if code >= 500 {
-                c.server_errors += 1;
-            }
-            if code == 503 {
-                c.unavailable += 1;
-            }
-        }
-    }
-    let mut out: Vec<Caller> = by_ip.into_values().collect();
-    out.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
-    out
+        .map(|d| d.access_log_formats())
+        .unwrap_or_default()
 }
 
 /// Clients chosen from callers seen in server access logs: callers mapped to
@@ -156,64 +80,12 @@ pub fn clients_from_callers<'p>(
     (chosen, unmatched)
 }
 
-/// Traffic one proxy's `/clusters` shows towards a service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Sum of `rq_total` over the service's outbound clusters' hosts.
-    pub rq_total: u64,
-    /// Sum of `rq_error`.
-    pub rq_error: u64,
-    /// Sum of `cx_total`: connections opened, even when no request got
-    /// through (a failed TLS handshake counts here, not in `rq_total`).
-    pub cx_total: u64,
-    /// Sum of `cx_connect_fail`.
-    pub cx_connect_fail: u64,
-    /// The outbound clusters seen for the service (with or without hosts).
-    pub clusters: std::collections::BTreeSet<String>,
-}
-
-/// Whether `cluster` is an outbound cluster of service `name.namespace`
-/// (any domain), optionally on `port`.
-pub fn is_outbound_cluster_of(
-    cluster: &str,
-    name: &str,
-    namespace: &str,
-    port: Option<u16>,
-) -> bool {
-    match ClusterKind::parse(cluster) {
-        ClusterKind::Outbound { port: p, host, .. } if cluster.starts_with("outbound|") => {
-            port.is_none_or(|want| want == p)
-                && (host.starts_with(&format!("{name}.{namespace}.svc."))
-                    || host == format!("{name}.{namespace}.svc"))
-        }
-        _ => false,
-    }
-}
-
-/// What parsed `/clusters` says about traffic to service `name.namespace`.
-pub fn traffic_to(clusters: &Clusters, name: &str, namespace: &str, port: Option<u16>) -> Traffic {
-    let mut t = Traffic::default();
-    for (cname, c) in &clusters.clusters {
-        if !is_outbound_cluster_of(cname, name, namespace, port) {
-            continue;
-        }
-        t.clusters.insert(cname.clone());
-        for h in &c.hosts {
-            t.rq_total += h.counter("rq_total");
-            t.rq_error += h.counter("rq_error");
-            t.cx_total += h.counter("cx_total");
-            t.cx_connect_fail += h.counter("cx_connect_fail");
-        }
-    }
-    t
-}
-
 /// A sampled pod's `/clusters` reading, for client choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub namespace: String,
     pub pod: String,
-    pub traffic: Traffic,
+    pub traffic: ServiceTraffic,
 }
 
 /// Clients chosen from sampled pods: those whose `/clusters` shows requests
@@ -520,14 +392,9 @@ impl Run<'_> {
                         .pop()
                         .and_then(Result::ok)?;
                     let parsed = parse_clusters(&text).ok()?;
-                    let mut traffic = Traffic::default();
+                    let mut traffic = ServiceTraffic::default();
                     for (sname, sns) in services {
-                        let t = traffic_to(&parsed, sname, sns, port);
-                        traffic.rq_total += t.rq_total;
-                        traffic.cx_total += t.cx_total;
-                        traffic.cx_connect_fail += t.cx_connect_fail;
-                        traffic.rq_error += t.rq_error;
-                        traffic.clusters.extend(t.clusters);
+                        traffic.add(parsed.traffic_to(sname, sns, port));
                     }
                     Some(Probe {
                         namespace: pns,
@@ -594,43 +461,6 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
     }
 
-    // Istio ≥1.x default TEXT format, inbound line of a server sidecar (STRICT, plaintext caller).
-    const NR: &str = r#"[2024-05-01T10:00:00.123Z] "- - -" 0 NR filter_chain_not_found - "-" 0 0 0 - "-" "-" "-" "-" "-" - - 10.244.0.12:80 10.244.0.9:51234 - -"#;
-    // Inbound HTTP line with a route name.
-    const OK: &str = r#"[2024-05-01T10:00:01.000Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 30 2 1 "-" "curl/8.5.0" "5f0c" "httpbin.foo:8000" "10.244.0.12:80" inbound|80|| 127.0.0.6:45555 10.244.0.12:80 10.244.0.9:50000 outbound_.8000_._.httpbin.foo.svc.cluster.local default"#;
-    // Outbound line made by the server app itself: downstream is the pod's own IP.
-    const OUT: &str = r#"[2024-05-01T10:00:02.000Z] "GET /x HTTP/1.1" 503 UH no_healthy_upstream - "-" 0 19 0 - "-" "curl" "abc" "other:80" "-" outbound|80||other.foo.svc.cluster.local - 10.96.0.5:80 10.244.0.12:40000 - default"#;
-    // Istio 1.0.x HTTP format (`%PATH%%PROTOCOL%` without a space, no server name or route).
-    const OLD: &str = r#"[2018-08-01T10:00:00.000Z] "GET /headersHTTP/1.1" 503 UC 0 57 1 - "-" "curl/7.60.0" "a-b-c" "httpbin.foo:8000" "127.0.0.1:80" inbound|8000||httpbin.foo.svc.cluster.local - 10.244.0.12:80 10.244.0.10:40100"#;
-
-    #[test]
-    fn callers_from_the_envoy_parser() {
-        let log = [NR, OK, OUT, OK, OLD, "garbage"].join("\n");
-        let callers = callers_in_log(&log, &[], &["10.244.0.12".to_string()]);
-        assert_eq!(
-            callers,
-            vec![
-                Caller {
-                    ip: "10.244.0.9".into(),
-                    requests: 3,
-                    server_errors: 0,
-                    unavailable: 0
-                },
-                Caller {
-                    ip: "10.244.0.10".into(),
-                    requests: 1,
-                    server_errors: 1,
-                    unavailable: 1
-                },
-            ]
-        );
-        let json_line = r#"{"downstream_remote_address":"[fd00::9]:51234","upstream_cluster":"inbound|80||","response_code":503,"response_flags":"UC"}"#;
-        let c = callers_in_log(json_line, &[], &[]);
-        assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!(c[0].ip, "fd00::9");
-        assert_eq!(c[0].unavailable, 1);
-    }
-
     #[test]
     fn choosing_clients_from_callers() {
         let pods = vec![
@@ -678,67 +508,6 @@ mod tests {
         );
     }
 
-    const CLUSTERS: &str = "\
-outbound|8000||httpbin.foo.svc.cluster.local::observability_name::outbound|8000||httpbin.foo.svc.cluster.local
-outbound|8000||httpbin.foo.svc.cluster.local::default_priority::max_connections::4294967295
-outbound|8000||httpbin.foo.svc.cluster.local::added_via_api::true
-outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::cx_active::1
-outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::rq_error::2
-outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.4:8080::rq_total::3
-outbound|8000||httpbin.foo.svc.cluster.local::127.10.0.5:8080::rq_total::4
-outbound|8000|v1|httpbin.foo.svc.cluster.local::[fd00::5]:8080::rq_total::5
-outbound|8000|v1|httpbin.foo.svc.cluster.local::[fd00::5]:8080::health_flags::healthy
-outbound|9000||httpbin.foo.svc.cluster.local::127.10.0.4:9000::rq_total::100
-outbound|8000||httpbin.bar.svc.cluster.local::127.10.0.9:8080::rq_total::50
-outbound|8000||httpbin2.foo.svc.cluster.local::127.10.0.9:8080::rq_total::60
-inbound|8080||::127.0.0.1:8080::rq_total::70
-";
-
-    #[test]
-    fn traffic_from_the_clusters_parser() {
-        let c = parse_clusters_text(CLUSTERS);
-        let t = traffic_to(&c, "httpbin", "foo", Some(8000));
-        assert_eq!((t.rq_total, t.rq_error), (12, 2));
-        assert!(t
-            .clusters
-            .contains("outbound|8000||httpbin.foo.svc.cluster.local"));
-        assert!(t
-            .clusters
-            .contains("outbound|8000|v1|httpbin.foo.svc.cluster.local"));
-        assert_eq!(t.clusters.len(), 2);
-        assert_eq!(traffic_to(&c, "httpbin", "foo", None).rq_total, 112);
-        assert_eq!(traffic_to(&c, "httpbin", "bar", None).rq_total, 50);
-        assert_eq!(traffic_to(&c, "nope", "foo", None), Traffic::default());
-        let idle =
-            parse_clusters_text("outbound|80||web.foo.svc.cluster.local::added_via_api::true\n");
-        let t = traffic_to(&idle, "web", "foo", None);
-        assert_eq!((t.rq_total, t.clusters.len()), (0, 1));
-        assert!(is_outbound_cluster_of(
-            "outbound|8000||httpbin.foo.svc.corp.example",
-            "httpbin",
-            "foo",
-            Some(8000)
-        ));
-        assert!(!is_outbound_cluster_of(
-            "outbound|8000||httpbin.foobar.svc.cluster.local",
-            "httpbin",
-            "foo",
-            None
-        ));
-        assert!(!is_outbound_cluster_of(
-            "inbound|8000||httpbin.foo.svc.cluster.local",
-            "httpbin",
-            "foo",
-            None
-        ));
-        assert!(!is_outbound_cluster_of(
-            "PassthroughCluster",
-            "httpbin",
-            "foo",
-            None
-        ));
-    }
-
     #[test]
     fn choosing_clients_from_clusters() {
         let text = |n: u64| {
@@ -747,7 +516,7 @@ inbound|8080||::127.0.0.1:8080::rq_total::70
         let probe = |ns: &str, name: &str, body: &str| Probe {
             namespace: ns.into(),
             pod: name.into(),
-            traffic: traffic_to(&parse_clusters_text(body), "httpbin", "foo", Some(8000)),
+            traffic: parse_clusters_text(body).traffic_to("httpbin", "foo", Some(8000)),
         };
         let probes = vec![
             probe("foo", "a", &text(3)),

@@ -1,8 +1,12 @@
-//! The client configuration, loaded once: kubeconfig (`--kubeconfig`, else
+//! Collect stage: the client configuration, loaded once: kubeconfig (`--kubeconfig`, else
 //! `KUBECONFIG` with its list of files, else `~/.kube/config`, else
 //! in-cluster), `--context` checked against the contexts that exist, the
-//! request timeout applied to the client's own connect/read/write timeouts,
+//! request timeout applied to the client's own connect/write timeouts,
 //! and the HTTP proxy from the environment honoured only where it applies.
+//!
+//! The one kubeconfig reader of the plugin: `diagnose`, `tls-check` and
+//! live completion (`complete::live`, with its own deadline and silence)
+//! all load through here.
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -42,6 +46,23 @@ fn check_context(kc: &Kubeconfig, context: &str, origin: &str) -> Result<(), Col
         origin: origin.to_string(),
         available: kc.contexts.iter().map(|c| c.name.clone()).collect(),
     })
+}
+
+/// The context names of the kubeconfig `path` (else `KUBECONFIG`'s files,
+/// else `~/.kube/config`), sorted, without duplicates (no network).
+pub fn contexts(path: Option<&std::path::Path>) -> Result<Vec<String>, CollectError> {
+    let (kc, origin) = match path {
+        Some(p) => (Kubeconfig::read_from(p), p.display().to_string()),
+        None => (
+            Kubeconfig::read(),
+            "the default kubeconfig (KUBECONFIG or ~/.kube/config)".to_string(),
+        ),
+    };
+    let kc = kc.map_err(|e| bad(origin, &e))?;
+    let mut names: Vec<String> = kc.contexts.into_iter().map(|c| c.name).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Loads the client configuration (no network).

@@ -1,8 +1,8 @@
-//! The target resolved to Kubernetes objects: its Services, their
+//! Collect stage: the target resolved to Kubernetes objects: its Services, their
 //! EndpointSlices (or Endpoints), the pods whose sidecars are read as
-//! servers, the port a host target names, and the cluster's DNS domain —
-//! recorded in the snapshot as [`ResolvedTarget`] so the analysis need not
-//! resolve the target again.
+//! servers, the port a host target names, and the cluster's DNS domain
+//! (read with `istio::cluster_domain`) — recorded in the snapshot as
+//! [`ResolvedTarget`] so the analysis need not resolve the target again.
 
 use serde_json::Value;
 
@@ -11,15 +11,13 @@ use super::error::CollectError;
 use super::objects;
 use super::sidecar::ProxyJob;
 use super::Run;
-use crate::istio::sidecar::{has_sidecar, sidecar_container};
+use crate::istio::cluster_domain::{domain_from_pod, domain_from_server_info, DEFAULT_DOMAIN};
+use crate::istio::sidecar::has_sidecar;
 use crate::snapshot::{ObjectRef, ProxyRole, ResolvedTarget, ServerPod};
 use crate::target::Target;
 
 /// Cap on server sidecars read for one target.
 pub const MAX_SERVER_PROXIES: usize = 10;
-
-/// The domain when nothing says otherwise (Kubernetes' default).
-pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// The target, resolved to Kubernetes objects.
 #[derive(Debug, Clone, Default)]
@@ -44,41 +42,6 @@ impl Resolved {
             ..Resolved::default()
         }
     }
-}
-
-/// The cluster domain an istio-proxy container was started with:
-/// `--domain NS.svc.DOMAIN` (istio/istio `manifests/charts/istio-control/
-/// istio-discovery/files/injection-template.yaml`: `--domain
-/// $(POD_NAMESPACE).svc.{{ .Values.global.proxy.clusterDomain }}`).
-pub fn domain_from_pod(pod: &Value) -> Option<String> {
-    let (c, _) = sidecar_container(pod)?;
-    let args: Vec<&str> = c
-        .get("args")
-        .and_then(Value::as_array)?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let value = args.iter().enumerate().find_map(|(i, a)| {
-        if *a == "--domain" {
-            args.get(i + 1).copied()
-        } else {
-            a.strip_prefix("--domain=")
-        }
-    })?;
-    domain_after_svc(value)
-}
-
-/// The cluster domain in a sidecar's node id
-/// (`sidecar~10.0.0.4~httpbin-1.foo~foo.svc.cluster.local`).
-pub fn domain_from_server_info(server_info: &Value) -> Option<String> {
-    let id = server_info.pointer("/node/id")?.as_str()?;
-    domain_after_svc(id.split('~').nth(3)?)
-}
-
-fn domain_after_svc(s: &str) -> Option<String> {
-    let (_, domain) = s.split_once(".svc.")?;
-    let domain = domain.trim_end_matches('.');
-    (crate::target::dns1123_subdomain(domain).is_ok()).then(|| domain.to_string())
 }
 
 impl Run<'_> {
@@ -516,7 +479,7 @@ impl Run<'_> {
         };
         let (cluster_domain, cluster_domain_source) = from_pods
             .or_else(from_proxies)
-            .unwrap_or_else(|| (DEFAULT_CLUSTER_DOMAIN.to_string(), "default".to_string()));
+            .unwrap_or_else(|| (DEFAULT_DOMAIN.to_string(), "default".to_string()));
         ResolvedTarget {
             namespace: r.namespace.clone(),
             services,
@@ -532,46 +495,4 @@ impl Run<'_> {
 
 fn push_missing(missing: &mut Vec<crate::snapshot::Gap>, source: &str, reason: String) {
     super::push_gap(missing, source, reason);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn cluster_domain_from_the_sidecar() {
-        let pod = |args: Value| json!({"spec": {"containers": [{"name": "app"}, {"name": "istio-proxy", "args": args}]}});
-        let p = pod(json!([
-            "proxy",
-            "sidecar",
-            "--domain",
-            "$(POD_NAMESPACE).svc.corp.example",
-            "--proxyLogLevel=warning"
-        ]));
-        assert_eq!(domain_from_pod(&p).as_deref(), Some("corp.example"));
-        let p = pod(json!([
-            "proxy",
-            "sidecar",
-            "--domain=foo.svc.cluster.local"
-        ]));
-        assert_eq!(domain_from_pod(&p).as_deref(), Some("cluster.local"));
-        assert_eq!(domain_from_pod(&pod(json!(["proxy", "sidecar"]))), None);
-        assert_eq!(
-            domain_from_pod(&pod(json!(["--domain", "foo.svc.bad/../x"]))),
-            None
-        );
-        let native = json!({"spec": {"containers": [{"name": "app"}], "initContainers": [
-            {"name": "istio-proxy", "restartPolicy": "Always", "args": ["--domain", "x.svc.mesh.internal"]}]}});
-        assert_eq!(domain_from_pod(&native).as_deref(), Some("mesh.internal"));
-        let si = json!({"node": {"id": "sidecar~10.0.0.4~httpbin-1.foo~foo.svc.cluster.local"}});
-        assert_eq!(
-            domain_from_server_info(&si).as_deref(),
-            Some("cluster.local")
-        );
-        assert_eq!(
-            domain_from_server_info(&json!({"node": {"id": "router~x"}})),
-            None
-        );
-    }
 }

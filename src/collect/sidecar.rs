@@ -1,4 +1,4 @@
-//! Reading one pod's sidecar: its Envoy admin API (`:15000`) through ONE pod
+//! Collect stage: reading one pod's sidecar: its Envoy admin API (`:15000`) through ONE pod
 //! port-forward, with a keep-alive HTTP/1.1 connection over the forwarded
 //! stream, and the tail of its `istio-proxy` log — side by side, within the
 //! earlier of `--proxy-timeout` and the run's deadline, every answer read
@@ -13,7 +13,9 @@
 //! that contains secrets or the bootstrap anyway (an Envoy too old to honour
 //! `resource=`) is discarded. `/stats` and `/stats/prometheus` are filtered
 //! at the source to what the analysis reads (and again here, for an Envoy
-//! that ignores `filter=`).
+//! that ignores `filter=`). What is kept and the checks of each answer are
+//! Envoy facts in `envoy::{stats, metrics, config_dump}`; this file does the
+//! I/O.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,7 +35,9 @@ use tokio::time::Instant;
 use super::api::{describe_kube_error, error_chain, is_connection_error};
 use super::budget::{Budget, Limit};
 use super::push_gap;
-use crate::envoy::stats::{ISTIO_METRICS, KEPT_STATS};
+use crate::envoy::config_dump::check_resource_dump;
+use crate::envoy::metrics::{istio_metrics_filter, keep_istio_metrics};
+use crate::envoy::stats::{keep_stats, kept_stats_filter};
 use crate::istio::sidecar::SIDECAR_CONTAINER;
 use crate::snapshot::{ProxyEvidence, ProxyRole};
 
@@ -64,42 +68,17 @@ pub enum AdminRead {
     Metrics,
 }
 
-/// The `/stats?filter=` regular expression: [`KEPT_STATS`] as suffixes,
-/// [`ISTIO_METRICS`] anywhere. RE2 and ECMAScript alike (Envoy used
-/// `std::regex` before RE2), partial match as Envoy's admin does
-/// (envoyproxy/envoy `docs/root/operations/admin.rst`, `/stats?filter=regex`).
+/// The `/stats?filter=` regular expression ([`kept_stats_filter`]).
 ///
 /// `usedonly` is deliberately not added: it drops counters that are still
 /// 0, and the analysis tells "Istio's stats inclusion excludes per-cluster
 /// stats" from "they are there and 0" by whether any `cluster.outbound|…`
 /// stat is present at all (see `envoy::stats` module doc). Zeros of the
 /// kept stats cost a few KB per proxy.
-pub static STATS_FILTER: LazyLock<String> = LazyLock::new(|| {
-    let suffixes: Vec<String> = KEPT_STATS.iter().map(|s| regex_escape(s)).collect();
-    format!("\\.(?:{})$|{}", suffixes.join("|"), metrics_alternatives())
-});
+pub static STATS_FILTER: LazyLock<String> = LazyLock::new(kept_stats_filter);
 
-/// The `/stats/prometheus?filter=` regular expression: Istio's standard metrics.
-pub static METRICS_FILTER: LazyLock<String> = LazyLock::new(metrics_alternatives);
-
-fn metrics_alternatives() -> String {
-    ISTIO_METRICS
-        .iter()
-        .map(|m| regex_escape(m))
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if !c.is_ascii_alphanumeric() && c != '_' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
+/// The `/stats/prometheus?filter=` regular expression ([`istio_metrics_filter`]).
+pub static METRICS_FILTER: LazyLock<String> = LazyLock::new(istio_metrics_filter);
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved).
 fn query_escape(s: &str) -> String {
@@ -187,78 +166,6 @@ impl AdminRead {
             _ => 64 * MIB,
         }
     }
-}
-
-/// Checks a `/config_dump?resource=…` answer and returns it as JSON.
-///
-/// Refuses (so the caller records a gap and keeps nothing) a document that is
-/// not JSON or that holds anything but the requested resource, in particular
-/// secrets or the bootstrap, which is what an Envoy that ignores `resource=`
-/// returns.
-pub fn check_config_dump(read: AdminRead, body: &str) -> Result<Value, String> {
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let Some(expected) = read.expected_item_type() else {
-        return Ok(v);
-    };
-    let configs = v
-        .get("configs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "no \"configs\" array in the answer".to_string())?;
-    for c in configs {
-        let t = c.get("@type").and_then(Value::as_str).unwrap_or("");
-        if t.contains("Secret") || t.contains("Bootstrap") || !t.ends_with(expected) {
-            return Err(format!(
-                "the answer holds {t:?}, not only {expected} items: this Envoy ignores `resource=` \
-                 (too old?); the dump was discarded because a full config dump can hold secrets"
-            ));
-        }
-    }
-    Ok(v)
-}
-
-/// Whether a `/stats` name is one of the kept ones.
-pub fn is_kept_stat(name: &str) -> bool {
-    KEPT_STATS.iter().any(|s| {
-        name.len() > s.len()
-            && name.ends_with(s)
-            && name.as_bytes()[name.len() - s.len() - 1] == b'.'
-    }) || ISTIO_METRICS.iter().any(|m| name.contains(m))
-}
-
-/// `/stats` text reduced to the kept stats (the source filter's twin, for
-/// Envoys that ignore `filter=`). Lines are `name: value`.
-pub fn keep_stats(text: &str) -> String {
-    text.lines()
-        .filter(|l| {
-            l.split_once(": ")
-                .is_some_and(|(name, _)| is_kept_stat(name.trim()))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// Prometheus text reduced to Istio's standard metrics: `# TYPE`/`# HELP`
-/// lines and samples whose metric name contains one of [`ISTIO_METRICS`].
-pub fn keep_metrics(text: &str) -> String {
-    let metric = |l: &str| -> Option<String> {
-        let l = l.trim();
-        let name = if let Some(rest) = l.strip_prefix('#') {
-            rest.split_whitespace().nth(1)?
-        } else {
-            l.split(['{', ' ']).next()?
-        };
-        Some(name.to_string())
-    };
-    text.lines()
-        .filter(|l| {
-            metric(l).is_some_and(|m| {
-                ISTIO_METRICS
-                    .iter()
-                    .any(|x| m.contains(&x.replace('.', "_")))
-            })
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 /// `/server_info` without `node.extensions` (Envoy lists every compiled-in
@@ -350,7 +257,7 @@ pub fn proxy_evidence(
                     }
                 };
                 if read.is_json() {
-                    match check_config_dump(*read, &body) {
+                    match check_resource_dump(&body, read.expected_item_type()) {
                         Ok(v) => match read {
                             AdminRead::ServerInfo => ev.server_info = Some(trim_server_info(v)),
                             AdminRead::ClustersConfig => ev.clusters_config = Some(v),
@@ -363,7 +270,7 @@ pub fn proxy_evidence(
                     match read {
                         AdminRead::Clusters => ev.clusters = Some(body),
                         AdminRead::Stats => ev.stats = Some(keep_stats(&body)),
-                        _ => ev.metrics = Some(keep_metrics(&body)),
+                        _ => ev.metrics = Some(keep_istio_metrics(&body)),
                     }
                 }
             }
@@ -645,53 +552,6 @@ mod tests {
     }
 
     #[test]
-    fn the_stats_filter_matches_what_is_kept() {
-        let re = regex::Regex::new(&STATS_FILTER).unwrap();
-        for (name, kept) in [
-            (
-                "cluster.outbound|8000||httpbin.foo.svc.cluster.local.upstream_rq_pending_overflow",
-                true,
-            ),
-            ("listener.10.0.0.4_8080.no_filter_chain_match", true),
-            (
-                "cluster.outbound|80||a.b.svc.cluster.local.ssl.connection_error",
-                true,
-            ),
-            ("cluster.x.outlier_detection.ejections_active", true),
-            ("reporter=.=destination;.;istio_requests_total", true),
-            (
-                "istio.requests_total.response_code.503.response_flags.UF",
-                true,
-            ),
-            ("cluster.x.upstream_rq_total", false),
-            ("server.live", false),
-            ("cluster.x.upstream_rq_pending_overflowx", false),
-        ] {
-            assert_eq!(re.is_match(name), kept, "{name}");
-            assert_eq!(is_kept_stat(name), kept, "{name}");
-        }
-        let stats = "server.live: 1\ncluster.x.upstream_cx_overflow: 3\nlistener.a.no_filter_chain_match: 0\n";
-        assert_eq!(
-            keep_stats(stats),
-            "cluster.x.upstream_cx_overflow: 3\nlistener.a.no_filter_chain_match: 0\n"
-        );
-        let prom = "# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n# TYPE envoy_istio_requests_total counter\n\
-                    envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\"} 1\n\
-                    istio_tcp_connections_opened_total{reporter=\"source\"} 4\n";
-        let kept = keep_metrics(prom);
-        assert!(!kept.contains("server_live"), "{kept}");
-        assert!(
-            kept.contains("# TYPE envoy_istio_requests_total counter"),
-            "{kept}"
-        );
-        assert!(
-            kept.contains("response_flags=\"UF\"} 1")
-                && kept.contains("opened_total{reporter=\"source\"} 4"),
-            "{kept}"
-        );
-    }
-
-    #[test]
     fn evidence_with_gaps() {
         let reads = AdminRead::ALL;
         let cd = |t: &str| {
@@ -773,19 +633,5 @@ mod tests {
         assert!(ev.gaps[0]
             .reason
             .starts_with("every admin read failed: request failed"));
-    }
-
-    #[test]
-    fn config_dump_checks() {
-        let ok = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster","cluster":{}}]}"#;
-        assert!(check_config_dump(AdminRead::ClustersConfig, ok).is_ok());
-        let empty = r#"{"configs":[]}"#;
-        assert!(check_config_dump(AdminRead::EndpointsConfig, empty).is_ok());
-        let full = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"},{"@type":"type.googleapis.com/envoy.admin.v3.SecretsConfigDump"}]}"#;
-        let e = check_config_dump(AdminRead::ClustersConfig, full).unwrap_err();
-        assert!(e.contains("discarded"), "{e}");
-        assert!(check_config_dump(AdminRead::ListenersConfig, "not json").is_err());
-        assert!(check_config_dump(AdminRead::ListenersConfig, "{}").is_err());
-        assert!(check_config_dump(AdminRead::ServerInfo, r#"{"version":"x"}"#).is_ok());
     }
 }

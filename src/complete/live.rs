@@ -1,6 +1,7 @@
-//! Live names for completion: namespaces, Services, Deployments and Pods
-//! listed from the cluster the words point at, and context names from the
-//! kubeconfig. List calls only (GET), one page each.
+//! Completion (beside the diagnosis pipeline): live names — namespaces,
+//! Services, Deployments and Pods listed from the cluster the words point
+//! at, and context names from the kubeconfig. List calls only (GET), one
+//! page each.
 //!
 //! A TAB must never hang the shell: everything (kubeconfig, credentials,
 //! connection, every list) runs on its own thread under one deadline
@@ -11,10 +12,15 @@
 //! Errors are never printed (kubectl shows a helper's stderr on the user's
 //! terminal mid-line); like cobra's `CompDebug`, they are appended to the
 //! file named by `BASH_COMP_DEBUG_FILE` when that variable is set.
+//!
+//! The kubeconfig is read by `collect::kubeconfig`, as for `diagnose`
+//! (kubectl's rules, `--context` checked); completion only bounds the
+//! client's timeouts by its deadline and leaves an HTTP proxy out.
 
 use super::words::Conn;
 use super::{Kind, Need, Source};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use crate::collect::api::error_chain as chain;
+use crate::collect::{kubeconfig, CollectOptions};
 use kube::core::params::ListParams;
 use kube::core::Request;
 use serde_json::Value;
@@ -142,30 +148,19 @@ fn objects_path(kind: Kind, ns: &str) -> Result<String, String> {
 /// rules: `--kubeconfig` alone, else KUBECONFIG's files, else
 /// ~/.kube/config, else in-cluster), and the context's namespace.
 async fn client(conn: &Conn, timeout: Duration) -> Result<(kube::Client, String), String> {
-    let opts = KubeConfigOptions {
+    let opts = CollectOptions {
+        kubeconfig: conn.kubeconfig.clone(),
         context: conn.context.clone(),
-        ..KubeConfigOptions::default()
+        request_timeout: Some(timeout),
+        ..CollectOptions::default()
     };
-    let mut config = match (&conn.kubeconfig, &conn.context) {
-        (Some(path), _) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| chain(&e))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(|e| chain(&e))?
-        }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&opts)
-            .await
-            .map_err(|e| chain(&e))?,
-        (None, None) => kube::Config::infer().await.map_err(|e| chain(&e))?,
-    };
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
+    let mut loaded = kubeconfig::load(&opts).await.map_err(|e| e.to_string())?;
+    loaded.config.read_timeout = Some(timeout);
     // This build has no HTTP proxy support (kube's `socks5`/`http-proxy`
     // features are off): rather than fail outright, try the API directly.
-    config.proxy_url = None;
-    let ns = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| chain(&e))?;
-    Ok((client, ns))
+    loaded.config.proxy_url = None;
+    let client = kubeconfig::client(&loaded, &opts).map_err(|e| e.to_string())?;
+    Ok((client, loaded.namespace))
 }
 
 /// `metadata.name` of each item of one page of a list.
@@ -189,29 +184,7 @@ async fn list_names(client: &kube::Client, path: &str) -> Result<Vec<String>, St
 
 /// Context names of the kubeconfig the words point at (no network).
 fn contexts(conn: &Conn) -> Result<Vec<String>, String> {
-    let kc = match &conn.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => Kubeconfig::read(),
-    }
-    .map_err(|e| chain(&e))?;
-    let mut names: Vec<String> = kc.contexts.into_iter().map(|c| c.name).collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
+    kubeconfig::contexts(conn.kubeconfig.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Appends `msg` to `$BASH_COMP_DEBUG_FILE` (cobra's completion debug file)

@@ -383,5 +383,35 @@ pub fn parse_istio_metrics(text: &str) -> IstioMetrics {
     out
 }
 
+/// Prometheus text reduced to Istio's standard metrics: `# TYPE`/`# HELP`
+/// lines and samples whose metric name contains one of
+/// [`crate::envoy::stats::ISTIO_METRICS`] (in Prometheus spelling).
+pub fn keep_istio_metrics(text: &str) -> String {
+    let metric = |l: &str| -> Option<String> {
+        let l = l.trim();
+        let name = if let Some(rest) = l.strip_prefix('#') {
+            rest.split_whitespace().nth(1)?
+        } else {
+            l.split(['{', ' ']).next()?
+        };
+        Some(name.to_string())
+    };
+    text.lines()
+        .filter(|l| {
+            metric(l).is_some_and(|m| {
+                crate::envoy::stats::ISTIO_METRICS
+                    .iter()
+                    .any(|x| m.contains(&x.replace('.', "_")))
+            })
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The `/stats/prometheus?filter=` regular expression: Istio's standard metrics.
+pub fn istio_metrics_filter() -> String {
+    crate::envoy::stats::istio_metric_alternatives()
+}
+
 #[cfg(test)]
 mod tests;

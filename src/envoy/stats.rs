@@ -1,4 +1,9 @@
-//! Envoy `/stats` (text format).
+//! Envoy `/stats` (text format), and what of it kubectl-mesh503 keeps.
+//!
+//! Place in the flow: a pure helper (envoy/). collect reads `/stats` with
+//! [`kept_stats_filter`] and [`keep_stats`]; model parses the kept text with
+//! [`parse_stats`]; which inclusion list a sidecar runs is
+//! `istio::stats_inclusion`'s question ([`StatsInclusion`] is the list).
 //!
 //! Lines are `name: value`. Counters and gauges are integers; histograms print
 //! `P0(nan,0) P25(nan,0) …` or `No recorded values`; newer Envoy also prints
@@ -319,10 +324,100 @@ pub const ISTIO_METRICS: &[&str] = &[
     "istio.tcp_connections_closed_total",
 ];
 
+/// Is a `/stats` name one of the kept ones: a [`KEPT_STATS`] suffix after a
+/// `.`, or one of Istio's standard metrics ([`ISTIO_METRICS`]) anywhere?
+pub fn is_kept_stat(name: &str) -> bool {
+    KEPT_STATS.iter().any(|s| {
+        name.len() > s.len()
+            && name.ends_with(s)
+            && name.as_bytes()[name.len() - s.len() - 1] == b'.'
+    }) || ISTIO_METRICS.iter().any(|m| name.contains(m))
+}
+
+/// `/stats` text reduced to the kept stats (the source filter's twin, for
+/// Envoys that ignore `filter=`). Lines are `name: value`.
+pub fn keep_stats(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            l.split_once(": ")
+                .is_some_and(|(name, _)| is_kept_stat(name.trim()))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A literal inside a regular expression (RE2 and ECMAScript alike).
+pub(crate) fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// [`ISTIO_METRICS`] as regular-expression alternatives.
+pub(crate) fn istio_metric_alternatives() -> String {
+    ISTIO_METRICS
+        .iter()
+        .map(|m| regex_escape(m))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The `/stats?filter=` regular expression that keeps what [`is_kept_stat`]
+/// keeps: [`KEPT_STATS`] as suffixes, [`ISTIO_METRICS`] anywhere. RE2 and
+/// ECMAScript alike (Envoy used `std::regex` before RE2), partial match as
+/// Envoy's admin does (envoyproxy/envoy `docs/root/operations/admin.rst`,
+/// `/stats?filter=regex`).
+pub fn kept_stats_filter() -> String {
+    let suffixes: Vec<String> = KEPT_STATS.iter().map(|s| regex_escape(s)).collect();
+    format!(
+        "\\.(?:{})$|{}",
+        suffixes.join("|"),
+        istio_metric_alternatives()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_stats_filter_matches_what_is_kept() {
+        let re = regex::Regex::new(&kept_stats_filter()).unwrap();
+        for (name, kept) in [
+            (
+                "cluster.outbound|8000||httpbin.foo.svc.cluster.local.upstream_rq_pending_overflow",
+                true,
+            ),
+            ("listener.10.0.0.4_8080.no_filter_chain_match", true),
+            (
+                "cluster.outbound|80||a.b.svc.cluster.local.ssl.connection_error",
+                true,
+            ),
+            ("cluster.x.outlier_detection.ejections_active", true),
+            ("reporter=.=destination;.;istio_requests_total", true),
+            (
+                "istio.requests_total.response_code.503.response_flags.UF",
+                true,
+            ),
+            ("cluster.x.upstream_rq_total", false),
+            ("server.live", false),
+            ("cluster.x.upstream_rq_pending_overflowx", false),
+        ] {
+            assert_eq!(re.is_match(name), kept, "{name}");
+            assert_eq!(is_kept_stat(name), kept, "{name}");
+        }
+        let stats = "server.live: 1\ncluster.x.upstream_cx_overflow: 3\nlistener.a.no_filter_chain_match: 0\n";
+        assert_eq!(
+            keep_stats(stats),
+            "cluster.x.upstream_cx_overflow: 3\nlistener.a.no_filter_chain_match: 0\n"
+        );
+    }
 
     const SAMPLE: &str = "cluster.outbound|8000||httpbin.default.svc.cluster.local.circuit_breakers.default.rq_pending_open: 0
 cluster.outbound|8000||httpbin.default.svc.cluster.local.circuit_breakers.high.rq_pending_open: 0

@@ -42,13 +42,6 @@ pub fn fqdn(host: &str, rule_namespace: &str, domain_suffix: &str) -> String {
     out
 }
 
-/// [`fqdn`] with the default `cluster.local` domain (compat path: the
-/// model/collect branches still call this; pass the cluster domain to
-/// [`fqdn`] instead; removed at integration).
-pub fn fqdn_default(host: &str, rule_namespace: &str) -> String {
-    fqdn(host, rule_namespace, DEFAULT_DOMAIN_SUFFIX)
-}
-
 /// For a host Istio takes literally but that looks like a Kubernetes
 /// `name.namespace` or `name.namespace.svc` short form, the FQDN the author
 /// most likely meant (`httpbin.foo` → `httpbin.foo.svc.cluster.local`).
@@ -134,21 +127,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn fqdn_local(host: &str, ns: &str) -> String {
+        fqdn(host, ns, DEFAULT_DOMAIN_SUFFIX)
+    }
+
     #[test]
     fn short_names_resolve_in_rule_namespace() {
         assert_eq!(
-            fqdn_default("httpbin", "foo"),
+            fqdn_local("httpbin", "foo"),
             "httpbin.foo.svc.cluster.local"
         );
         assert_eq!(
             fqdn("httpbin", "foo", "example.org"),
             "httpbin.foo.svc.example.org"
         );
-        assert_eq!(fqdn_default("*", "foo"), "*");
-        assert_eq!(fqdn_default("*.local", "foo"), "*.local");
-        assert_eq!(fqdn_default("10.0.0.1", "foo"), "10.0.0.1");
+        assert_eq!(fqdn_local("*", "foo"), "*");
+        assert_eq!(fqdn_local("*.local", "foo"), "*.local");
+        assert_eq!(fqdn_local("10.0.0.1", "foo"), "10.0.0.1");
         assert_eq!(
-            fqdn_default("httpbin.foo.svc.cluster.local", "bar"),
+            fqdn_local("httpbin.foo.svc.cluster.local", "bar"),
             "httpbin.foo.svc.cluster.local"
         );
     }
@@ -156,7 +153,7 @@ mod tests {
     #[test]
     fn dotted_names_are_taken_literally_like_istio() {
         // ResolveShortnameToFQDN only expands names without a dot.
-        assert_eq!(fqdn_default("httpbin.foo", "foo"), "httpbin.foo");
+        assert_eq!(fqdn_local("httpbin.foo", "foo"), "httpbin.foo");
         assert_eq!(
             probable_intent("httpbin.foo", DEFAULT_DOMAIN_SUFFIX).as_deref(),
             Some("httpbin.foo.svc.cluster.local")
@@ -235,7 +232,7 @@ mod tests {
 
         #[test]
         fn fqdn_never_panics(h in ".{0,20}", ns in "[a-z]{0,5}") {
-            let _ = fqdn_default(&h, &ns);
+            let _ = fqdn_local(&h, &ns);
             let _ = probable_intent(&h, DEFAULT_DOMAIN_SUFFIX);
             let _ = matches(&h, &ns);
         }

@@ -8,6 +8,8 @@
 //! (1.0 – today):
 //! - [`object`]: metadata and typed field access with path-naming errors;
 //! - [`host`]: short-name resolution, wildcard matching, specificity;
+//! - [`cluster_domain`]: where the cluster's DNS domain is written (sidecar
+//!   arguments, node ids, cluster names);
 //! - [`destination_rule`]: which DestinationRule applies to a client, merging,
 //!   port-level/subset precedence, and the prose apart;
 //! - [`authn`]: the server's mTLS mode from PeerAuthentication and the
@@ -16,35 +18,26 @@
 //!   listeners accept;
 //! - [`mesh_config`]: the `istio` ConfigMap and Istio versions;
 //! - [`sidecar`]: whether a pod runs a sidecar (classic or native) and its version;
+//! - [`stats_inclusion`]: which Envoy stats a sidecar emits (the release's
+//!   inclusion list and what the pod and mesh add);
 //! - [`routing`]: VirtualServices, Gateways, Sidecars and the service
 //!   registry as istiod applies them — which routes a client's request can
 //!   take and whether their clusters exist and have endpoints.
 
 pub mod authn;
+pub mod cluster_domain;
 pub mod destination_rule;
 pub mod host;
 pub mod mesh_config;
 pub mod object;
 pub mod routing;
 pub mod sidecar;
+pub mod stats_inclusion;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod tls;
 
 pub use object::{Meta, ObjectError, ObjectRef};
-
-// compat path: the model/collect branches still import this; removed at integration
-pub use authn::legacy_policy;
-// compat path: the model/collect branches still import this; removed at integration
-pub use authn::peer_auth;
-
-/// What the client sidecar sends to a destination — now [`tls`].
-// compat path: the model/collect branches still import this; removed at integration
-pub mod client_tls {
-    pub use super::tls::{
-        decide, server_accepts, ClientTlsDecision, ClientTlsMode, EndpointLabels, Wire,
-    };
-}
 
 #[cfg(test)]
 mod tests {

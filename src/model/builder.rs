@@ -13,12 +13,11 @@ use serde_json::{json, Value};
 
 use crate::envoy::access_log::AccessLogEntry;
 use crate::envoy::clusters::{ClusterStatus, Clusters, HostStatus};
-use crate::envoy::config_dump::{
-    ClientTlsConfig, Cluster, ClusterKind, ConfigDump, InboundMode, TlsContext,
-};
+use crate::envoy::config_dump::{ClientTlsConfig, Cluster, ClusterKind, ConfigDump, TlsContext};
 use crate::envoy::stats::{StatValue, Stats};
 use crate::istio::mesh_config::{IstioVersion, MeshConfig};
 use crate::istio::sidecar::SidecarKind;
+use crate::istio::tls::InboundMode;
 use crate::snapshot::ProxyRole;
 
 use super::pods::{ContainerPort, WorkloadKey};
@@ -153,6 +152,8 @@ impl MeshBuilder {
                 services: self.targets,
                 only_port: self.only_port,
                 source: TargetSource::Resolved,
+                server_pods: vec![],
+                missing: vec![],
             },
             ClusterDomain::default_domain(),
             self.proxies,
@@ -180,7 +181,7 @@ impl MeshBuilder {
             &mut m.gaps,
         );
         m.route_reads = super::RouteReads::from_lookups(self.lookups.as_ref());
-        let more = m.evidence_gaps();
+        let more = m.evidence_gaps(None);
         m.gaps.extend(more);
         m
     }
@@ -350,6 +351,7 @@ pub fn proxy(pod: &Pod, role: ProxyRole) -> Proxy {
         inbound: InboundView::default(),
         clusters: None,
         stats: None,
+        stats_inclusion: None,
         log: ProxyLog::default(),
         metrics: None,
     }
@@ -372,7 +374,6 @@ pub fn cluster(port: u16, fqdn: &str, tls: ClientTlsConfig) -> Cluster {
 /// Istio mTLS as the proxy runs it (SDS `default`, ALPN istio).
 pub fn istio_tls() -> ClientTlsConfig {
     ClientTlsConfig::Tls(TlsContext {
-        istio_mutual: true,
         sds_cert: Some("default".into()),
         ..TlsContext::default()
     })
@@ -382,7 +383,6 @@ pub fn istio_tls() -> ClientTlsConfig {
 pub fn auto_tls() -> ClientTlsConfig {
     ClientTlsConfig::AutoMtls {
         istio: Box::new(TlsContext {
-            istio_mutual: true,
             sds_cert: Some("default".into()),
             ..TlsContext::default()
         }),

@@ -5,15 +5,20 @@
 //! at the version Kubernetes prefers (GA over beta over alpha, then the higher
 //! number: apimachinery `version.CompareKubeAwareVersionStrings`) and parses
 //! it once. Objects that do not parse are gaps, not guesses.
+//!
+//! Authentication policies are kept as read, both APIs; which one decides
+//! (Istio's era) is `istio::authn`'s question ([`IstioConfig::authn_evidence`]
+//! gathers what tells the eras apart, [`crate::istio::authn::AuthnEvidence::api`]
+//! answers it).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::istio::authn::{AuthnEvidence, LegacyPolicy, PeerAuthentication};
 use crate::istio::destination_rule::DestinationRule;
-use crate::istio::legacy_policy::LegacyPolicy;
+use crate::istio::mesh_config::IstioVersion;
 use crate::istio::object::{Meta, ObjectError, ObjectRef};
-use crate::istio::peer_auth::PeerAuthentication;
 use crate::snapshot::ServedResource;
 
 use super::gaps::{Gap, GapKind, GapSource};
@@ -31,15 +36,11 @@ pub struct ObjectKey {
     pub name: String,
 }
 
-/// Legacy (Istio ≤1.5) authentication policies, and whether they decide.
+/// Legacy (Istio ≤1.5) `authentication.istio.io/v1alpha1` policies, as read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LegacyAuthn {
     pub mesh_policies: Vec<LegacyPolicy>,
     pub policies: Vec<LegacyPolicy>,
-    /// MeshPolicy/Policy decide the server mode (they exist, or only their
-    /// API is served) and no PeerAuthentication exists: Istio 1.5 served
-    /// both and PeerAuthentication took over when present.
-    pub in_use: bool,
 }
 
 /// Every Istio object the snapshot holds, once, typed.
@@ -170,13 +171,36 @@ impl IstioConfig {
         for o in preferred_objects(objects) {
             c.add(o, domain, gaps);
         }
-        let legacy_served = served.iter().any(|r| r.group == "authentication.istio.io");
-        let pa_served = served.iter().any(|r| r.kind == "PeerAuthentication");
-        c.legacy.in_use = (!c.legacy.mesh_policies.is_empty()
-            || !c.legacy.policies.is_empty()
-            || (legacy_served && !pa_served))
-            && c.peer_authentications.is_empty();
         c
+    }
+
+    /// What tells Istio's authentication eras apart: the APIs discovery
+    /// found (`None` when discovery was not recorded), the release, and
+    /// which policies exist.
+    pub fn authn_evidence(&self, version: Option<IstioVersion>) -> AuthnEvidence {
+        let discovered = !self.served.is_empty();
+        AuthnEvidence {
+            peer_auth_served: discovered
+                .then(|| self.served.iter().any(|r| r.kind == "PeerAuthentication")),
+            legacy_served: discovered.then(|| {
+                self.served
+                    .iter()
+                    .any(|r| r.group == "authentication.istio.io")
+            }),
+            version,
+            has_peer_auth: !self.peer_authentications.is_empty(),
+            has_legacy: !self.legacy.mesh_policies.is_empty() || !self.legacy.policies.is_empty(),
+        }
+    }
+
+    /// Every v1alpha1 policy (MeshPolicy first).
+    pub fn legacy_policies(&self) -> Vec<LegacyPolicy> {
+        self.legacy
+            .mesh_policies
+            .iter()
+            .chain(&self.legacy.policies)
+            .cloned()
+            .collect()
     }
 
     fn add(&mut self, o: &Value, domain: &str, gaps: &mut Vec<Gap>) {
@@ -327,15 +351,51 @@ mod tests {
     }
 
     #[test]
-    fn legacy_authn_decides_only_without_peer_authentication() {
+    fn the_authn_era_comes_from_discovery_then_version_then_objects() {
+        use crate::istio::authn::AuthnApi;
         let mp = json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy",
             "metadata": {"name": "default"}, "spec": {"peers": [{"mtls": {}}]}});
-        let mut gaps = Vec::new();
-        let c = IstioConfig::read(std::slice::from_ref(&mp), &[], "cluster.local", &mut gaps);
-        assert!(c.legacy.in_use && c.legacy.mesh_policies.len() == 1);
         let pa = json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
             "metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICT"}}});
-        let c = IstioConfig::read(&[mp, pa], &[], "cluster.local", &mut gaps);
-        assert!(!c.legacy.in_use);
+        let served = |group: &str, kind: &str| ServedResource {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: String::new(),
+            namespaced: true,
+        };
+        let mut gaps = Vec::new();
+        let legacy_only =
+            IstioConfig::read(std::slice::from_ref(&mp), &[], "cluster.local", &mut gaps);
+        assert_eq!(legacy_only.authn_evidence(None).api(), AuthnApi::Legacy);
+        assert_eq!(legacy_only.legacy_policies().len(), 1);
+        let both = IstioConfig::read(&[mp.clone(), pa.clone()], &[], "cluster.local", &mut gaps);
+        assert_eq!(both.authn_evidence(None).api(), AuthnApi::Transitional);
+        // The release wins over the objects found …
+        let v = IstioVersion::parse("1.4.6");
+        assert_eq!(both.authn_evidence(v).api(), AuthnApi::Legacy);
+        // … and discovery over the release: 1.5 served both APIs.
+        let served_both = IstioConfig::read(
+            &[pa],
+            &[
+                served("security.istio.io", "PeerAuthentication"),
+                served("authentication.istio.io", "Policy"),
+            ],
+            "cluster.local",
+            &mut gaps,
+        );
+        assert_eq!(
+            served_both
+                .authn_evidence(IstioVersion::parse("1.28.0"))
+                .api(),
+            AuthnApi::Transitional
+        );
+        // Near miss: nothing served, no release, no policy: today's API.
+        let none = IstioConfig::read(&[], &[], "cluster.local", &mut gaps);
+        assert_eq!(
+            none.authn_evidence(None).api(),
+            AuthnApi::PeerAuthentication
+        );
+        assert!(gaps.is_empty());
     }
 }

@@ -4,31 +4,37 @@
 //! - the client's TLS for (client namespace + labels, host, port), with the
 //!   chain that decided it: DestinationRule lookup → effective policy for the
 //!   port → client TLS decision (auto mTLS, namespace mode);
-//! - the server's mode for (pod, port), with its policy chain
-//!   (PeerAuthentication, or MeshPolicy/Policy on Istio ≤1.5);
+//! - the server's mode for (pod, port), with its policy chain, from
+//!   `istio::authn::Authn` (PeerAuthentication, MeshPolicy/Policy before
+//!   Istio 1.6, and 1.5's per-workload fallback between them: one interface,
+//!   no era branching here);
 //! - what each proxy actually runs: the client cluster's TLS read from
 //!   `config_dump`, the server's inbound mode read from its listeners;
 //! - the two put together: what goes on the wire and whether the server
 //!   accepts it ([`TlsPath`]).
 //!
-//! This file is the only caller of Istio's decision functions
-//! (`istio::client_tls`, `istio::destination_rule::{lookup, effective_policy}`,
-//! `istio::peer_auth`, `istio::legacy_policy`) and of the inbound-mode reading
-//! of listeners: swapping them for `istio::tls` and the authn interface is a
-//! change to this file only.
+//! This file is the only caller of Istio's decision functions: the
+//! DestinationRule lookup and effective policy
+//! (`istio::destination_rule::{lookup, effective_policy}`), the client-wire ×
+//! server-mode decision and the inbound-mode reading of listeners
+//! (`istio::tls`: [`tls::decide_for`], [`tls::observed_wire`],
+//! [`tls::accepts`], [`tls::mismatch`], [`tls::inbound_modes`]), and the
+//! server mode ([`Authn::server_mode`], [`Authn::service_mode`],
+//! [`Authn::namespace_mode`]). It adds no decision of its own: it picks the
+//! inputs from the model and memoizes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::envoy::config_dump::{
-    inbound_catch_all, inbound_modes, ClientTlsConfig, Cluster, ConfigDump, InboundMode, TlsContext,
-};
-use crate::istio::client_tls::{self, ClientTlsDecision, EndpointLabels, Wire};
+use crate::envoy::config_dump::{Cluster, ConfigDump};
+use crate::istio::authn::{self, Authn, MtlsMode, ServerMode, ServerQuery};
 use crate::istio::destination_rule::{
     effective_policy, lookup, EffectivePolicy, Lookup, Selection,
 };
-use crate::istio::legacy_policy;
-use crate::istio::peer_auth::{self, MtlsMode, ServerMode};
+use crate::istio::tls::{
+    self, ClientTlsDecision, ClientTlsInput, EndpointLabels, InboundMode, Mismatch, Server,
+    ServiceKind, Wire,
+};
 
 use super::pods::{Pod, PodKey};
 use super::proxies::{InboundView, Proxy};
@@ -66,7 +72,9 @@ pub struct ClientTls {
     pub lookup: Arc<Lookup>,
     /// The applied rule's policy for the port.
     pub policy: Option<EffectivePolicy>,
-    /// The destination namespace's mode as auto mTLS sees it.
+    /// The destination's mode as auto mTLS sees it: namespace- and
+    /// mesh-wide policy ([`Authn::service_mode`]; before Istio 1.6 also a
+    /// v1alpha1 Policy targeting the service port).
     pub namespace_mode: ServerMode,
     pub auto_mtls: bool,
     pub decision: ClientTlsDecision,
@@ -117,6 +125,24 @@ impl ServerSide {
             .map(InboundMode::as_peer_auth_mode)
             .unwrap_or_else(|| self.predicted_mode())
     }
+
+    /// The receiving side as `istio::tls` sees it: no sidecar, or a sidecar in [`Self::mode`].
+    pub fn server(&self) -> Server {
+        if self.sidecar {
+            Server::Sidecar(self.mode())
+        } else {
+            Server::NoSidecar
+        }
+    }
+
+    /// Would it take `wire`? The listener's own answer when read (user TLS
+    /// passed through to the app is unknown), else [`tls::accepts`].
+    pub fn accepts(&self, wire: Wire) -> Option<bool> {
+        match &self.observed {
+            Some(m) if self.sidecar => m.accepts(wire),
+            _ => tls::accepts(self.server(), wire),
+        }
+    }
 }
 
 /// A client → server path for one service port: what goes on the wire and
@@ -139,6 +165,8 @@ pub struct TlsPath<'m> {
     /// `Some(false)`: the server refuses what it gets (a 503);
     /// `None`: depends on certificates or unknown.
     pub accepted: Option<bool>,
+    /// How the server refuses what it gets ([`tls::mismatch`]), if it does.
+    pub mismatch: Option<Mismatch>,
 }
 
 impl TlsPath<'_> {
@@ -150,44 +178,41 @@ impl TlsPath<'_> {
 
 /// The name of the client cluster for a service port (no subset).
 pub fn outbound_cluster_name(port: u16, fqdn: &str) -> String {
-    format!("outbound|{port}||{fqdn}")
-}
-
-fn tls_context_wire(t: &TlsContext) -> Wire {
-    if t.istio_mutual {
-        Wire::IstioMtls
-    } else {
-        Wire::OtherTls
-    }
-}
-
-/// What a client cluster, as the proxy runs it, sends to one endpoint.
-/// Auto mTLS sends mTLS only to endpoints labelled `tlsMode: istio`; the
-/// others match no TLS entry and get raw_buffer (istio/istio
-/// `pilot/pkg/networking/core/cluster_tls.go` `buildAutoMtlsSettings`).
-pub fn cluster_wire(cluster: &Cluster, endpoint_labelled_istio: bool) -> Option<Wire> {
-    match &cluster.client_tls {
-        ClientTlsConfig::Plaintext => Some(Wire::Plaintext),
-        ClientTlsConfig::Tls(t) => Some(tls_context_wire(t)),
-        ClientTlsConfig::AutoMtls { istio, .. } => Some(if endpoint_labelled_istio {
-            tls_context_wire(istio)
-        } else {
-            Wire::Plaintext
-        }),
-        ClientTlsConfig::Other(_) => None,
-    }
-}
-
-/// Would the server take `wire` in `mode`? (a pod without sidecar is `DISABLE`).
-pub fn accepts(mode: MtlsMode, wire: Wire) -> Option<bool> {
-    client_tls::server_accepts(mode, wire)
+    crate::istio::routing::destination::cluster_name(u32::from(port), None, fqdn)
 }
 
 /// What a proxy's inbound listeners accept, per port (read once per proxy).
 pub fn inbound_view(dump: &ConfigDump) -> InboundView {
     InboundView {
-        by_port: inbound_modes(&dump.listeners),
-        catch_all: inbound_catch_all(&dump.listeners),
+        by_port: tls::inbound_modes(&dump.listeners),
+        catch_all: tls::inbound_catch_all(&dump.listeners),
+    }
+}
+
+/// How istiod builds the client cluster for a Service: headless Services
+/// (`clusterIP: None`) and a `loadBalancer.simple: PASSTHROUGH` rule make an
+/// ORIGINAL_DST cluster (istio/istio `pilot/pkg/networking/core/cluster.go`
+/// `buildOutboundClusters`, `cluster_builder.go` `applyLoadBalancer`). A
+/// Kubernetes Service is never mesh-external.
+fn service_kind(svc: &Service, policy: Option<&EffectivePolicy>) -> ServiceKind {
+    let passthrough_lb = policy
+        .and_then(|p| p.load_balancer.as_ref())
+        .and_then(|lb| lb.simple.as_deref())
+        == Some("PASSTHROUGH");
+    if svc.is_headless() || passthrough_lb {
+        ServiceKind::Passthrough
+    } else {
+        ServiceKind::Mesh
+    }
+}
+
+/// A service port as the authn policies name it (v1alpha1 targets a
+/// service and its port by number or name).
+fn authn_port(svc: &Service, port: u16) -> authn::ServicePort<'_> {
+    authn::ServicePort {
+        name: &svc.key.name,
+        number: u32::from(port),
+        port_name: svc.port(port).and_then(|p| p.name.as_deref()),
     }
 }
 
@@ -204,6 +229,7 @@ pub struct Cache {
     client_tls: Mutex<HashMap<ClientTlsKey, Arc<ClientTls>>>,
     servers: Mutex<HashMap<ServerKey, Arc<ServerSide>>>,
     namespace_modes: Mutex<HashMap<String, Arc<ServerMode>>>,
+    authn: OnceLock<Arc<Authn>>,
 }
 
 impl Clone for Cache {
@@ -249,24 +275,30 @@ impl Mesh {
         )
     }
 
+    /// Every authentication policy, answering for the mesh's Istio era
+    /// (built once from the config, the release and the APIs discovery found;
+    /// v1alpha1 targets resolve in the cluster domain).
+    pub fn authn(&self) -> Arc<Authn> {
+        self.cache
+            .authn
+            .get_or_init(|| {
+                let c = &self.config;
+                Arc::new(Authn::new(
+                    c.authn_evidence(self.settings.version).api(),
+                    &self.settings.root_namespace,
+                    &self.domain.suffix,
+                    c.peer_authentications.clone(),
+                    c.legacy_policies(),
+                ))
+            })
+            .clone()
+    }
+
     /// The mode of `namespace` as client-side auto mTLS sees it (mesh and
     /// namespace policies only; istio/istio#32788).
     pub fn namespace_mode(&self, namespace: &str) -> Arc<ServerMode> {
         memo(&self.cache.namespace_modes, namespace.to_string(), || {
-            let c = &self.config;
-            if c.legacy.in_use {
-                legacy_policy::legacy_namespace_mode(
-                    &c.legacy.mesh_policies,
-                    &c.legacy.policies,
-                    namespace,
-                )
-            } else {
-                peer_auth::namespace_mode(
-                    &c.peer_authentications,
-                    &self.settings.root_namespace,
-                    namespace,
-                )
-            }
+            self.authn().namespace_mode(namespace)
         })
     }
 
@@ -283,13 +315,16 @@ impl Mesh {
                     .map(|s| effective_policy(s, port as u32, None));
                 let endpoints =
                     EndpointLabels::from_flags(self.backing_pods(svc).map(Pod::labelled_istio_tls));
-                let namespace_mode = (*self.namespace_mode(&svc.key.namespace)).clone();
-                let decision = client_tls::decide(
-                    policy.as_ref().and_then(|p| p.tls.as_ref()),
-                    self.settings.auto_mtls,
-                    namespace_mode.mode,
+                let namespace_mode = self
+                    .authn()
+                    .service_mode(&svc.key.namespace, authn_port(svc, port));
+                let decision = tls::decide_for(&ClientTlsInput {
+                    rule_tls: policy.as_ref().and_then(|p| p.tls.as_ref()),
+                    auto_mtls: self.settings.auto_mtls,
+                    service_mode: namespace_mode.mode,
                     endpoints,
-                );
+                    service: service_kind(svc, policy.as_ref()),
+                });
                 ClientTls {
                     lookup: lk,
                     policy,
@@ -334,25 +369,12 @@ impl Mesh {
         pod: &Pod,
         cport: u16,
     ) -> ServerMode {
-        let c = &self.config;
-        if c.legacy.in_use {
-            legacy_policy::legacy_server_mode(
-                &c.legacy.mesh_policies,
-                &c.legacy.policies,
-                &svc.key.name,
-                &svc.key.namespace,
-                port.number as u32,
-                port.name.as_deref(),
-            )
-        } else {
-            peer_auth::server_mode(
-                &c.peer_authentications,
-                &self.settings.root_namespace,
-                &pod.key.namespace,
-                &pod.labels,
-                Some(cport as u32),
-            )
-        }
+        self.authn().server_mode(&ServerQuery {
+            namespace: &pod.key.namespace,
+            labels: &pod.labels,
+            container_port: Some(u32::from(cport)),
+            service: Some(authn_port(svc, port.number)),
+        })
     }
 
     /// The path from `client` (whose sidecar is `proxy`, when read) to `pod`
@@ -369,14 +391,16 @@ impl Mesh {
         let server = self.server_side(svc, port, pod);
         let cluster = proxy.and_then(|p| p.cluster(&outbound_cluster_name(port.number, &svc.fqdn)));
         let predicted_wire = client_tls.wire_for(server.labelled_istio);
-        let observed_wire = cluster.and_then(|c| cluster_wire(c, server.labelled_istio));
+        let observed_wire =
+            cluster.and_then(|c| tls::observed_wire(&c.client_tls, server.labelled_istio));
         let wire = match cluster {
             Some(_) => observed_wire,
             None => Some(predicted_wire),
         };
         let mode = server.mode();
         TlsPath {
-            accepted: wire.and_then(|w| accepts(mode, w)),
+            accepted: wire.and_then(|w| server.accepts(w)),
+            mismatch: wire.and_then(|w| tls::mismatch(w, server.server())),
             client: client_tls,
             cluster,
             server,
@@ -391,58 +415,6 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envoy::config_dump::ClientTlsConfig;
-
-    fn cluster(tls: ClientTlsConfig) -> Cluster {
-        Cluster {
-            name: "outbound|8000||httpbin.foo.svc.cluster.local".into(),
-            client_tls: tls,
-            ..Cluster::default()
-        }
-    }
-
-    fn ctx(istio: bool, cert: bool) -> TlsContext {
-        TlsContext {
-            istio_mutual: istio,
-            sds_cert: cert.then(|| "x".to_string()),
-            ..TlsContext::default()
-        }
-    }
-
-    #[test]
-    fn what_a_running_cluster_sends() {
-        // cluster_tls.go: no transport socket = plaintext; Istio certificates = ISTIO_MUTUAL;
-        // user TLS with or without a client certificate; auto mTLS per endpoint label.
-        assert_eq!(
-            cluster_wire(&cluster(ClientTlsConfig::Plaintext), true),
-            Some(Wire::Plaintext)
-        );
-        assert_eq!(
-            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(true, true))), false),
-            Some(Wire::IstioMtls)
-        );
-        assert_eq!(
-            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, false))), true),
-            Some(Wire::OtherTls)
-        );
-        assert_eq!(
-            cluster_wire(&cluster(ClientTlsConfig::Tls(ctx(false, true))), true),
-            Some(Wire::OtherTls)
-        );
-        let auto = ClientTlsConfig::AutoMtls {
-            istio: Box::new(ctx(true, true)),
-            fallback_plaintext: true,
-        };
-        assert_eq!(
-            cluster_wire(&cluster(auto.clone()), true),
-            Some(Wire::IstioMtls)
-        );
-        assert_eq!(cluster_wire(&cluster(auto), false), Some(Wire::Plaintext));
-        assert_eq!(
-            cluster_wire(&cluster(ClientTlsConfig::Other("hbone".into())), true),
-            None
-        );
-    }
 
     #[test]
     fn server_side_modes() {
@@ -461,7 +433,7 @@ mod tests {
         s.sidecar = true;
         s.policy = Some(ServerMode {
             mode: MtlsMode::Strict,
-            source: peer_auth::ModeSource::Default,
+            source: authn::ModeSource::Default,
             chain: vec![],
             ignored: vec![],
         });
@@ -479,5 +451,160 @@ mod tests {
             "the listener wins over config"
         );
         assert_eq!(s.predicted_mode(), MtlsMode::Strict);
+    }
+
+    use crate::envoy::config_dump::ClientTlsConfig;
+    use crate::model::builder::*;
+    use crate::snapshot::ProxyRole;
+
+    /// The path from the first caller to each backing pod of the target's first port.
+    fn paths(m: &Mesh) -> Vec<(String, Option<Wire>, Option<Mismatch>)> {
+        let (svc, port) = m.target_ports()[0];
+        let client = Client::in_namespace("foo");
+        m.backing_pods(svc)
+            .map(|pod| {
+                let p = m.tls_path(&client, None, svc, port, pod);
+                (pod.key.name.clone(), p.wire, p.mismatch)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_headless_service_gets_one_wire_for_every_endpoint() {
+        // cluster_tls.go: ORIGINAL_DST clusters keep one socket; push_context.go
+        // BestEffortInferServiceMTLSMode: DISABLE unless every endpoint has a sidecar.
+        let plain = pod("foo", "httpbin-2", "httpbin", "10.0.0.3", None);
+        let mut headless = httpbin();
+        headless.cluster_ip = Some("None".into());
+        let mixed = MeshBuilder::new()
+            .target(headless.clone())
+            .pod(httpbin_pod())
+            .pod(plain.clone())
+            .object(mesh_strict())
+            .build();
+        assert_eq!(
+            paths(&mixed),
+            vec![
+                (
+                    "httpbin-1".into(),
+                    Some(Wire::Plaintext),
+                    Some(Mismatch::PlaintextToStrict)
+                ),
+                ("httpbin-2".into(), Some(Wire::Plaintext), None),
+            ]
+        );
+        // Near miss: the same pods behind a ClusterIP Service: auto mTLS per endpoint.
+        let cluster_ip = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(plain)
+            .object(mesh_strict())
+            .build();
+        assert_eq!(
+            paths(&cluster_ip),
+            vec![
+                ("httpbin-1".into(), Some(Wire::IstioMtls), None),
+                ("httpbin-2".into(), Some(Wire::Plaintext), None),
+            ]
+        );
+        // Near miss: every endpoint has a sidecar: Istio mTLS to all.
+        let all = MeshBuilder::new()
+            .target(headless)
+            .pod(httpbin_pod())
+            .object(mesh_strict())
+            .build();
+        assert_eq!(
+            paths(&all),
+            vec![("httpbin-1".into(), Some(Wire::IstioMtls), None)]
+        );
+    }
+
+    #[test]
+    fn a_passthrough_load_balancer_is_an_original_dst_cluster() {
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(pod("foo", "httpbin-2", "httpbin", "10.0.0.3", None))
+            .object(mesh_strict())
+            .object(dr(
+                "foo",
+                "httpbin",
+                "httpbin",
+                Some(serde_json::json!({"loadBalancer": {"simple": "PASSTHROUGH"}})),
+            ))
+            .build();
+        assert_eq!(paths(&m)[0].2, Some(Mismatch::PlaintextToStrict));
+    }
+
+    #[test]
+    fn the_running_cluster_decides_the_wire() {
+        // Config predicts auto mTLS; the client's cluster sends plaintext.
+        let m = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .object(mesh_strict())
+            .proxy(proxy(&sleep_pod(), ProxyRole::Client).with_cluster(cluster(
+                8000,
+                "httpbin.foo.svc.cluster.local",
+                ClientTlsConfig::Plaintext,
+            )))
+            .build();
+        let (svc, port) = m.target_ports()[0];
+        let client = Client::of_pod(&sleep_pod());
+        let pod = m.backing_pods(svc).next().unwrap();
+        let p = m.tls_path(&client, m.proxies.first(), svc, port, pod);
+        assert_eq!(p.predicted_wire, Wire::IstioMtls);
+        assert_eq!(p.observed_wire, Some(Wire::Plaintext));
+        assert!(!p.config_agrees());
+        assert_eq!(
+            (p.accepted, p.mismatch),
+            (Some(false), Some(Mismatch::PlaintextToStrict))
+        );
+    }
+
+    fn server_mode_of(b: MeshBuilder) -> (MtlsMode, authn::ModeSource) {
+        let m = b.target(httpbin()).pod(httpbin_pod()).build();
+        let (svc, port) = m.target_ports()[0];
+        let pod = m.backing_pods(svc).next().unwrap();
+        let s = m.server_side(svc, port, pod);
+        let p = s.policy.clone().unwrap();
+        (p.mode, p.source)
+    }
+
+    #[test]
+    fn the_server_mode_follows_the_istio_era() {
+        let ns_policy = serde_json::json!({"apiVersion": "authentication.istio.io/v1alpha1",
+            "kind": "Policy", "metadata": {"name": "default", "namespace": "foo"},
+            "spec": {"peers": [{"mtls": {}}]}});
+        // 1.5: a PeerAuthentication exists but selects another workload; for
+        // httpbin none applies, so the v1alpha1 namespace Policy decides.
+        let (mode, source) = server_mode_of(
+            MeshBuilder::new()
+                .istio("1.5.2")
+                .object(ns_policy.clone())
+                .object(pa("foo", "other", "DISABLE", Some("other"))),
+        );
+        assert_eq!(mode, MtlsMode::Strict);
+        assert!(
+            matches!(source, authn::ModeSource::LegacyNamespace(_)),
+            "{source:?}"
+        );
+        // 1.5 without any policy that applies: PERMISSIVE.
+        let (mode, _) = server_mode_of(MeshBuilder::new().istio("1.5.2").object(pa(
+            "foo",
+            "other",
+            "DISABLE",
+            Some("other"),
+        )));
+        assert_eq!(mode, MtlsMode::Permissive);
+        // ≤1.4 without a policy: no TLS chain at all.
+        let (mode, source) = server_mode_of(MeshBuilder::new().istio("1.4.6"));
+        assert_eq!(
+            (mode, source),
+            (MtlsMode::Disable, authn::ModeSource::Default)
+        );
+        // ≥1.6 without a policy: PERMISSIVE; a v1alpha1 object left behind is ignored.
+        let (mode, _) = server_mode_of(MeshBuilder::new().object(ns_policy));
+        assert_eq!(mode, MtlsMode::Permissive);
     }
 }

@@ -4,13 +4,14 @@
 //! unreachable sidecars, missing kinds: their text is kept as collected and
 //! classified here), and gaps the model finds itself while reading
 //! (an object that does not parse, no mesh config, access logs off, stats
-//! dropped by Istio's inclusion list). The analysis turns the latter into
+//! dropped by the sidecar's inclusion list or absent for a reason unknown). The analysis turns the latter into
 //! words; the model only says what and why.
 
 use crate::istio::object::ObjectRef;
 use crate::snapshot;
 
 use super::pods::PodKey;
+use super::proxies::Proxy;
 
 /// Where the missing evidence was looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +50,12 @@ pub enum GapKind {
     NotCollected,
     /// The sidecar's log holds no access log line (logging off, or no traffic yet).
     AccessLogsOff,
-    /// Istio's default stats inclusion drops the per-cluster counters.
+    /// The sidecar's stats inclusion list drops the per-cluster counters
+    /// (`detail`: empty for Istio's default list, else which list).
     StatsExcluded,
+    /// No per-cluster counter in `/stats`, and the sidecar's inclusion list
+    /// is not known (`detail`: the `/stats?filter=` it was read with, if any).
+    StatsAbsent,
     Other,
 }
 
@@ -172,6 +177,42 @@ fn classify_reason(r: &str) -> GapKind {
     }
 }
 
+/// `/stats` read without any `cluster.outbound|…` stat: why, when the
+/// sidecar's inclusion list says (dropped by it; or nothing to say when it
+/// keeps them: the proxy has no such cluster), else that it is unknown. In
+/// a v2 snapshot every kept per-cluster stat survives the filter (`KEPT_STATS`
+/// are counters and gauges every cluster has, read without `usedonly`).
+pub(super) fn stats_gap(p: &Proxy, pod: &PodKey, stats_filter: Option<&str>) -> Option<Gap> {
+    use crate::istio::stats_inclusion::InclusionBasis;
+    if p.stats.as_ref()?.present("cluster.outbound|") {
+        return None;
+    }
+    let source = GapSource::ProxyAdmin {
+        pod: pod.clone(),
+        path: "/stats".into(),
+    };
+    let inclusion = p.stats_inclusion.as_ref();
+    match inclusion.map(|i| (i.basis, i.keeps_outbound_cluster_stats())) {
+        Some((_, Some(true))) => None,
+        Some((basis, Some(false))) => Some(Gap::found(
+            source,
+            GapKind::StatsExcluded,
+            match basis {
+                InclusionBasis::Bootstrap => "the bootstrap's stats_matcher",
+                InclusionBasis::ReleaseDefaultExtended => {
+                    "the pod's stats inclusion (Istio's default and what its annotations add)"
+                }
+                InclusionBasis::ReleaseDefault | InclusionBasis::NoList => "",
+            },
+        )),
+        _ => Some(Gap::found(
+            source,
+            GapKind::StatsAbsent,
+            stats_filter.unwrap_or(""),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +278,44 @@ mod tests {
             g("something else", "why").source,
             GapSource::Other(_)
         ));
+    }
+    #[test]
+    fn absent_per_cluster_stats_are_explained_by_the_inclusion_list() {
+        use crate::istio::mesh_config::IstioVersion;
+        use crate::istio::stats_inclusion::{for_sidecar, PREFIXES_ANNOTATION};
+        use crate::model::builder::*;
+        use crate::model::Mesh;
+        use crate::snapshot::ProxyRole;
+        let v = IstioVersion::parse("1.24.0");
+        let with = |inc, stat: &str| {
+            let mut p = proxy(&sleep_pod(), ProxyRole::Client).with_stat(stat, 0);
+            p.stats_inclusion = inc;
+            MeshBuilder::new().target(httpbin()).proxy(p).build()
+        };
+        let kinds = |m: &Mesh| -> Vec<GapKind> {
+            m.gaps
+                .iter()
+                .filter(|g| matches!(g.kind, GapKind::StatsExcluded | GapKind::StatsAbsent))
+                .map(|g| g.kind)
+                .collect()
+        };
+        let default = for_sidecar(v, &Default::default(), None);
+        assert_eq!(
+            kinds(&with(default.clone(), "server.live")),
+            vec![GapKind::StatsExcluded]
+        );
+        assert_eq!(
+            kinds(&with(None, "server.live")),
+            vec![GapKind::StatsAbsent],
+            "unknown list: absent, not called excluded"
+        );
+        // Near misses: the stats are there; or the pod's list keeps them (none means no cluster).
+        let outbound = "cluster.outbound|8000||httpbin.foo.svc.cluster.local.upstream_cx_overflow";
+        assert!(kinds(&with(default, outbound)).is_empty());
+        let annotated = std::collections::BTreeMap::from([(
+            PREFIXES_ANNOTATION.to_string(),
+            "cluster.outbound".to_string(),
+        )]);
+        assert!(kinds(&with(for_sidecar(v, &annotated, None), "server.live")).is_empty());
     }
 }

@@ -242,7 +242,7 @@ impl Mesh {
         let mut object_gaps = Vec::new();
         let pods = parse_all(&snap.objects, "Pod", Pod::from_value, &mut object_gaps);
         let mut proxy_gaps = Vec::new();
-        let proxies = read_proxies(
+        let mut proxies = read_proxies(
             snap,
             &pods,
             &mesh_log_formats(&mesh_config),
@@ -256,9 +256,11 @@ impl Mesh {
             version,
             version_source,
         );
+        proxies::set_stats_inclusion(&mut proxies, &snap.objects, &pods, &settings);
         let resolved = source::resolved_target(snap);
         let domain = ClusterDomain::derive(
-            resolved.as_ref().and_then(|r| r.cluster_domain.as_deref()),
+            resolved.as_ref().and_then(|r| r.cluster_domain.clone()),
+            &settings::sidecar_domains(&snap.objects),
             &proxies,
             &service_keys(&snap.objects),
         );
@@ -271,7 +273,7 @@ impl Mesh {
         let services = parse_all(
             &snap.objects,
             "Service",
-            |o| Service::from_value(o, &domain.suffix),
+            |o| Service::from_value_at(o, &domain.suffix, settings.version),
             &mut object_gaps,
         );
         let endpoints = read_endpoints(&snap.objects, &mut object_gaps);
@@ -315,7 +317,7 @@ impl Mesh {
             route_reads,
             route_cache: callers::Cache::default(),
         };
-        let more = mesh.evidence_gaps();
+        let more = mesh.evidence_gaps(source::stats_filter(snap));
         mesh.gaps.extend(more);
         mesh
     }
@@ -327,18 +329,8 @@ impl Mesh {
             .iter()
             .map(|(file, v)| Proxy::from_config_dump(file, v))
             .collect::<Result<Vec<_>, _>>()?;
-        let domain = ClusterDomain::derive(None, &proxies, &[]);
-        Ok(Mesh::assemble(
-            TargetSelection {
-                text: String::new(),
-                namespace: String::new(),
-                services: vec![],
-                only_port: None,
-                source: TargetSource::FromText,
-            },
-            domain,
-            proxies,
-        ))
+        let domain = ClusterDomain::derive(None, &[], &proxies, &[]);
+        Ok(Mesh::assemble(TargetSelection::none(), domain, proxies))
     }
 
     /// An empty model around some proxies (offline dumps, tests).
@@ -399,8 +391,9 @@ impl Mesh {
     }
 
     /// Gaps that follow from what was (not) read: no mesh config, client
-    /// logs without access lines, stats dropped by Istio's inclusion list.
-    fn evidence_gaps(&self) -> Vec<Gap> {
+    /// logs without access lines, per-cluster stats absent from `/stats`
+    /// (`stats_filter`: what a v2 `/stats` was filtered with).
+    fn evidence_gaps(&self, stats_filter: Option<&str>) -> Vec<Gap> {
         let mut out = Vec::new();
         if self.settings.source == MeshConfigSource::NotInSnapshot {
             out.push(Gap::found(
@@ -420,19 +413,7 @@ impl Mesh {
                     "",
                 ));
             }
-            if p.stats
-                .as_ref()
-                .is_some_and(|s| !s.present("cluster.outbound|"))
-            {
-                out.push(Gap::found(
-                    GapSource::ProxyAdmin {
-                        pod: pod.clone(),
-                        path: "/stats".into(),
-                    },
-                    GapKind::StatsExcluded,
-                    "",
-                ));
-            }
+            out.extend(gaps::stats_gap(p, pod, stats_filter));
         }
         out
     }
@@ -584,14 +565,18 @@ mod tests {
         assert_eq!(m.domain.suffix, "cluster.local");
         assert!(matches!(
             m.domain.source,
-            settings::DomainSource::ProxyNode(_)
+            settings::DomainSource::SidecarArgs(_)
         ));
         assert_eq!(
             m.settings.version.map(|v| v.to_string()).as_deref(),
             Some("1.0.0")
         );
         assert!(m.settings.read() && !m.settings.auto_mtls);
-        assert!(m.config.legacy.in_use);
+        assert_eq!(
+            m.authn().api,
+            crate::istio::authn::AuthnApi::Legacy,
+            "Istio 1.0: MeshPolicy/Policy decide"
+        );
         assert_eq!(m.config.destination_rules.len(), 2);
         let targets = m.target_ports();
         assert_eq!(targets.len(), 1);
@@ -612,14 +597,14 @@ mod tests {
         let client = m.client_groups()[0].client();
         assert_eq!(
             m.client_tls(&client, svc, port.number).decision.mode,
-            crate::istio::client_tls::ClientTlsMode::Plaintext
+            crate::istio::tls::ClientTlsMode::Plaintext
         );
         // Remove the client-namespace rule: the mesh-wide ISTIO_MUTUAL applies again.
         let fixed = m.with_config(|c| c.destination_rules.retain(|d| d.meta.name != "httpbin"));
         let (svc, port) = fixed.target_ports()[0];
         assert_eq!(
             fixed.client_tls(&client, svc, port.number).decision.mode,
-            crate::istio::client_tls::ClientTlsMode::IstioMutual
+            crate::istio::tls::ClientTlsMode::IstioMutual
         );
         assert!(m.is_target(&svc.key));
     }
@@ -650,14 +635,11 @@ mod tests {
         let a = m.client_tls(&client, svc, port.number);
         let b = m.client_tls(&client, svc, port.number);
         assert!(std::sync::Arc::ptr_eq(&a, &b));
-        assert_eq!(
-            a.decision.mode,
-            crate::istio::client_tls::ClientTlsMode::Plaintext
-        );
+        assert_eq!(a.decision.mode, crate::istio::tls::ClientTlsMode::Plaintext);
         let pod = m.backing_pods(svc).next().unwrap();
         let path = m.tls_path(&client, Some(m.client_groups()[0].proxy), svc, port, pod);
-        assert_eq!(path.mode, crate::istio::peer_auth::MtlsMode::Strict);
-        assert_eq!(path.wire, Some(crate::istio::client_tls::Wire::Plaintext));
+        assert_eq!(path.mode, crate::istio::authn::MtlsMode::Strict);
+        assert_eq!(path.wire, Some(crate::istio::tls::Wire::Plaintext));
         assert_eq!(path.accepted, Some(false));
         assert!(path.config_agrees());
     }

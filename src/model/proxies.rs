@@ -3,9 +3,10 @@
 //! `config_dump` (the three `?resource=` parts merged), `/clusters`, `/stats`,
 //! the access log parsed with the formats the proxy's own listeners declare
 //! (and the mesh config's `accessLogFormat`), Istio's standard metrics when the
-//! snapshot carries them, the node's identity (IPs, domain, Istio version),
-//! and the inbound modes its listeners enforce. What cannot be parsed becomes
-//! a [`Gap`].
+//! snapshot carries them (typed, `source::metrics`), the node's identity
+//! (IPs, domain, Istio version), the inbound modes its listeners enforce, and
+//! which stats it emits (`istio::stats_inclusion`: its bootstrap's list, else
+//! its release's and its pod's). What cannot be parsed becomes a [`Gap`].
 
 use std::collections::BTreeMap;
 
@@ -13,16 +14,21 @@ use serde_json::Value;
 
 use crate::envoy::access_log::{parse_log_with, AccessLogEntry, LogFormatSpec};
 use crate::envoy::clusters::{parse_clusters, Clusters};
-use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump, InboundMode};
+use crate::envoy::config_dump::{parse_config_dump, Cluster, ConfigDump};
+use crate::envoy::metrics::IstioMetrics;
 use crate::envoy::stats::{parse_stats, Stats};
+use crate::istio::cluster_domain::domain_of_node_id;
 use crate::istio::mesh_config::IstioVersion;
+use crate::istio::stats_inclusion::{self, SidecarStatsInclusion};
+use crate::istio::tls::InboundMode;
 use crate::snapshot::{ProxyEvidence, ProxyRole};
 
 use super::decisions;
 use super::gaps::{Gap, GapKind, GapSource};
-use super::pods::PodKey;
-use super::settings::domain_of_node_id;
+use super::pods::{Pod, PodKey};
+use super::settings::MeshSettings;
 use super::source;
+use crate::istio::object::Meta;
 
 /// What a sidecar's inbound listeners accept, per container port.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -33,7 +39,8 @@ pub struct InboundView {
 }
 
 impl InboundView {
-    /// The port's own chains, else the catch-all.
+    /// The port's own chains, else the catch-all: `istio::tls::inbound_mode_for`,
+    /// answered from the per-proxy memo instead of the listeners each time.
     pub fn mode_for(&self, port: u16) -> Option<&InboundMode> {
         self.by_port.get(&port).or(self.catch_all.as_ref())
     }
@@ -70,9 +77,13 @@ pub struct Proxy {
     pub inbound: InboundView,
     pub clusters: Option<Clusters>,
     pub stats: Option<Stats>,
+    /// Which stats it emits (its bootstrap's list, else the release's list
+    /// and its pod's additions); `None` when unknown.
+    pub stats_inclusion: Option<SidecarStatsInclusion>,
     pub log: ProxyLog,
-    /// Istio's standard metrics (Prometheus text) when the snapshot has them.
-    pub metrics: Option<String>,
+    /// Istio's standard metrics (`istio_requests_total`, TCP connections),
+    /// typed, when the snapshot has them (see `source::metrics`).
+    pub metrics: Option<IstioMetrics>,
 }
 
 impl Proxy {
@@ -156,11 +167,12 @@ impl Proxy {
                 .as_ref()
                 .map(decisions::inbound_view)
                 .unwrap_or_default(),
+            stats_inclusion: bootstrap_inclusion(dump.as_ref()),
             dump,
             clusters,
             stats: e.stats.as_deref().map(parse_stats),
             log,
-            metrics: source::metrics_text(e).map(str::to_string),
+            metrics: source::metrics(e),
         }
     }
 
@@ -195,12 +207,43 @@ impl Proxy {
             node_domain: bootstrap_domain(Some(&dump)),
             istio_version: bootstrap_version(Some(&dump)),
             inbound: decisions::inbound_view(&dump),
+            stats_inclusion: bootstrap_inclusion(Some(&dump)),
             dump: Some(dump),
             clusters: None,
             stats: None,
             log: ProxyLog::default(),
             metrics: None,
         })
+    }
+}
+
+/// Each read sidecar's stats inclusion list, where its bootstrap did not
+/// give it: the release (the proxy's own, its image's, the mesh's) and its
+/// pod's annotations, with the mesh's `proxyStatsMatcher`.
+pub(super) fn set_stats_inclusion(
+    proxies: &mut [Proxy],
+    objects: &[Value],
+    pods: &[Pod],
+    settings: &MeshSettings,
+) {
+    for p in proxies.iter_mut().filter(|p| p.stats_inclusion.is_none()) {
+        let Some(key) = &p.pod else { continue };
+        let annotations = objects
+            .iter()
+            .filter(|o| o["kind"] == "Pod")
+            .filter_map(|o| Meta::from_value(o).ok())
+            .find(|m| m.namespace == key.namespace && m.name == key.name)
+            .map(|m| m.annotations)
+            .unwrap_or_default();
+        let version = p
+            .istio_version
+            .or_else(|| pods.iter().find(|x| &x.key == key)?.sidecar_version)
+            .or(settings.version);
+        p.stats_inclusion = stats_inclusion::for_sidecar(
+            version,
+            &annotations,
+            settings.config.proxy_stats_matcher.as_ref(),
+        );
     }
 }
 
@@ -215,6 +258,12 @@ fn add_bootstrap_ips(ips: &mut Vec<String>, dump: Option<&ConfigDump>) {
             ips.push(ip.to_string());
         }
     }
+}
+
+/// The stats inclusion list of a bootstrap, when the dump has one (full dumps).
+fn bootstrap_inclusion(dump: Option<&ConfigDump>) -> Option<SidecarStatsInclusion> {
+    let b = dump?.bootstrap.as_ref()?;
+    Some(stats_inclusion::from_bootstrap(b.stats_inclusion()))
 }
 
 fn bootstrap_domain(dump: Option<&ConfigDump>) -> Option<String> {
@@ -235,14 +284,8 @@ fn read_log(
     let Some(text) = text else {
         return ProxyLog::default();
     };
-    let mut formats: Vec<LogFormatSpec> = Vec::new();
-    for l in dump.map(|d| d.listeners.as_slice()).unwrap_or_default() {
-        for f in l.access_log_formats() {
-            if !formats.contains(&f) {
-                formats.push(f);
-            }
-        }
-    }
+    let mut formats: Vec<LogFormatSpec> =
+        dump.map(ConfigDump::access_log_formats).unwrap_or_default();
     for f in mesh_formats {
         if !formats.contains(f) {
             formats.push(f.clone());

@@ -4,7 +4,8 @@
 //! - the protocol of a port: `appProtocol`, else the port name's prefix
 //!   (case-insensitive), UDP ports are UDP, well-known ports default to TCP,
 //!   anything else is sniffed (istio/istio `pkg/config/kube/conversion.go`
-//!   `ConvertProtocol`, `pkg/config/protocol/instance.go` `Parse`);
+//!   `ConvertProtocol`, `pkg/config/protocol/instance.go` `Parse`), read by
+//!   `istio::routing::registry::kubernetes_protocol` for the mesh's release;
 //! - the container port behind a Service port on one pod: a number as
 //!   written, a name looked up in the pod's containers and native sidecars
 //!   with the same protocol (k8s.io/endpointslice `utils.go` `findPort`).
@@ -15,7 +16,10 @@ use std::fmt;
 use serde_json::Value;
 
 use super::pods::{Pod, PodKey};
+use crate::istio::mesh_config::IstioVersion;
 use crate::istio::object::{Meta, ObjectError, Reader};
+use crate::istio::routing::registry::kubernetes_protocol;
+use crate::istio::routing::RoutingOptions;
 
 /// `namespace/name` of a Service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,85 +50,39 @@ pub enum TargetPort {
     Name(String),
 }
 
-/// Istio's protocol for a Service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    Http2,
-    Https,
-    Grpc,
-    GrpcWeb,
-    HttpProxy,
-    Tcp,
-    Tls,
-    Mongo,
-    Mysql,
-    Redis,
-    Udp,
-    /// Nothing declared it: istiod sniffs the protocol.
-    Unsupported,
-}
+/// Istio's protocol for a Service port and what decided it: `istio::routing`'s
+/// types, so the model and the routing semantics read ports one way.
+pub use crate::istio::routing::registry::{Protocol, ProtocolSource};
 
-/// What decided [`Protocol`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolSource {
-    AppProtocol,
-    PortName,
-    /// `protocol: UDP` on the Service port.
-    Udp,
-    /// 25, 53, 3306, 27017 default to TCP.
-    WellKnownPort,
-    /// Nothing: sniffing.
-    Undeclared,
-}
-
-fn parse_protocol(s: &str) -> Protocol {
-    match s.to_ascii_lowercase().as_str() {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        "grpc" => Protocol::Grpc,
-        "grpc-web" => Protocol::GrpcWeb,
-        "http" => Protocol::Http,
-        "http_proxy" => Protocol::HttpProxy,
-        "http2" => Protocol::Http2,
-        "https" => Protocol::Https,
-        "tls" => Protocol::Tls,
-        "mongo" => Protocol::Mongo,
-        "redis" => Protocol::Redis,
-        "mysql" => Protocol::Mysql,
-        _ => Protocol::Unsupported,
-    }
-}
-
-/// istio/istio `ConvertProtocol`: UDP first; `appProtocol` replaces the
-/// port name; a `grpc-web` prefix before the general `-` split; unknown
-/// names on ports 25, 53, 3306, 27017 are TCP.
+/// istio/istio `ConvertProtocol` as a current Istio applies it (see
+/// [`resolve_protocol_at`]).
 pub fn resolve_protocol(
     port: u16,
     name: Option<&str>,
     transport: &str,
     app_protocol: Option<&str>,
 ) -> (Protocol, ProtocolSource) {
-    if transport.eq_ignore_ascii_case("UDP") {
-        return (Protocol::Udp, ProtocolSource::Udp);
-    }
-    let (text, source) = match app_protocol {
-        Some(a) => (a, ProtocolSource::AppProtocol),
-        None => (name.unwrap_or(""), ProtocolSource::PortName),
+    resolve_protocol_at(port, name, transport, app_protocol, None)
+}
+
+/// istio/istio `ConvertProtocol` for the release `version` (`None`: a
+/// current Istio): UDP first; `appProtocol` replaces the port name (from
+/// 1.6); a `grpc-web` prefix before the general `-` split; unknown names on
+/// ports 25, 53, 3306, 27017 are TCP. The one reading is
+/// `istio::routing::registry::kubernetes_protocol`.
+pub fn resolve_protocol_at(
+    port: u16,
+    name: Option<&str>,
+    transport: &str,
+    app_protocol: Option<&str>,
+    version: Option<IstioVersion>,
+) -> (Protocol, ProtocolSource) {
+    let opts = RoutingOptions {
+        version,
+        ..RoutingOptions::default()
     };
-    let lower = text.to_ascii_lowercase();
-    let p = if lower.starts_with("grpc-web") {
-        Protocol::GrpcWeb
-    } else {
-        parse_protocol(lower.split('-').next().unwrap_or(""))
-    };
-    match p {
-        Protocol::Unsupported if matches!(port, 25 | 53 | 3306 | 27017) => {
-            (Protocol::Tcp, ProtocolSource::WellKnownPort)
-        }
-        Protocol::Unsupported => (Protocol::Unsupported, ProtocolSource::Undeclared),
-        p => (p, source),
-    }
+    let l4 = transport.to_ascii_uppercase();
+    kubernetes_protocol(u32::from(port), name, Some(&l4), app_protocol, &opts)
 }
 
 /// One Service port.
@@ -197,8 +155,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// Parse a `Service`; `domain` is the cluster domain suffix.
+    /// Parse a `Service`; `domain` is the cluster domain suffix; ports are
+    /// read as a current Istio reads them.
     pub fn from_value(v: &Value, domain: &str) -> Result<Service, ObjectError> {
+        Self::from_value_at(v, domain, None)
+    }
+
+    /// [`Service::from_value`] with ports read as Istio `version` reads them.
+    pub fn from_value_at(
+        v: &Value,
+        domain: &str,
+        version: Option<IstioVersion>,
+    ) -> Result<Service, ObjectError> {
         let meta = Meta::from_value(v)?;
         let id = meta.id();
         let r = Reader::new(&id, v);
@@ -206,7 +174,7 @@ impl Service {
         let mut ports = Vec::new();
         for (i, p) in r.opt_array("spec.ports")?.iter().enumerate() {
             let owned = r.at(p, &format!("spec.ports[{i}]"));
-            ports.push(parse_port(&owned.reader())?);
+            ports.push(parse_port(&owned.reader(), version)?);
         }
         Ok(Service {
             fqdn: format!("{}.{}.svc.{domain}", meta.name, meta.namespace),
@@ -229,13 +197,19 @@ impl Service {
     pub fn port(&self, number: u16) -> Option<&ServicePort> {
         self.ports.iter().find(|p| p.number == number)
     }
+
+    /// `clusterIP: None`: clients reach the pods directly (an ORIGINAL_DST
+    /// cluster in Istio, no per-endpoint TLS choice).
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.as_deref() == Some("None")
+    }
 }
 
 fn port_u16(r: &Reader, rel: &str, n: u32) -> Result<u16, ObjectError> {
     u16::try_from(n).map_err(|_| r.invalid(rel, format!("{n} is not a port")))
 }
 
-fn parse_port(r: &Reader) -> Result<ServicePort, ObjectError> {
+fn parse_port(r: &Reader, version: Option<IstioVersion>) -> Result<ServicePort, ObjectError> {
     let number = r.opt_u32("port")?.ok_or_else(|| r.missing("port"))?;
     let number = port_u16(r, "port", number)?;
     let target_port = match r.get("targetPort") {
@@ -253,8 +227,13 @@ fn parse_port(r: &Reader) -> Result<ServicePort, ObjectError> {
     let name = r.opt_str("name")?;
     let app_protocol = r.opt_str("appProtocol")?;
     let transport = r.opt_str("protocol")?.unwrap_or_else(|| "TCP".into());
-    let (protocol, protocol_source) =
-        resolve_protocol(number, name.as_deref(), &transport, app_protocol.as_deref());
+    let (protocol, protocol_source) = resolve_protocol_at(
+        number,
+        name.as_deref(),
+        &transport,
+        app_protocol.as_deref(),
+        version,
+    );
     Ok(ServicePort {
         number,
         name,
@@ -386,6 +365,13 @@ mod tests {
             (8000, None, "TCP", None, Protocol::Unsupported),
             (3306, None, "TCP", None, Protocol::Tcp),
             (9000, Some("http"), "UDP", None, Protocol::Udp),
+            (
+                8000,
+                None,
+                "TCP",
+                Some("kubernetes.io/h2c"),
+                Protocol::Http2,
+            ),
         ];
         for (port, name, transport, app, want) in cases {
             assert_eq!(
@@ -394,6 +380,18 @@ mod tests {
                 "{port} {name:?} {app:?}"
             );
         }
+    }
+
+    #[test]
+    fn app_protocol_counts_from_istio_1_6() {
+        let v = |s: &str| crate::istio::mesh_config::IstioVersion::parse(s);
+        let at = |version| resolve_protocol_at(8000, Some("tcp"), "TCP", Some("http"), version).0;
+        assert_eq!(at(v("1.6.0")), Protocol::Http);
+        assert_eq!(
+            at(v("1.5.4")),
+            Protocol::Tcp,
+            "near miss: 1.5 reads the name"
+        );
     }
 
     #[test]

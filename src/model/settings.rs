@@ -3,9 +3,12 @@
 //! and the cluster domain, each with where it came from.
 
 use crate::envoy::config_dump::ClusterKind;
-use crate::istio::host::DEFAULT_DOMAIN_SUFFIX;
+use serde_json::Value;
+
+use crate::istio::cluster_domain::{domain_from_pod, domain_of_service_host, DEFAULT_DOMAIN};
 use crate::istio::mesh_config::{IstioVersion, MeshConfig};
 
+use super::pods::PodKey;
 use super::proxies::Proxy;
 use super::services::ServiceKey;
 
@@ -73,8 +76,11 @@ impl MeshSettings {
 /// Where the cluster domain came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainSource {
-    /// The target `collect` resolved (snapshot v2).
-    ResolvedTarget,
+    /// The target `collect` resolved (snapshot v2), with where it read the
+    /// domain (`--domain of pod foo/httpbin-1's istio-proxy`, …).
+    ResolvedTarget(String),
+    /// A pod's `istio-proxy` argument `--domain NS.svc.<domain>`, by pod.
+    SidecarArgs(String),
     /// A proxy's node id (`sidecar~ip~pod.ns~ns.svc.<domain>`), by proxy.
     ProxyNode(String),
     /// An outbound cluster name for a Service in the snapshot, by proxy.
@@ -93,23 +99,32 @@ pub struct ClusterDomain {
 impl ClusterDomain {
     pub fn default_domain() -> ClusterDomain {
         ClusterDomain {
-            suffix: DEFAULT_DOMAIN_SUFFIX.to_string(),
+            suffix: DEFAULT_DOMAIN.to_string(),
             source: DomainSource::Default,
         }
     }
 
-    /// The resolved target's domain if there is one; else the first proxy
-    /// whose node id names it; else an outbound cluster of a known Service;
-    /// else `cluster.local`.
+    /// The resolved target's domain if there is one; else, in the order
+    /// `collect` reads them (`istio::cluster_domain`), a pod's sidecar
+    /// `--domain` (`(pod, domain)` pairs), then the first proxy whose node
+    /// id names it; else an outbound cluster of a known Service; else
+    /// `cluster.local`.
     pub fn derive(
-        resolved: Option<&str>,
+        resolved: Option<(String, String)>,
+        sidecar_args: &[(String, String)],
         proxies: &[Proxy],
         services: &[ServiceKey],
     ) -> ClusterDomain {
-        if let Some(d) = resolved.filter(|d| !d.is_empty()) {
+        if let Some((suffix, read_from)) = resolved.filter(|(d, _)| !d.is_empty()) {
             return ClusterDomain {
-                suffix: d.to_string(),
-                source: DomainSource::ResolvedTarget,
+                suffix,
+                source: DomainSource::ResolvedTarget(read_from),
+            };
+        }
+        if let Some((pod, suffix)) = sidecar_args.first() {
+            return ClusterDomain {
+                suffix: suffix.clone(),
+                source: DomainSource::SidecarArgs(pod.clone()),
             };
         }
         for p in proxies {
@@ -126,7 +141,10 @@ impl ClusterDomain {
                 let ClusterKind::Outbound { host, .. } = &c.kind else {
                     continue;
                 };
-                if let Some(d) = domain_of_service_host(host, services) {
+                let known = |ns: &str, name: &str| {
+                    services.iter().any(|s| s.name == name && s.namespace == ns)
+                };
+                if let Some(d) = domain_of_service_host(host, known) {
                     return ClusterDomain {
                         suffix: d,
                         source: DomainSource::ProxyCluster(p.label.clone()),
@@ -138,20 +156,20 @@ impl ClusterDomain {
     }
 }
 
-/// `svc.ns.svc.example.org` → `example.org` when `ns/svc` is a known Service.
-fn domain_of_service_host(host: &str, services: &[ServiceKey]) -> Option<String> {
-    let (name, rest) = host.split_once('.')?;
-    let (ns, rest) = rest.split_once('.')?;
-    let domain = rest.strip_prefix("svc.")?;
-    (!domain.is_empty() && services.iter().any(|s| s.name == name && s.namespace == ns))
-        .then(|| domain.to_string())
-}
-
-/// The domain in an Istio node id: `sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local`.
-pub fn domain_of_node_id(node_id: &str) -> Option<String> {
-    let dns = node_id.split('~').nth(3)?;
-    let (_, domain) = dns.split_once(".svc.")?;
-    (!domain.is_empty()).then(|| domain.to_string())
+/// `(ns/pod, domain)` for each pod whose `istio-proxy` names the domain.
+pub(super) fn sidecar_domains(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .filter_map(|o| {
+            let d = domain_from_pod(o)?;
+            let key = PodKey::new(
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            Some((key.to_string(), d))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,29 +177,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn domain_from_node_ids_and_cluster_names() {
-        assert_eq!(
-            domain_of_node_id("sidecar~127.12.0.4~httpbin-1.foo~foo.svc.cluster.local").as_deref(),
-            Some("cluster.local")
-        );
-        assert_eq!(
-            domain_of_node_id("sidecar~10.0.0.1~a.b~b.svc.corp.example").as_deref(),
-            Some("corp.example")
-        );
-        assert_eq!(domain_of_node_id("router~10.0.0.1~gw.istio-system~"), None);
+    fn the_domain_in_the_order_collect_reads_it() {
         let known = [ServiceKey::new("foo", "httpbin")];
+        let args = [("foo/httpbin-1".to_string(), "args.example".to_string())];
+        let d = ClusterDomain::derive(
+            Some(("resolved.example".into(), "node id of pod foo/x".into())),
+            &args,
+            &[],
+            &known,
+        );
+        assert_eq!(d.suffix, "resolved.example");
         assert_eq!(
-            domain_of_service_host("httpbin.foo.svc.corp.example", &known).as_deref(),
-            Some("corp.example")
+            d.source,
+            DomainSource::ResolvedTarget("node id of pod foo/x".into())
+        );
+        let d = ClusterDomain::derive(None, &args, &[], &known);
+        assert_eq!(
+            (d.suffix.as_str(), d.source),
+            (
+                "args.example",
+                DomainSource::SidecarArgs("foo/httpbin-1".into())
+            )
         );
         assert_eq!(
-            domain_of_service_host("other.foo.svc.corp.example", &known),
-            None
-        );
-        let d = ClusterDomain::derive(Some("resolved.example"), &[], &known);
-        assert_eq!(d.source, DomainSource::ResolvedTarget);
-        assert_eq!(
-            ClusterDomain::derive(None, &[], &known),
+            ClusterDomain::derive(None, &[], &[], &known),
             ClusterDomain::default_domain()
         );
     }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::gaps::Gap;
+use super::pods::PodKey;
 use super::services::{Service, ServiceKey};
 use super::source::ResolvedTarget;
 use crate::target::Target;
@@ -33,16 +35,42 @@ pub struct TargetSelection {
     /// A `host:port` target limits the check to that Service port.
     pub only_port: Option<u16>,
     pub source: TargetSource,
+    /// The pods `collect` treated as the target's servers (v2); empty when
+    /// resolved here (the Services' selectors say which pods back them).
+    pub server_pods: Vec<PodKey>,
+    /// Reads the diagnosis could not do without that failed (v2; also in
+    /// the mesh's gaps): "nothing found" then means "could not check".
+    pub missing: Vec<Gap>,
 }
 
 impl TargetSelection {
+    /// As `collect` resolved it: nothing is resolved again.
     pub fn from_resolved(text: &str, namespace: &str, r: ResolvedTarget) -> TargetSelection {
         TargetSelection {
             text: text.to_string(),
-            namespace: namespace.to_string(),
+            namespace: if r.namespace.is_empty() {
+                namespace.to_string()
+            } else {
+                r.namespace
+            },
             services: r.services,
             only_port: r.port,
             source: TargetSource::Resolved,
+            server_pods: r.server_pods,
+            missing: r.missing.iter().map(|g| Gap::collected(g, false)).collect(),
+        }
+    }
+
+    /// Nothing asked about (offline `tls-check` dumps).
+    pub fn none() -> TargetSelection {
+        TargetSelection {
+            text: String::new(),
+            namespace: String::new(),
+            services: vec![],
+            only_port: None,
+            source: TargetSource::FromText,
+            server_pods: vec![],
+            missing: vec![],
         }
     }
 
@@ -115,6 +143,8 @@ impl TargetSelection {
             services: chosen,
             only_port,
             source: TargetSource::FromText,
+            server_pods: vec![],
+            missing: vec![],
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Cause `CLIENT_WITHOUT_SIDECAR_TO_STRICT` (rule; declared in the catalog):
+//! Analyze stage, cause `CLIENT_WITHOUT_SIDECAR_TO_STRICT` (rule; declared in the catalog):
 //! a pod without sidecar calls a server whose sidecar accepts only mTLS.
 //!
 //! A STRICT inbound listener has TLS filter chains only
@@ -17,7 +17,7 @@ use crate::analyze::finding::Fix;
 use crate::analyze::finding::{Evidence, Finding, SourceRef};
 use crate::analyze::fix::FixKind;
 use crate::envoy::access_log::AccessLogEntry;
-use crate::istio::peer_auth::MtlsMode;
+use crate::istio::authn::MtlsMode;
 use crate::model::{Mesh, Pod, PodKey};
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {

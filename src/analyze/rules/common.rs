@@ -82,23 +82,14 @@ pub fn replicas_note(g: &ClientGroup) -> String {
     }
 }
 
-/// The read sidecars of the target's pods, per target port, with their
-/// access-log lines on inbound clusters.
+/// The read sidecars of the target's pods, per target port, with the lines of
+/// their access log that are inbound ([`AccessLogEntry::is_inbound`]).
 pub fn server_sidecars(mesh: &Mesh) -> Vec<(&Service, &ServicePort, &Proxy, Vec<&AccessLogEntry>)> {
     let mut out = Vec::new();
     for (svc, port) in mesh.target_ports() {
         for pod in mesh.backing_pods(svc) {
             if let Some(p) = mesh.proxy_of(&pod.key) {
-                let inbound = p
-                    .log
-                    .entries
-                    .iter()
-                    .filter(|e| {
-                        e.upstream_cluster
-                            .as_deref()
-                            .is_some_and(|c| c.starts_with("inbound|"))
-                    })
-                    .collect();
+                let inbound = p.log.entries.iter().filter(|e| e.is_inbound()).collect();
                 out.push((svc, port, p, inbound));
             }
         }

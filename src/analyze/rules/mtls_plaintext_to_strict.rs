@@ -1,4 +1,4 @@
-//! Cause `MTLS_PLAINTEXT_TO_STRICT` (rule; declared in the catalog): the
+//! Analyze stage, cause `MTLS_PLAINTEXT_TO_STRICT` (rule; declared in the catalog): the
 //! client sidecar sends plaintext to a server sidecar that accepts only mTLS.
 //!
 //! Istio (pilot/pkg/networking/core/cluster_tls.go `buildUpstreamTLSSettings`):
@@ -10,11 +10,12 @@
 //! STRICT listener has no raw_buffer chain, so the connection is closed
 //! (`NR filter_chain_not_found`) and the client answers `503 UC`.
 
-use super::tls_paths::{findings, Mismatch, Story};
+use super::tls_paths::{findings, Story};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
 use crate::istio::destination_rule::TlsMode;
+use crate::istio::tls::Mismatch;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {

@@ -1,4 +1,4 @@
-//! Cause `MTLS_TO_PLAINTEXT_SERVER` (rule; declared in the catalog): the
+//! Analyze stage, cause `MTLS_TO_PLAINTEXT_SERVER` (rule; declared in the catalog): the
 //! client sends Istio mTLS to a pod that cannot terminate it.
 //!
 //! Istio: `tls.mode: ISTIO_MUTUAL` sends mTLS to every endpoint, sidecar or
@@ -9,13 +9,14 @@
 //! `GetNamespaceMutualTLSMode`). Envoy: the handshake meets plaintext,
 //! `503 UF` with `WRONG_VERSION_NUMBER`; a DISABLE sidecar answers `400 DPE`.
 
-use super::tls_paths::{findings, Mismatch, Story, TlsCase};
+use super::tls_paths::{findings, Story, TlsCase};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
-use crate::istio::client_tls::ClientTlsMode;
+use crate::istio::authn::ModeSource;
 use crate::istio::destination_rule::TlsMode;
-use crate::istio::peer_auth::ModeSource;
+use crate::istio::tls::ClientTlsMode;
+use crate::istio::tls::Mismatch;
 use crate::model::Mesh;
 
 fn notes(c: &TlsCase) -> Vec<String> {

@@ -1,19 +1,20 @@
-//! Cause `TLS_ORIGINATION_TO_SIDECAR` (rule; declared in the catalog): the
+//! Analyze stage, cause `TLS_ORIGINATION_TO_SIDECAR` (rule; declared in the catalog): the
 //! client originates its own TLS (`tls.mode: SIMPLE`) towards a sidecar that
 //! accepts only Istio mTLS.
 //!
 //! istio/api `ClientTLSSettings`: SIMPLE is one-way TLS without a client
 //! certificate; a STRICT sidecar requires Istio's client certificate
 //! (policy_applier.go), so the handshake fails (`503 UF`/`UC`). MUTUAL with
-//! user certificates depends on whether they chain to the mesh's root: the
-//! decision (`istio::client_tls::server_accepts`) says "unknown", and
-//! nothing is reported from config alone.
+//! user certificates never matches a STRICT chain either (Istio's ALPN and
+//! client certificate are required): `istio::tls::mismatch` calls both
+//! `OtherTlsToStrict`.
 
-use super::tls_paths::{findings, Mismatch, Story};
+use super::tls_paths::{findings, Story};
 use crate::analyze::catalog::Cause;
 use crate::analyze::finding::Finding;
 use crate::analyze::fix;
 use crate::istio::destination_rule::TlsMode;
+use crate::istio::tls::Mismatch;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
@@ -21,7 +22,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let want = TlsMode::IstioMutual;
     findings(
         mesh,
-        Mismatch::TlsToStrict,
+        Mismatch::OtherTlsToStrict,
         Cause::TlsOriginationToSidecar,
         |c| {
             Story::new(

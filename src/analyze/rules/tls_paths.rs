@@ -3,7 +3,8 @@
 //! For each port of the target and each caller (a read client sidecar per
 //! replica group, or "any sidecar client" of the service's namespace when
 //! none was read), the model's [`TlsPath`] to each server pod; the first
-//! server that refuses what it gets tells the story ([`TlsCase`]). The
+//! server that refuses what it gets tells the story ([`TlsCase`]). How it
+//! refuses is `istio::tls`'s [`Mismatch`], decided once in the model. The
 //! explanation (which rule, which policy, what the proxies run, what the logs
 //! show) and its confidence are built here once; each cause's rule adds its
 //! claim, consequence and fix.
@@ -12,8 +13,7 @@ use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
 use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
 use crate::envoy::access_log::{tls_failure_reason, AccessLogEntry};
-use crate::envoy::config_dump::{ClientTlsConfig, Cluster};
-use crate::istio::client_tls::Wire;
+use crate::istio::tls::{describe_cluster_tls, Mismatch};
 use crate::model::decisions::{outbound_cluster_name, Client};
 use crate::model::{Mesh, Pod, Proxy, Service, ServicePort, TlsPath};
 
@@ -53,28 +53,6 @@ pub fn callers<'m>(mesh: &'m Mesh, svc: &Service) -> Vec<Caller<'m>> {
         .collect()
 }
 
-/// How the server refuses what it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mismatch {
-    /// Plaintext at a STRICT sidecar.
-    PlaintextToStrict,
-    /// Istio mTLS at a pod without sidecar or a DISABLE sidecar.
-    MtlsToPlaintext,
-    /// User TLS (SIMPLE, or MUTUAL with other certificates) at a STRICT sidecar.
-    TlsToStrict,
-}
-
-fn mismatch(path: &TlsPath) -> Option<Mismatch> {
-    if path.accepted != Some(false) {
-        return None;
-    }
-    Some(match path.wire? {
-        Wire::Plaintext => Mismatch::PlaintextToStrict,
-        Wire::IstioMtls => Mismatch::MtlsToPlaintext,
-        Wire::OtherTls => Mismatch::TlsToStrict,
-    })
-}
-
 /// One caller's failing path to one service port.
 pub struct TlsCase<'m> {
     pub svc: &'m Service,
@@ -107,7 +85,7 @@ pub fn cases(mesh: &Mesh, want: Mismatch) -> Vec<TlsCase<'_>> {
             // One finding per caller and port: the first refusing server tells the story.
             let first = pods.iter().find_map(|pod| {
                 let path = mesh.tls_path(&caller.client, caller.proxy, svc, port, pod);
-                mismatch(&path).map(|m| (*pod, path, m))
+                path.mismatch.map(|m| (*pod, path, m))
             });
             if let Some((pod, path, m)) = first.filter(|(_, _, m)| *m == want) {
                 out.push(TlsCase {
@@ -255,21 +233,6 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
     expl.push(format!("Server side: {server_text}."));
 }
 
-fn describe_cluster_tls(c: &Cluster) -> String {
-    match &c.client_tls {
-        ClientTlsConfig::Plaintext => "no transport socket: plaintext".into(),
-        ClientTlsConfig::Tls(t) if t.istio_mutual => {
-            "TLS transport socket with Istio certificates: ISTIO_MUTUAL".into()
-        }
-        ClientTlsConfig::Tls(t) => format!(
-            "TLS transport socket (sni {:?}): SIMPLE/MUTUAL with user certificates",
-            t.sni.as_deref().unwrap_or("-")
-        ),
-        ClientTlsConfig::AutoMtls { .. } => "auto mTLS transport_socket_matches: mTLS to endpoints labelled tlsMode=istio, plaintext to others".into(),
-        ClientTlsConfig::Other(n) => format!("transport socket {n}"),
-    }
-}
-
 /// Server log lines showing plaintext at a TLS-only port (`filter_chain_not_found`)
 /// or TLS at a plaintext one (`DPE`), on the pod's port or `virtualInbound`.
 pub fn server_rejections<'p>(
@@ -283,9 +246,7 @@ pub fn server_rejections<'p>(
         .iter()
         .filter(|e| {
             e.details.as_deref().is_some_and(|d| d.contains(needle))
-                || (needle == "filter_chain_not_found"
-                    && e.has_flag("NR")
-                    && e.response_code == Some(0))
+                || (needle == "filter_chain_not_found" && e.no_filter_chain())
                 || (needle == "DPE" && e.has_flag("DPE"))
         })
         .filter(|e| {
@@ -314,7 +275,7 @@ fn data_plane_story(
             format!(
                 "cluster {} has {}{}",
                 c.name,
-                describe_cluster_tls(c),
+                describe_cluster_tls(&c.client_tls),
                 c.istio_config
                     .as_deref()
                     .map(|p| format!("; built from {p}"))
@@ -328,7 +289,7 @@ fn data_plane_story(
     }
     if let Some(m) = &path.server.observed {
         let confirms = match case.mismatch {
-            Mismatch::PlaintextToStrict | Mismatch::TlsToStrict => !m.accepts_plaintext,
+            Mismatch::PlaintextToStrict | Mismatch::OtherTlsToStrict => !m.accepts_plaintext,
             Mismatch::MtlsToPlaintext => !m.accepts_mtls,
         };
         conf.add_if(confirms, Weight::ServerListenerConfirms);

@@ -7,15 +7,24 @@
 //!
 //! Lines are read with the full access-log parser ([`super::LogParser`]): the
 //! `%DOWNSTREAM_REMOTE_ADDRESS%` of a line the sidecar *received* — not an
-//! outbound call its own app made (`outbound|…`, `PassthroughCluster`,
-//! `BlackHoleCluster`; istio/istio `pilot/pkg/util/network` cluster names).
-//! Lines with no upstream cluster (`NR filter_chain_not_found`: a plaintext
-//! caller refused by STRICT) count as received.
+//! outbound call its own app made ([`AccessLogEntry::direction`]: `outbound|…`,
+//! `PassthroughCluster`, `BlackHoleCluster`). Lines refused before any
+//! cluster (`NR filter_chain_not_found`: a plaintext caller refused by
+//! STRICT) are inbound; lines that do not say (no cluster in the format)
+//! count too, the pod's own addresses telling its app's calls apart.
+//!
+//! Skipped peers: the pod's own IPs, and only the loopback addresses Istio
+//! itself uses as a source — 127.0.0.6 / `::6` (the inbound passthrough
+//! bind address from Istio 1.10, `InboundPassthroughBindIpv4/6` in
+//! istio/istio `pilot/pkg/networking/util`) and 127.0.0.1 / `::1` (the
+//! sidecar reaching its app before 1.10; probes through localhost). Any
+//! other address, loopback or not, is a caller: a pod's IP may be anything
+//! its network gives it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use super::{AccessLogEntry, LogFormatSpec, LogParser};
+use super::{AccessLogEntry, Direction, LogFormatSpec, LogParser};
 
 /// A downstream peer seen in an access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +50,20 @@ impl Caller {
 }
 
 /// Traffic the sidecar received from outside the pod, as opposed to calls
-/// the pod's own app made through it.
+/// the pod's own app made through it: inbound, or a line that does not say.
 pub fn is_received(e: &AccessLogEntry) -> bool {
-    let c = e.upstream_cluster.as_deref().unwrap_or("");
-    !(c.starts_with("outbound|")
-        || c.starts_with("outbound_.")
-        || c == "PassthroughCluster"
-        || c == "BlackHoleCluster")
+    e.direction() != Some(Direction::Outbound)
+}
+
+/// The addresses Istio itself connects from inside a pod (never a caller).
+pub fn is_istio_own_source(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.octets() == [127, 0, 0, 1] || v4.octets() == [127, 0, 0, 6],
+        IpAddr::V6(v6) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST
+                || v6 == std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6)
+        }
+    }
 }
 
 /// The IP of `%DOWNSTREAM_REMOTE_ADDRESS%` (`10.0.0.9:51234`, `[fd00::9]:5`, a bare IP).
@@ -66,13 +82,14 @@ fn sorted(by_ip: BTreeMap<String, Caller>) -> Vec<Caller> {
 }
 
 /// The downstream peers in parsed entries: received lines only, the pod's own
-/// addresses (`own_ips`) and loopback excluded; most requests first.
+/// addresses (`own_ips`) and Istio's own source addresses excluded; most
+/// requests first.
 pub fn callers(entries: &[AccessLogEntry], own_ips: &[String]) -> Vec<Caller> {
     let own: Vec<IpAddr> = own_ips.iter().filter_map(|s| s.parse().ok()).collect();
     let mut by_ip: BTreeMap<String, Caller> = BTreeMap::new();
     for e in entries.iter().filter(|e| is_received(e)) {
         let Some(ip) = downstream_ip(e) else { continue };
-        if ip.is_loopback() || own.contains(&ip) {
+        if is_istio_own_source(ip) || own.contains(&ip) {
             continue;
         }
         let c = by_ip

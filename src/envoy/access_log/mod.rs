@@ -36,7 +36,9 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use callers::{callers, callers_in_log, downstream_ip, is_received, merge_callers, Caller};
+pub use callers::{
+    callers, callers_in_log, downstream_ip, is_istio_own_source, is_received, merge_callers, Caller,
+};
 pub use parser::{LogParser, ISTIO_TEXT_FORMATS};
 
 /// An access log format as configured on a listener or in mesh config.
@@ -46,6 +48,15 @@ pub enum LogFormatSpec {
     Text(String),
     /// JSON: output key → command operator (`"response_code": "%RESPONSE_CODE%"`).
     Json(BTreeMap<String, String>),
+}
+
+/// Which way a logged connection or request went through the sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received from a caller, for the pod's app.
+    Inbound,
+    /// Sent by the pod's app.
+    Outbound,
 }
 
 /// One parsed access log line. Envoy prints `-` for missing values; those are `None`.
@@ -98,13 +109,64 @@ impl AccessLogEntry {
         self.method.is_none() && self.path.is_none() && self.protocol.is_none()
     }
 
-    /// Inbound (`inbound|…`) or outbound (`outbound|…`) by the upstream cluster name.
+    /// Which way the traffic went, as the line says:
+    /// - inbound: an `inbound|…` cluster, the inbound passthrough cluster
+    ///   (`InboundPassthroughClusterIpv4`/`…Ipv6`, one `InboundPassthroughCluster`
+    ///   from Istio 1.23), or a connection refused before any cluster was
+    ///   picked: `NR` with `filter_chain_not_found` (or, in formats without
+    ///   details, a TCP `NR` with code 0) — only an inbound listener refuses
+    ///   so; an outbound connection nothing matches goes to
+    ///   `PassthroughCluster` or `BlackHoleCluster`;
+    /// - outbound: `outbound|…` (`outbound_.…` in old DNS clusters),
+    ///   `PassthroughCluster`, `BlackHoleCluster`;
+    /// - `None`: no cluster and no refusal (a format without
+    ///   `%UPSTREAM_CLUSTER%`, a local reply) or another cluster.
+    ///
+    /// Sources: istio/istio `pilot/pkg/util/network` and
+    /// `pilot/pkg/networking/util` (cluster names), `listener_inbound.go`
+    /// (the passthrough cluster), envoyproxy/envoy
+    /// `source/common/stream_info/utility.cc` (`NR`, `filter_chain_not_found`).
+    pub fn direction(&self) -> Option<Direction> {
+        match self.upstream_cluster.as_deref() {
+            Some(c)
+                if c.starts_with("inbound|")
+                    || c == "InboundPassthroughCluster"
+                    || c == "InboundPassthroughClusterIpv4"
+                    || c == "InboundPassthroughClusterIpv6" =>
+            {
+                Some(Direction::Inbound)
+            }
+            Some(c)
+                if c.starts_with("outbound|")
+                    || c.starts_with("outbound_.")
+                    || c == "PassthroughCluster"
+                    || c == "BlackHoleCluster" =>
+            {
+                Some(Direction::Outbound)
+            }
+            Some(_) => None,
+            None if self.no_filter_chain() => Some(Direction::Inbound),
+            None => None,
+        }
+    }
+
+    /// A connection the listener matched no filter chain for, closed before
+    /// any cluster: `NR` with details `filter_chain_not_found`, or (formats
+    /// before `%RESPONSE_CODE_DETAILS%`) `NR` with code 0 and no cluster.
+    /// On a sidecar this is the inbound listener refusing what it cannot
+    /// take (plaintext at STRICT).
+    pub fn no_filter_chain(&self) -> bool {
+        self.upstream_cluster.is_none()
+            && self.has_flag("NR")
+            && match self.details.as_deref() {
+                Some(d) => d.contains("filter_chain_not_found"),
+                None => self.response_code == Some(0),
+            }
+    }
+
+    /// Traffic the sidecar received from a caller ([`Self::direction`] inbound).
     pub fn is_inbound(&self) -> bool {
-        self.upstream_cluster.as_deref().is_some_and(|c| {
-            c.starts_with("inbound|")
-                || c == "InboundPassthroughClusterIpv4"
-                || c == "InboundPassthroughClusterIpv6"
-        })
+        self.direction() == Some(Direction::Inbound)
     }
 
     /// The part of the details before `{`: `upstream_reset_before_response_started`.
@@ -152,13 +214,21 @@ fn tls_reason_in(text: &str) -> Option<&str> {
     if let Some(i) = text.find("OPENSSL_internal:") {
         let rest = &text[i + "OPENSSL_internal:".len()..];
         // The reason runs to the next `:` (then `TLS_error_end`), `|`, `,`, `}` or quote.
-        // BoringSSL reasons are UPPER_CASE; system errors read `Connection_reset_by_peer`.
         let end = rest
             .find(|c: char| matches!(c, ':' | '|' | ',' | '}' | '"') || c.is_whitespace())
             .unwrap_or(rest.len());
-        if end > 0 {
-            return Some(&rest[..end]);
+        let reason = &rest[..end];
+        // BoringSSL's reasons are UPPER_CASE (`ssl/internal.h` reason codes);
+        // a `system_library` error reads `Connection_reset_by_peer`: the
+        // peer closed the connection, which says nothing about TLS itself.
+        if !reason.is_empty()
+            && reason
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Some(reason);
         }
+        return None;
     }
     TLS_REASONS
         .iter()

@@ -79,7 +79,11 @@ fn tls_reasons_old_and_new() {
         details: Some("upstream_reset_before_response_started{remote_connection_failure|TLS_error:|33554536:system_library:OPENSSL_internal:Connection_reset_by_peer:TLS_error_end}".into()),
         ..AccessLogEntry::default()
     };
-    assert_eq!(tls_failure_reason(&e), Some("Connection_reset_by_peer"));
+    assert_eq!(
+        tls_failure_reason(&e),
+        None,
+        "a reset by the peer is not a TLS failure"
+    );
     let e = AccessLogEntry {
         termination_details: Some("HTTP_REQUEST".into()),
         ..AccessLogEntry::default()
@@ -303,4 +307,72 @@ fn callers_with_a_custom_format() {
         Some("10.0.0.1")
     );
     assert!(is_received(&e));
+}
+
+#[test]
+fn which_way_a_line_went() {
+    let with =
+        |cluster: Option<&str>, code: u16, flags: &[&str], details: Option<&str>| AccessLogEntry {
+            upstream_cluster: cluster.map(str::to_string),
+            response_code: Some(code),
+            response_flags: flags.iter().map(|f| f.to_string()).collect(),
+            details: details.map(str::to_string),
+            ..AccessLogEntry::default()
+        };
+    let inbound = [
+        with(Some("inbound|8080||"), 200, &[], None),
+        with(Some("InboundPassthroughCluster"), 200, &[], None),
+        with(Some("InboundPassthroughClusterIpv4"), 200, &[], None),
+        with(Some("InboundPassthroughClusterIpv6"), 200, &[], None),
+        with(None, 0, &["NR"], Some("filter_chain_not_found")),
+        // Formats before %RESPONSE_CODE_DETAILS% (Istio <1.12): TCP NR with code 0.
+        with(None, 0, &["NR"], None),
+    ];
+    for e in &inbound {
+        assert_eq!(e.direction(), Some(Direction::Inbound), "{e:?}");
+        assert!(e.is_inbound() && is_received(e));
+    }
+    let outbound = [
+        with(
+            Some("outbound|80||a.b.svc.cluster.local"),
+            503,
+            &["UH"],
+            None,
+        ),
+        with(Some("PassthroughCluster"), 0, &[], None),
+        with(Some("BlackHoleCluster"), 0, &["UH"], None),
+    ];
+    for e in &outbound {
+        assert_eq!(e.direction(), Some(Direction::Outbound), "{e:?}");
+        assert!(!is_received(e));
+    }
+    // Near misses: the app's own request that matched no route (404 NR) is
+    // no refusal of a caller; a line without a cluster says nothing.
+    let route_nr = with(None, 404, &["NR"], Some("route_not_found"));
+    assert_eq!(route_nr.direction(), None);
+    assert!(!route_nr.is_inbound());
+    assert_eq!(with(None, 200, &[], None).direction(), None);
+}
+
+#[test]
+fn only_istios_own_sources_are_skipped() {
+    // The lab's pods live in 127.N.0.0/16 (N >= 10): their addresses are callers.
+    let line = |remote: &str| {
+        format!(
+            r#"[2024-05-01T10:00:01.000Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 30 2 1 "-" "curl/8.5.0" "5f0c" "httpbin.foo:8000" "127.10.0.4:8080" inbound|8000|| 127.0.0.6:45555 127.10.0.4:8080 {remote} - default"#
+        )
+    };
+    let log = [
+        line("127.10.0.9:50000"),
+        line("127.0.0.6:40000"),
+        line("127.0.0.1:40001"),
+        line("[::6]:40002"),
+        line("[::1]:40003"),
+        line("127.10.0.4:40004"),
+    ]
+    .join("\n");
+    let found = callers_in_log(&log, &[], &["127.10.0.4".to_string()]);
+    let ips: Vec<&str> = found.iter().map(|c| c.ip.as_str()).collect();
+    assert_eq!(ips, vec!["127.10.0.9"]);
+    assert!(!is_istio_own_source("127.0.0.2".parse().unwrap()));
 }

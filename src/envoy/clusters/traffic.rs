@@ -31,6 +31,17 @@ pub struct ServiceTraffic {
     pub clusters: BTreeSet<String>,
 }
 
+impl ServiceTraffic {
+    /// Add another service's traffic (a target with several Services).
+    pub fn add(&mut self, other: ServiceTraffic) {
+        self.rq_total = self.rq_total.saturating_add(other.rq_total);
+        self.rq_error = self.rq_error.saturating_add(other.rq_error);
+        self.cx_total = self.cx_total.saturating_add(other.cx_total);
+        self.cx_connect_fail = self.cx_connect_fail.saturating_add(other.cx_connect_fail);
+        self.clusters.extend(other.clusters);
+    }
+}
+
 /// Whether `cluster` is an outbound cluster of service `name.namespace`
 /// (`outbound|PORT|SUBSET|NAME.NAMESPACE.svc.DOMAIN`, any cluster domain),
 /// optionally on `port`.

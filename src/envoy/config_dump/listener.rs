@@ -95,13 +95,6 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Is this an inbound (server-side) listener? compat path: the
-    /// model/collect branches still call this; it is
-    /// `istio::tls::is_sidecar_inbound` (removed at integration).
-    pub fn is_inbound(&self) -> bool {
-        crate::istio::tls::is_sidecar_inbound(self)
-    }
-
     /// Every access log format on the listener (deduplicated).
     pub fn access_log_formats(&self) -> Vec<LogFormatSpec> {
         let mut out: Vec<LogFormatSpec> = Vec::new();

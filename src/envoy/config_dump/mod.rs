@@ -56,9 +56,6 @@ pub use listener::{parse_listener, FilterChain, Listener, ListenerState};
 pub use rejected::{RejectedResource, ResourceType, UpdateFailure};
 pub use tls::{DownstreamTls, TlsContext};
 
-// compat path: the model/collect branches still import this; removed at integration
-pub use crate::istio::tls::{inbound_catch_all, inbound_mode_for, inbound_modes, InboundMode};
-
 use json::{each, s};
 use rejected::wrapper_rejection;
 
@@ -115,6 +112,17 @@ impl ConfigDump {
     }
     pub fn listener(&self, name: &str) -> Option<&Listener> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+    /// Every access-log format the listeners run (deduplicated, in order):
+    /// what the proxy's own log lines are written with.
+    pub fn access_log_formats(&self) -> Vec<crate::envoy::access_log::LogFormatSpec> {
+        let mut out = Vec::new();
+        for f in self.listeners.iter().flat_map(Listener::access_log_formats) {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
     }
     /// Merge another (partial) dump into this one (e.g. the three
     /// `?resource=` fetches of one proxy).
@@ -329,6 +337,36 @@ fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
         | "EndpointsConfigDump.StaticEndpointConfig" => push_endpoints(out, c, path),
         _ => {} // routes, secrets (never collected), scoped routes, ecds…
     }
+}
+
+/// Checks the answer to a `/config_dump?resource=…` (or another JSON admin
+/// read when `expected_item_type` is `None`) and returns it as JSON.
+///
+/// Refuses a document that is not JSON or, for a resource dump, that holds
+/// anything but items whose `@type` ends with `expected_item_type`
+/// (`ClustersConfigDump.DynamicCluster`, …): in particular secrets or the
+/// bootstrap, which is what an Envoy too old to honour `resource=` returns
+/// (envoyproxy/envoy `source/server/admin/config_dump_handler.cc`: the
+/// `resource` parameter selects one repeated field of one dump).
+pub fn check_resource_dump(body: &str, expected_item_type: Option<&str>) -> Result<Value, String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let Some(expected) = expected_item_type else {
+        return Ok(v);
+    };
+    let configs = v
+        .get("configs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "no \"configs\" array in the answer".to_string())?;
+    for c in configs {
+        let t = c.get("@type").and_then(Value::as_str).unwrap_or("");
+        if t.contains("Secret") || t.contains("Bootstrap") || !t.ends_with(expected) {
+            return Err(format!(
+                "the answer holds {t:?}, not only {expected} items: this Envoy ignores `resource=` \
+                 (too old?); the dump was discarded because a full config dump can hold secrets"
+            ));
+        }
+    }
+    Ok(v)
 }
 
 /// Parse any `/config_dump` document (full or `?resource=`-filtered, v2 or v3).

@@ -85,7 +85,7 @@ fn v3_cluster_with_auto_mtls() {
             fallback_plaintext,
         } => {
             assert!(*fallback_plaintext);
-            assert!(istio.istio_mutual);
+            assert!(crate::istio::tls::is_istio_mtls_context(istio));
             assert_eq!(istio.sds_cert.as_deref(), Some("default"));
             assert_eq!(istio.sds_validation.as_deref(), Some("ROOTCA"));
             assert_eq!(
@@ -140,7 +140,7 @@ fn v2_clusters_tls_context_and_plaintext() {
         .unwrap();
     match &j.client_tls {
         ClientTlsConfig::Tls(t) => {
-            assert!(t.istio_mutual);
+            assert!(crate::istio::tls::is_istio_mtls_context(t));
             assert_eq!(t.cert_file.as_deref(), Some("/etc/certs/cert-chain.pem"));
             assert_eq!(
                 t.san_matchers,
@@ -257,7 +257,7 @@ fn v3_listener_facts() {
     assert!(d.problems.is_empty(), "{:?}", d.problems);
     assert_eq!(d.listeners.len(), 3);
     let vi = d.listener("virtualInbound").unwrap();
-    assert!(vi.is_inbound());
+    assert!(crate::istio::tls::is_sidecar_inbound(vi));
     assert_eq!(vi.port, Some(15006));
     let fc = &vi.filter_chains[3];
     assert_eq!(fc.destination_port, Some(8080));
@@ -282,7 +282,7 @@ fn v3_listener_facts() {
         )]
     );
     let out = d.listener("0.0.0.0_80").unwrap();
-    assert!(!out.is_inbound());
+    assert!(!crate::istio::tls::is_sidecar_inbound(out));
     assert_eq!(out.filter_chains[0].rds_route.as_deref(), Some("80"));
     let broken = d.listener("broken").unwrap();
     assert_eq!(broken.state, ListenerState::Rejected);
@@ -316,8 +316,8 @@ pub(crate) fn legacy_per_ip_listeners() -> Value {
 fn legacy_per_ip_listener_facts() {
     let d = parse_config_dump(&legacy_per_ip_listeners()).unwrap();
     assert_eq!(d.listeners.len(), 3);
-    assert!(d.listeners[0].is_inbound());
-    assert!(!d.listeners[2].is_inbound());
+    assert!(crate::istio::tls::is_sidecar_inbound(&d.listeners[0]));
+    assert!(!crate::istio::tls::is_sidecar_inbound(&d.listeners[2]));
     assert_eq!(
         d.listeners[0].access_log_formats(),
         vec![LogFormatSpec::Text(
@@ -673,4 +673,19 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn resource_dumps_hold_only_what_was_asked() {
+    let cluster = Some("ClustersConfigDump.DynamicCluster");
+    let ok = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster","cluster":{}}]}"#;
+    assert!(check_resource_dump(ok, cluster).is_ok());
+    let empty = r#"{"configs":[]}"#;
+    assert!(check_resource_dump(empty, Some("EndpointsConfigDump.DynamicEndpointConfig")).is_ok());
+    let full = r#"{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"},{"@type":"type.googleapis.com/envoy.admin.v3.SecretsConfigDump"}]}"#;
+    let e = check_resource_dump(full, cluster).unwrap_err();
+    assert!(e.contains("discarded"), "{e}");
+    assert!(check_resource_dump("not json", cluster).is_err());
+    assert!(check_resource_dump("{}", cluster).is_err());
+    assert!(check_resource_dump(r#"{"version":"x"}"#, None).is_ok());
 }

@@ -26,10 +26,6 @@ pub struct TlsContext {
     pub sds_validation: Option<String>,
     /// File-based certificate chain (Istio ≤1.4 `/etc/certs/cert-chain.pem`).
     pub cert_file: Option<String>,
-    /// Whether the context carries Istio's own certificates, as decided by
-    /// `istio::tls::is_istio_mtls_context` (compat path: the model/collect
-    /// branches still read this field; removed at integration).
-    pub istio_mutual: bool,
 }
 
 /// Server-side TLS on a filter chain.
@@ -101,8 +97,6 @@ pub(super) fn tls_context(ctx: &Value) -> TlsContext {
             .get("validation_context_sds_secret_config")
             .and_then(|c| s(c, "name"));
     }
-    // compat path: the model/collect branches still read `istio_mutual`; removed at integration
-    t.istio_mutual = crate::istio::tls::is_istio_mtls_context(&t);
     t
 }
 

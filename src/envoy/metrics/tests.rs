@@ -174,3 +174,23 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn only_the_standard_metrics_are_kept() {
+    let prom = "# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n# TYPE envoy_istio_requests_total counter\n\
+                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\"} 1\n\
+                istio_tcp_connections_opened_total{reporter=\"source\"} 4\n";
+    let kept = keep_istio_metrics(prom);
+    assert!(!kept.contains("server_live"), "{kept}");
+    assert!(
+        kept.contains("# TYPE envoy_istio_requests_total counter"),
+        "{kept}"
+    );
+    assert!(
+        kept.contains("response_flags=\"UF\"} 1")
+            && kept.contains("opened_total{reporter=\"source\"} 4"),
+        "{kept}"
+    );
+    let re = regex::Regex::new(&istio_metrics_filter()).unwrap();
+    assert!(re.is_match("istio_requests_total") && !re.is_match("envoy_server_live"));
+}

@@ -17,8 +17,7 @@ use serde_json::Value;
 use super::super::object::{format_labels, labels_match, Meta, ObjectError, ObjectRef, Reader};
 use super::{AuthnPolicies, ServerQuery, ServicePort};
 
-// compat path: the model/collect branches still import these from `istio::peer_auth`; removed at integration
-pub use super::{ModeSource, MtlsMode, ServerMode};
+use super::{ModeSource, MtlsMode, ServerMode};
 
 /// `mtls.mode` as written. Absent `mtls` or `mode` is `UNSET` (inherit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -431,29 +430,6 @@ impl AuthnPolicies for PeerAuthPolicies {
         (picked.mesh.is_some() || picked.namespace.is_some())
             .then(|| self.namespace_mode(namespace))
     }
-}
-
-/// compat path: the model/collect branches still call this; it is
-/// [`PeerAuthPolicies::server_mode`] (removed at integration).
-pub fn server_mode(
-    pas: &[PeerAuthentication],
-    root_ns: &str,
-    workload_ns: &str,
-    workload_labels: &BTreeMap<String, String>,
-    container_port: Option<u32>,
-) -> ServerMode {
-    PeerAuthPolicies::new(pas.to_vec(), root_ns).server_mode(&ServerQuery {
-        namespace: workload_ns,
-        labels: workload_labels,
-        container_port,
-        service: None,
-    })
-}
-
-/// compat path: the model/collect branches still call this; it is
-/// [`PeerAuthPolicies::namespace_mode`] (removed at integration).
-pub fn namespace_mode(pas: &[PeerAuthentication], root_ns: &str, ns: &str) -> ServerMode {
-    PeerAuthPolicies::new(pas.to_vec(), root_ns).namespace_mode(ns)
 }
 
 #[cfg(test)]

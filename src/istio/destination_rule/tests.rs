@@ -120,16 +120,16 @@ fn bad_field_is_an_error_with_path() {
         "metadata": {"name": "x", "namespace": "foo"},
         "spec": {"host": "a", "trafficPolicy": {"portLevelSettings": [{"port": {"number": "eighty"}}]}}
     });
-    let e = DestinationRule::from_value(&v).unwrap_err();
+    let e = DestinationRule::from_value_with_domain(&v, "cluster.local").unwrap_err();
     let s = e.to_string();
     assert!(s.contains("DestinationRule foo/x"), "{s}");
     assert!(
         s.contains("spec.trafficPolicy.portLevelSettings[0].port.number"),
         "{s}"
     );
-    let e = DestinationRule::from_value(&json!({"kind": "DestinationRule", "metadata": {"name": "x", "namespace": "n"}, "spec": {}})).unwrap_err();
+    let e = DestinationRule::from_value_with_domain(&json!({"kind": "DestinationRule", "metadata": {"name": "x", "namespace": "n"}, "spec": {}}), "cluster.local").unwrap_err();
     assert!(e.to_string().contains("spec.host"));
-    let e = DestinationRule::from_value(&json!({"kind": "Service", "metadata": {"name": "x", "namespace": "n"}, "spec": {"host": "a"}})).unwrap_err();
+    let e = DestinationRule::from_value_with_domain(&json!({"kind": "Service", "metadata": {"name": "x", "namespace": "n"}, "spec": {"host": "a"}}), "cluster.local").unwrap_err();
     assert!(matches!(e, ObjectError::WrongKind { .. }));
 }
 
@@ -677,7 +677,7 @@ fn short_hosts_resolve_in_the_cluster_domain() {
     let sel = select(&[corp], "foo", &BTreeMap::new(), svc, "foo", "istio-system").unwrap();
     assert_eq!(sel.primary().unwrap().key(), "foo/httpbin");
     // Near miss: read with the default domain it names another host.
-    let local = DestinationRule::from_value(&v).unwrap();
+    let local = DestinationRule::from_value_with_domain(&v, "cluster.local").unwrap();
     assert!(select(
         &[local],
         "foo",

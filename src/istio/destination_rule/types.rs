@@ -156,13 +156,6 @@ pub struct LoadBalancer {
 }
 
 impl DestinationRule {
-    /// Parse a raw `DestinationRule` object; short hosts resolve with
-    /// `cluster.local` (compat path: the model/collect branches still call
-    /// this; use [`DestinationRule::from_value_with_domain`]; removed at integration).
-    pub fn from_value(v: &Value) -> Result<DestinationRule, ObjectError> {
-        Self::from_value_with_domain(v, host::DEFAULT_DOMAIN_SUFFIX)
-    }
-
     /// Parse a raw `DestinationRule`; a short `spec.host` resolves in the
     /// rule's namespace and `domain_suffix` (the cluster domain).
     pub fn from_value_with_domain(

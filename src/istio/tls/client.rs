@@ -242,25 +242,3 @@ fn reason(by: &DecidedBy, endpoints: EndpointLabels) -> String {
         ),
     }
 }
-
-/// Decide the client TLS for a cluster of a mesh service (compat signature of
-/// `istio::client_tls::decide`: the model/collect branches still call it;
-/// [`decide_for`] is the full form).
-///
-/// `tls` is the effective DestinationRule `tls` for the port/subset,
-/// `auto_mtls` the mesh's `enableAutoMtls`, `server_namespace_mode` the mode
-/// auto mTLS can see (namespace/mesh level).
-pub fn decide(
-    tls: Option<&ClientTls>,
-    auto_mtls: bool,
-    server_namespace_mode: MtlsMode,
-    endpoints: EndpointLabels,
-) -> ClientTlsDecision {
-    decide_for(&ClientTlsInput {
-        rule_tls: tls,
-        auto_mtls,
-        service_mode: server_namespace_mode,
-        endpoints,
-        service: ServiceKind::Mesh,
-    })
-}

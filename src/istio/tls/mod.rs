@@ -31,8 +31,8 @@ pub mod observed;
 mod tests;
 
 pub use client::{
-    decide, decide_for, ClientTlsDecision, ClientTlsInput, ClientTlsMode, DecidedBy,
-    EndpointLabels, ServiceKind,
+    decide_for, ClientTlsDecision, ClientTlsInput, ClientTlsMode, DecidedBy, EndpointLabels,
+    ServiceKind,
 };
 pub use inbound::{
     inbound_catch_all, inbound_mode_for, inbound_modes, is_sidecar_inbound, InboundMode,

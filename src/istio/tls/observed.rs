@@ -16,7 +16,7 @@
 //! (`transport_socket_matches`: the first match wins, no match → the
 //! cluster's `transport_socket`, none → plaintext).
 
-use super::{mismatch, Mismatch, Server, Wire};
+use super::{accepts, mismatch, Mismatch, Server, Wire};
 use crate::envoy::config_dump::{ClientTlsConfig, TlsContext};
 use crate::istio::authn::MtlsMode;
 
@@ -139,6 +139,10 @@ pub enum ClusterStatus {
     Auto,
     /// No server side known.
     Unknown,
+    /// Servers are known, but whether one accepts what it gets depends on
+    /// certificates or on the application (user TLS to a PERMISSIVE or
+    /// DISABLE sidecar, or a transport socket of unknown effect).
+    Depends,
 }
 
 /// The verdict on one client cluster.
@@ -148,6 +152,8 @@ pub struct ClusterVerdict {
     pub client: ObservedClientTls,
     /// The modes of the sidecars seen behind the endpoints (sorted, unique).
     pub server_modes: Vec<MtlsMode>,
+    /// Some endpoint is a pod known to run no sidecar.
+    pub no_sidecar: bool,
 }
 
 impl ClusterVerdict {
@@ -161,13 +167,18 @@ impl ClusterVerdict {
             ClusterStatus::Auto => "auto mTLS matches each endpoint's sidecar",
             ClusterStatus::Ok => "client TLS fits the server mode",
             ClusterStatus::Unknown => "no server sidecar dump for this cluster's endpoints",
+            ClusterStatus::Depends => {
+                "whether the server accepts this TLS depends on its certificates or transport"
+            }
         }
     }
 }
 
 /// Join a client cluster with what its endpoints' servers accept. The first
 /// conflicting endpoint decides a CONFLICT; without any known server the
-/// status is AUTO for auto mTLS clusters and UNKNOWN otherwise.
+/// status is AUTO for auto mTLS clusters and UNKNOWN otherwise; a known
+/// server whose acceptance depends on certificates (or a socket of unknown
+/// effect) makes it DEPENDS.
 pub fn cluster_verdict(cfg: &ClientTlsConfig, endpoints: &[EndpointView]) -> ClusterVerdict {
     let client = ObservedClientTls::of(cfg);
     let auto = matches!(client, ObservedClientTls::AutoMtls { .. });
@@ -177,9 +188,9 @@ pub fn cluster_verdict(cfg: &ClientTlsConfig, endpoints: &[EndpointView]) -> Clu
         .collect();
     let mut server_modes: Vec<MtlsMode> = known
         .iter()
-        .map(|(_, s)| match s {
-            Server::Sidecar(m) => *m,
-            Server::NoSidecar => MtlsMode::Disable,
+        .filter_map(|(_, s)| match s {
+            Server::Sidecar(m) => Some(*m),
+            Server::NoSidecar => None,
         })
         .collect();
     server_modes.sort();
@@ -187,15 +198,24 @@ pub fn cluster_verdict(cfg: &ClientTlsConfig, endpoints: &[EndpointView]) -> Clu
     let conflict = known
         .iter()
         .find_map(|(labelled, server)| mismatch(client.wire_for(*labelled)?, *server));
+    let depends = known.iter().any(|(labelled, server)| {
+        client
+            .wire_for(*labelled)
+            .and_then(|w| accepts(*server, w))
+            .is_none()
+    });
     let status = match conflict {
         Some(m) => ClusterStatus::Conflict(m),
         None if known.is_empty() && !auto => ClusterStatus::Unknown,
+        None if known.is_empty() => ClusterStatus::Auto,
+        None if depends => ClusterStatus::Depends,
         None if auto => ClusterStatus::Auto,
         None => ClusterStatus::Ok,
     };
     ClusterVerdict {
         status,
         client,
+        no_sidecar: known.iter().any(|(_, s)| *s == Server::NoSidecar),
         server_modes,
     }
 }

@@ -14,6 +14,22 @@ use crate::istio::destination_rule::{ClientTls, TlsMode};
 use serde_json::{json, Value};
 use MtlsMode::{Disable, Permissive, Strict};
 
+/// [`decide_for`] for a ClusterIP mesh Service.
+fn decide(
+    rule_tls: Option<&ClientTls>,
+    auto_mtls: bool,
+    service_mode: MtlsMode,
+    endpoints: EndpointLabels,
+) -> ClientTlsDecision {
+    decide_for(&ClientTlsInput {
+        rule_tls,
+        auto_mtls,
+        service_mode,
+        endpoints,
+        service: ServiceKind::Mesh,
+    })
+}
+
 fn tls(mode: TlsMode) -> ClientTls {
     ClientTls {
         mode,
@@ -408,10 +424,22 @@ fn cluster_verdicts() {
     );
     assert_eq!(
         v.status,
-        ClusterStatus::Ok,
+        ClusterStatus::Depends,
         "an unknown socket is never called a conflict"
     );
     assert_eq!(v.client.label(), "hbone");
+    // User TLS to a PERMISSIVE sidecar reaches the app: it depends on the app.
+    let user = ClientTlsConfig::Tls(crate::envoy::config_dump::TlsContext::default());
+    let v = cluster_verdict(&user, &[ep(false, Some(Server::Sidecar(Permissive)))]);
+    assert_eq!(v.status, ClusterStatus::Depends);
+    // Istio mTLS to a pod known to run no sidecar is a conflict, and no mode is invented for it.
+    let istio = ClientTlsConfig::Tls(crate::envoy::config_dump::TlsContext {
+        sds_cert: Some("default".into()),
+        ..Default::default()
+    });
+    let v = cluster_verdict(&istio, &[ep(true, Some(Server::NoSidecar))]);
+    assert_eq!(v.status, ClusterStatus::Conflict(Mismatch::MtlsToPlaintext));
+    assert!(v.no_sidecar && v.server_modes.is_empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -13,6 +13,36 @@ fn mesh(spec: Value) -> LegacyPolicy {
     }))
     .unwrap()
 }
+/// The mode for a service port, targets resolved in `cluster.local`.
+fn legacy_server_mode(
+    mesh_policies: &[LegacyPolicy],
+    policies: &[LegacyPolicy],
+    service_name: &str,
+    ns: &str,
+    number: u32,
+    port_name: Option<&str>,
+) -> ServerMode {
+    let all: Vec<LegacyPolicy> = mesh_policies.iter().chain(policies).cloned().collect();
+    LegacyPolicies::new(all, "cluster.local").server_mode(
+        ns,
+        Some(ServicePort {
+            name: service_name,
+            number,
+            port_name,
+        }),
+    )
+}
+
+/// The namespace-level mode (namespace Policy > MeshPolicy), no service.
+fn legacy_namespace_mode(
+    mesh_policies: &[LegacyPolicy],
+    policies: &[LegacyPolicy],
+    ns: &str,
+) -> ServerMode {
+    let all: Vec<LegacyPolicy> = mesh_policies.iter().chain(policies).cloned().collect();
+    LegacyPolicies::new(all, "cluster.local").server_mode(ns, None)
+}
+
 fn policy(ns: &str, name: &str, ts: &str, spec: Value) -> LegacyPolicy {
     LegacyPolicy::from_value(&json!({
         "apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy",
@@ -121,16 +151,21 @@ fn only_mesh_policy_default_counts() {
 }
 
 #[test]
-fn namespace_mode_and_parse_all() {
-    let objs = vec![
-        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy", "metadata": {"name": "default"}, "spec": {"peers": [{"mtls": {}}]}}),
-        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "default", "namespace": "foo"}, "spec": {"origins": [{"jwt": {"issuer": "x"}}]}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "foo"}}),
-        json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "bad", "namespace": "foo"}, "spec": {"targets": [{}]}}),
-    ];
-    let (m, p, errs) = parse_all(&objs);
-    assert_eq!((m.len(), p.len(), errs.len()), (1, 1, 1));
-    assert!(errs[0].to_string().contains("spec.targets[0].name"));
+fn namespace_mode() {
+    let m = vec![mesh(json!({"peers": [{"mtls": {}}]}))];
+    let p = vec![policy(
+        "foo",
+        "default",
+        "2019-01-01T00:00:00Z",
+        json!({"origins": [{"jwt": {"issuer": "x"}}]}),
+    )];
+    let bad = LegacyPolicy::from_value(
+        &json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "bad", "namespace": "foo"}, "spec": {"targets": [{}]}}),
+    );
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("spec.targets[0].name"));
     let nm = legacy_namespace_mode(&m, &p, "foo");
     assert_eq!(
         nm.mode,

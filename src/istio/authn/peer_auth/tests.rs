@@ -9,6 +9,27 @@ use super::*;
 use crate::istio::testutil::{labels, pa, pa_mode, T2020, T2021, T2022};
 use serde_json::json;
 
+/// [`PeerAuthPolicies::server_mode`] for a workload in `ns`, no service.
+fn server_mode(
+    pas: &[PeerAuthentication],
+    root_ns: &str,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    container_port: Option<u32>,
+) -> ServerMode {
+    PeerAuthPolicies::new(pas.to_vec(), root_ns).server_mode(&ServerQuery {
+        namespace: ns,
+        labels,
+        container_port,
+        service: None,
+    })
+}
+
+/// [`PeerAuthPolicies::namespace_mode`].
+fn namespace_mode(pas: &[PeerAuthentication], root_ns: &str, ns: &str) -> ServerMode {
+    PeerAuthPolicies::new(pas.to_vec(), root_ns).namespace_mode(ns)
+}
+
 /// The mode of a workload labelled `l` in namespace foo (root istio-system).
 fn foo_mode(pas: &[PeerAuthentication], l: &[(&str, &str)], port: Option<u32>) -> ServerMode {
     server_mode(pas, "istio-system", "foo", &labels(l), port)
