@@ -149,8 +149,12 @@ mod tests {
                 for w in &x.confidence_basis {
                     assert!(d.evidence.contains(w), "{}: {w:?} not declared", x.id());
                 }
-                match &x.fix {
-                    Some(fix) => assert!(d.fix.contains(&fix.kind), "{}: {:?}", x.id(), fix.kind),
+                match &x.fixes {
+                    Some(fixes) => {
+                        for k in fixes.kinds() {
+                            assert!(d.fix.contains(&k), "{}: {k:?}", x.id());
+                        }
+                    }
                     None => assert!(d.fix.is_empty(), "{}: no fix", x.id()),
                 }
                 seen += 1;

@@ -22,6 +22,9 @@ use super::networking::{
     EnvoyFilter, Gateway, ServiceEntry, SidecarConfig, Telemetry, VirtualService,
 };
 
+/// The creation time given to an object a fix creates: younger than any.
+const NEWEST: &str = "9999-12-31T23:59:59Z";
+
 /// Identity of an object across its served versions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
@@ -170,13 +173,70 @@ impl IstioConfig {
         for o in preferred_objects(objects) {
             c.add(o, domain, gaps);
         }
-        let legacy_served = served.iter().any(|r| r.group == "authentication.istio.io");
-        let pa_served = served.iter().any(|r| r.kind == "PeerAuthentication");
-        c.legacy.in_use = (!c.legacy.mesh_policies.is_empty()
-            || !c.legacy.policies.is_empty()
-            || (legacy_served && !pa_served))
-            && c.peer_authentications.is_empty();
+        c.decide_legacy();
         c
+    }
+
+    /// Whether MeshPolicy/Policy decide the server mode (see [`LegacyAuthn::in_use`]).
+    fn decide_legacy(&mut self) {
+        let legacy_served = self
+            .served
+            .iter()
+            .any(|r| r.group == "authentication.istio.io");
+        let pa_served = self.served.iter().any(|r| r.kind == "PeerAuthentication");
+        self.legacy.in_use = (!self.legacy.mesh_policies.is_empty()
+            || !self.legacy.policies.is_empty()
+            || (legacy_served && !pa_served))
+            && self.peer_authentications.is_empty();
+    }
+
+    /// Apply a manifest as `kubectl apply` would (a candidate fix, evaluated
+    /// before it is printed): the object replaces the one with its identity,
+    /// or is added. An edited object keeps its age (Istio's merge and
+    /// "oldest wins" orders depend on it); a new one is younger than every
+    /// object. Errors name the object when the manifest does not parse.
+    pub fn apply(&mut self, manifest: &Manifest, domain: &str) -> Result<(), String> {
+        let mut obj = manifest.value().clone();
+        let target = manifest.object_ref();
+        let group = group_version(&obj).0.to_string();
+        let age = self.remove(&group, &target);
+        obj["metadata"]["creationTimestamp"] =
+            Value::String(age.unwrap_or_else(|| NEWEST.to_string()));
+        let mut gaps = Vec::new();
+        self.add(&obj, domain, &mut gaps);
+        if let Some(g) = gaps.first() {
+            return Err(format!("{target}: {}", g.detail));
+        }
+        self.decide_legacy();
+        Ok(())
+    }
+
+    /// Remove the object `target` of `group`; its creation timestamp if it was held.
+    fn remove(&mut self, group: &str, target: &ObjectRef) -> Option<String> {
+        fn take<T>(v: &mut Vec<T>, meta: impl Fn(&T) -> &Meta, r: &ObjectRef) -> Option<Meta> {
+            let i = v.iter().position(|x| &meta(x).object_ref() == r)?;
+            Some(meta(&v.remove(i)).clone())
+        }
+        let found = match (group, target.kind.as_str()) {
+            ("networking.istio.io", "DestinationRule") => {
+                take(&mut self.destination_rules, |d| &d.meta, target)
+            }
+            ("networking.istio.io", "VirtualService") => {
+                take(&mut self.virtual_services, |d| &d.meta, target)
+            }
+            ("security.istio.io", "PeerAuthentication") => {
+                take(&mut self.peer_authentications, |d| &d.meta, target)
+            }
+            ("authentication.istio.io", "Policy") => {
+                take(&mut self.legacy.policies, |d| &d.meta, target)
+            }
+            ("authentication.istio.io", "MeshPolicy") => {
+                take(&mut self.legacy.mesh_policies, |d| &d.meta, target)
+            }
+            _ => None,
+        };
+        self.manifests.remove(target);
+        found.and_then(|m| m.creation_timestamp)
     }
 
     fn add(&mut self, o: &Value, domain: &str, gaps: &mut Vec<Gap>) {

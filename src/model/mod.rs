@@ -37,7 +37,7 @@ use crate::snapshot::{ProxyRole, Snapshot};
 pub use config::IstioConfig;
 pub use decisions::{Client, ClientTls, ServerSide, TlsPath};
 pub use gaps::{Gap, GapKind, GapSource};
-pub use manifest::{Manifest, TlsAt};
+pub use manifest::{Manifest, PoolField, TlsAt};
 pub use pods::{Namespace, Pod, PodKey, WorkloadKey};
 pub use proxies::Proxy;
 pub use services::{EndpointSet, Service, ServiceKey, ServicePort};

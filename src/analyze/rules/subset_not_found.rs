@@ -16,7 +16,7 @@ use super::common::{client_503s, sample_line, with_flag};
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
 use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
-use crate::analyze::fix::FixKind;
+use crate::analyze::fix::{self, FixKind};
 use crate::envoy::access_log::AccessLogEntry;
 use crate::envoy::config_dump::ClusterKind;
 use crate::model::decisions::Client;
@@ -127,10 +127,17 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                 )
                 .explain(["Envoy gets a route to a cluster that does not exist and answers 503 NC (cluster_not_found).".to_string()])
                 .evidence(evidence)
-                .fix(Some(Fix::advice(
-                    FixKind::DefineSubset,
-                    format!("add subset {} (with labels matching the pods) to the DestinationRule for {}, and apply it before the VirtualService that routes to it (make-before-break)", m.subset, svc.fqdn),
-                ))),
+                .fixes(fix::fixes_for(
+                    mesh,
+                    Cause::SubsetNotFound,
+                    &fix::Problem::Subset(fix::SubsetProblem {
+                        svc,
+                        port,
+                        vs: m.vs.clone(),
+                        host: m.host.clone(),
+                        subset: m.subset.clone(),
+                    }),
+                )),
             );
         }
         for (p, nc) in &clients {

@@ -1,0 +1,70 @@
+//! The words and blocks a fix is printed with: the paste-ready
+//! `kubectl apply -f - <<'EOF'` block (the heredoc markers on their own
+//! lines, nothing elided), the file name `--fix-out` writes, and how to
+//! check the fix worked.
+
+use crate::analyze::catalog::Cause;
+use crate::model::Manifest;
+
+use super::problem::Problem;
+use super::Verify;
+
+/// `<kind>-<namespace>-<name>.yaml` (lowercase kind; `<kind>-<name>.yaml`
+/// for a cluster-scoped object).
+pub fn file_name(m: &Manifest) -> String {
+    let kind = m.kind().to_ascii_lowercase();
+    if m.namespace().is_empty() {
+        format!("{kind}-{}.yaml", m.name())
+    } else {
+        format!("{kind}-{}-{}.yaml", m.namespace(), m.name())
+    }
+}
+
+/// The block to paste as is: `kubectl apply -f - <<'EOF'`, every object
+/// (separated by `---`), `EOF`. The quoted delimiter keeps the shell from
+/// expanding anything in the YAML; a delimiter no YAML line equals is used.
+pub fn apply_block(manifests: &[&Manifest]) -> String {
+    let docs: Vec<String> = manifests.iter().map(|m| m.to_yaml()).collect();
+    let body = docs.join("---\n");
+    let mut delim = "EOF".to_string();
+    while body.lines().any(|l| l.trim() == delim) {
+        delim.push('_');
+    }
+    format!("kubectl apply -f - <<'{delim}'\n{body}{delim}\n")
+}
+
+/// The response flag a repaired call stops showing, per cause.
+fn flag(cause: Cause) -> &'static str {
+    match cause {
+        Cause::MtlsPlaintextToStrict => {
+            "503 UC (the server sidecar's `NR filter_chain_not_found` stops too)"
+        }
+        Cause::MtlsToPlaintextServer => "503 UF with TLS error WRONG_VERSION_NUMBER",
+        Cause::TlsOriginationToSidecar => "503 UF/UC from the failed handshake",
+        Cause::CircuitBreakerOverflow => "503 UO (x-envoy-overloaded: true)",
+        Cause::SubsetNotFound => "503 NC (cluster_not_found)",
+        Cause::UpstreamConnectionReset => "503 UC on the server sidecar's inbound cluster",
+        Cause::NoHealthyUpstream => "503 UH (no healthy upstream)",
+        _ => "503",
+    }
+}
+
+/// The command to run again and what it should show.
+pub fn verify(cause: Cause, problem: &Problem) -> Verify {
+    let svc = problem.svc();
+    let caller = problem.caller();
+    Verify {
+        command: format!(
+            "kubectl mesh503 diagnose svc/{} -n {}",
+            svc.key.name, svc.key.namespace
+        ),
+        expect: format!(
+            "once the sidecars have the new config (seconds; `istioctl proxy-status` says SYNCED), {} finding for {}:{} is gone, and new calls from {} stop ending {}: in the access log, or in istio_requests_total{{response_code=\"503\"}} with that response_flags label",
+            cause.id(),
+            svc.fqdn,
+            problem.port().number,
+            caller.label,
+            flag(cause)
+        ),
+    }
+}
