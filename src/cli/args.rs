@@ -96,6 +96,9 @@ pub struct DiagnoseArgs {
     /// Also write the collected evidence, redacted, to FILE (JSON) for later or for a bug report. The directory is checked before collecting; the file is replaced atomically.
     #[arg(long, value_name = "FILE")]
     pub save_snapshot: Option<PathBuf>,
+    /// Also write each chosen fix as a file in DIR (an existing directory; checked before collecting): one complete manifest per object, `<kind>-<namespace>-<name>.yaml`, each replaced atomically; apply with `kubectl apply -f DIR/<file>`.
+    #[arg(long, value_name = "DIR")]
+    pub fix_out: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,

@@ -68,3 +68,27 @@ pub fn verify(cause: Cause, problem: &Problem) -> Verify {
         ),
     }
 }
+
+/// The files `--fix-out` writes: each chosen fix's objects, in rank order,
+/// `(file name, YAML)`, once each; and, in words, the objects two findings'
+/// fixes change differently (the later one is left out: apply one fix,
+/// diagnose again).
+pub fn fix_files(findings: &[crate::analyze::Finding]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut conflicts = Vec::new();
+    for (i, f) in findings.iter().enumerate() {
+        let Some(fix) = f.chosen_fix() else { continue };
+        for m in &fix.manifests {
+            match files.iter().find(|(name, _)| *name == m.file) {
+                Some((_, yaml)) if *yaml == m.yaml => {}
+                Some(_) => conflicts.push(format!(
+                    "{} is changed differently by the fix of finding [{}]: not written; apply the first fix, then diagnose again",
+                    m.object,
+                    i + 1
+                )),
+                None => files.push((m.file.clone(), m.yaml.clone())),
+            }
+        }
+    }
+    (files, conflicts)
+}
