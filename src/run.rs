@@ -160,10 +160,12 @@ fn write_fixes(dir: &OutDir, report: &analyze::Report) -> Result<(), Error> {
     let (files, conflicts) = analyze::fix::text::fix_files(&report.findings);
     let mut written = Vec::new();
     for (name, yaml) in &files {
-        let path = dir.write(name, yaml.as_bytes()).map_err(|source| Error::Write {
-            what: format!("the fix {name} in {}", dir.path().display()),
-            source,
-        })?;
+        let path = dir
+            .write(name, yaml.as_bytes())
+            .map_err(|source| Error::Write {
+                what: format!("the fix {name} in {}", dir.path().display()),
+                source,
+            })?;
         written.push(path.display().to_string());
     }
     let mut msg = format!(

@@ -19,24 +19,35 @@ fn state(s: &PairState) -> String {
 }
 
 fn pair(p: &PairChange) -> String {
-    if p.before == p.after {
-        format!(
-            "{} → {}:{} ({})",
-            p.client,
-            p.host,
-            p.port,
-            state(&p.before)
-        )
+    let (b, a) = (&p.before, &p.after);
+    let mut parts = Vec::new();
+    let tls_same = (&b.wire, &b.server, &b.outcome) == (&a.wire, &a.server, &a.outcome);
+    if tls_same {
+        parts.push(state(b));
     } else {
-        format!(
-            "{} → {}:{} ({} ⇒ {})",
-            p.client,
-            p.host,
-            p.port,
-            state(&p.before),
-            state(&p.after)
-        )
+        parts.push(format!("{} ⇒ {}", state(b), state(a)));
     }
+    if b.pool != a.pool {
+        parts.push(format!(
+            "connection pool: {} ⇒ {}",
+            b.pool.as_deref().unwrap_or("defaults"),
+            a.pool.as_deref().unwrap_or("defaults")
+        ));
+    }
+    if b.routes != a.routes {
+        parts.push(format!(
+            "routes: {} ⇒ {}",
+            b.routes.as_deref().unwrap_or("no subset"),
+            a.routes.as_deref().unwrap_or("no subset")
+        ));
+    }
+    format!(
+        "{} → {}:{} ({})",
+        p.client,
+        p.host,
+        p.port,
+        parts.join("; ")
+    )
 }
 
 fn list(out: &mut String, indent: &str, pairs: &[PairChange]) {
@@ -59,6 +70,14 @@ pub fn render(out: &mut String, fixes: &Fixes) {
         if let Some(e) = &fix.effect {
             let _ = writeln!(out, "    Repairs {} call(s):", e.repairs.len());
             list(out, "      ", &e.repairs);
+            if !e.changes.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    Also changes {} call(s), none for the worse:",
+                    e.changes.len()
+                );
+                list(out, "      ", &e.changes);
+            }
             let _ = writeln!(
                 out,
                 "    Leaves {} of the {} call(s) checked as they are{}",

@@ -225,7 +225,9 @@ impl OutDir {
             })
             .collect();
         let safe = safe.trim_start_matches('.').to_string();
-        let target = self.dir.join(if safe.is_empty() { "fix.yaml" } else { &safe });
+        let target = self
+            .dir
+            .join(if safe.is_empty() { "fix.yaml" } else { &safe });
         let mut tmp = tempfile::Builder::new()
             .prefix(".mesh503-fix-")
             .tempfile_in(&self.dir)?;
@@ -323,7 +325,11 @@ mod tests {
         assert_eq!(p, dir.path().join("destinationrule-foo-httpbin.yaml"));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "kind: x\n");
         let odd = out.write("../../etc/passwd", b"y").unwrap();
-        assert_eq!(odd.parent(), Some(dir.path()), "names stay inside the directory");
+        assert_eq!(
+            odd.parent(),
+            Some(dir.path()),
+            "names stay inside the directory"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         assert!(OutDir::check(&dir.path().join("nope"))
             .unwrap_err()

@@ -18,9 +18,11 @@
 use std::collections::BTreeMap;
 
 use crate::istio::client_tls::Wire;
+use crate::istio::destination_rule::ConnectionPool;
 use crate::istio::peer_auth::MtlsMode;
 use crate::model::decisions::{accepts, Client};
-use crate::model::{Mesh, Pod, Service, ServicePort};
+use crate::model::networking::RouteKind;
+use crate::model::{Mesh, Pod, PodKey, Service, ServicePort};
 
 use super::{PairChange, PairState};
 
@@ -44,6 +46,8 @@ pub struct Caller {
     pub sidecar: bool,
     /// Stands for pods the snapshot does not hold.
     pub hypothetical: bool,
+    /// The pod it is (one of), when it is one.
+    pub pod: Option<PodKey>,
 }
 
 impl Caller {
@@ -53,6 +57,7 @@ impl Caller {
             client: Client::of_pod(pod),
             sidecar: pod.has_sidecar(),
             hypothetical: false,
+            pod: Some(pod.key.clone()),
         }
     }
 
@@ -63,6 +68,7 @@ impl Caller {
             client: Client::in_namespace(namespace),
             sidecar: true,
             hypothetical: true,
+            pod: None,
         }
     }
 
@@ -124,6 +130,10 @@ struct Detail {
     outcome: Outcome,
     /// Every server pod has a sidecar.
     server_sidecars: bool,
+    /// The caller's connection pool towards the port, as configured.
+    pool: Option<String>,
+    /// The subsets routes send this caller to, and whether each is defined.
+    routes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +161,89 @@ impl Detail {
                 Outcome::Unknown => "unknown",
             }
             .into(),
+            pool: self.pool.clone(),
+            routes: self.routes.clone(),
         }
     }
+
+    /// Same TLS (wire, server, acceptance), whatever else differs.
+    fn same_tls(&self, other: &Detail) -> bool {
+        (self.wire, self.mode, self.server_sidecars)
+            == (other.wire, other.mode, other.server_sidecars)
+    }
+}
+
+/// `tcp.maxConnections 1, http.idleTimeout 0.125s` (what is set).
+fn pool_text(p: &ConnectionPool) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(t) = &p.tcp {
+        if let Some(v) = t.max_connections {
+            parts.push(format!("tcp.maxConnections {v}"));
+        }
+    }
+    if let Some(h) = &p.http {
+        let fields = [
+            ("http1MaxPendingRequests", h.http1_max_pending_requests),
+            ("http2MaxRequests", h.http2_max_requests),
+            ("maxRequestsPerConnection", h.max_requests_per_connection),
+            ("maxRetries", h.max_retries),
+        ];
+        for (n, v) in fields {
+            if let Some(v) = v {
+                parts.push(format!("http.{n} {v}"));
+            }
+        }
+        if let Some(d) = &h.idle_timeout {
+            parts.push(format!("http.idleTimeout {d}"));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The subsets VirtualService routes name for this host and port, each
+/// with whether the rule in force for the caller defines it (a route to an
+/// undefined subset is a `503 NC`). Which VirtualService a caller uses is
+/// not decided here: every route naming the host counts.
+fn routes(
+    mesh: &Mesh,
+    caller: &Caller,
+    svc: &Service,
+    port: &ServicePort,
+) -> (Option<String>, bool) {
+    let mut subsets: Vec<String> = mesh
+        .config
+        .virtual_services
+        .iter()
+        .flat_map(|vs| vs.destinations(RouteKind::Http))
+        .filter(|d| d.host_fqdn == svc.fqdn && d.port.is_none_or(|p| p == u32::from(port.number)))
+        .filter_map(|d| d.subset.clone())
+        .collect();
+    subsets.sort();
+    subsets.dedup();
+    if subsets.is_empty() {
+        return (None, true);
+    }
+    let lk = mesh.destination_rule_lookup(&caller.client, svc);
+    let mut all_defined = true;
+    let text: Vec<String> = subsets
+        .iter()
+        .map(|s| {
+            let defined = lk
+                .selection
+                .as_ref()
+                .is_some_and(|sel| sel.subset(s).is_some());
+            all_defined &= defined;
+            format!(
+                "{s} ({})",
+                if defined {
+                    "defined"
+                } else {
+                    "undefined: 503 NC"
+                }
+            )
+        })
+        .collect();
+    (Some(format!("subsets {}", text.join(", "))), all_defined)
 }
 
 fn detail(mesh: &Mesh, caller: &Caller, svc: &Service, port: &ServicePort) -> Option<Detail> {
@@ -183,11 +274,26 @@ fn detail(mesh: &Mesh, caller: &Caller, svc: &Service, port: &ServicePort) -> Op
         wires.push(wire);
         modes.push(server.sidecar.then_some(mode));
     }
+    let pool = ct
+        .as_ref()
+        .and_then(|ct| ct.policy.as_ref())
+        .and_then(|p| p.connection_pool.as_ref())
+        .and_then(pool_text);
+    let (routes, routed) = if caller.sidecar {
+        routes(mesh, caller, svc, port)
+    } else {
+        (None, true)
+    };
+    if !routed {
+        outcome = Outcome::Refused;
+    }
     Some(Detail {
         wire: same(&wires).then(|| wires[0]),
         mode: same(&modes).then(|| modes[0]),
         outcome,
         server_sidecars,
+        pool,
+        routes,
     })
 }
 
@@ -253,6 +359,8 @@ pub struct Diff {
     pub downgrades: Vec<PairChange>,
     /// Refused before, working after.
     pub repairs: Vec<PairChange>,
+    /// Otherwise changed (connection pool, routes, another failure).
+    pub changes: Vec<PairChange>,
     pub unchanged: usize,
     /// A few unchanged pairs, those about `focus` first.
     pub unchanged_sample: Vec<PairChange>,
@@ -292,10 +400,12 @@ pub fn diff(
         };
         let worked = b.outcome == Outcome::Ok;
         if worked && a.outcome != Outcome::Ok {
-            d.breaks.push(change(if a.outcome == Outcome::Refused {
-                "breaks: the server refuses what the caller sends after"
-            } else {
+            d.breaks.push(change(if a.outcome == Outcome::Unknown {
                 "breaks: acceptance would depend on certificates"
+            } else if a.same_tls(b) {
+                "breaks: its route goes to an undefined subset"
+            } else {
+                "breaks: the server refuses what the caller sends after"
             }));
         } else if worked
             && caller.sidecar
@@ -311,9 +421,18 @@ pub fn diff(
         } else if a == b {
             d.unchanged += 1;
             unchanged.push((svc.key == focus.key, change("unchanged")));
+        } else if a.same_tls(b) && a.outcome == b.outcome {
+            d.changes.push(change(if a.pool != b.pool {
+                "its connection pool changes"
+            } else {
+                "its routes change"
+            }));
         } else {
-            // Still failing (or still working) another way: not a new risk.
-            d.unchanged += 1;
+            d.changes.push(change(if worked {
+                "still works, another way"
+            } else {
+                "still fails, another way"
+            }));
         }
     }
     unchanged.sort_by_key(|(focus, _)| !*focus);

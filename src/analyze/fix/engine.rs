@@ -134,7 +134,7 @@ fn verdict(c: &Candidate, d: &Diff, repaired: Result<(), String>) -> Option<Stri
     (!why.is_empty()).then(|| why.join("; "))
 }
 
-fn chosen(cause: Cause, problem: &Problem, c: Candidate, d: Diff) -> Fix {
+fn chosen(mesh: &Mesh, cause: Cause, problem: &Problem, c: Candidate, d: Diff) -> Fix {
     let ms = manifests(&c);
     let apply = (!ms.is_empty()).then(|| {
         let refs: Vec<&crate::model::Manifest> = ms.iter().map(|m| &m.manifest).collect();
@@ -147,11 +147,12 @@ fn chosen(cause: Cause, problem: &Problem, c: Candidate, d: Diff) -> Fix {
         apply,
         effect: Some(Effect {
             repairs: d.repairs,
+            changes: d.changes,
             checked: d.checked,
             unchanged: d.unchanged,
             unchanged_sample: d.unchanged_sample,
         }),
-        verify: Some(text::verify(cause, problem)),
+        verify: Some(text::verify(mesh, cause, problem)),
         notes: c.notes,
     }
 }
@@ -194,7 +195,7 @@ pub fn fixes_for(mesh: &Mesh, cause: Cause, problem: &Problem) -> Fixes {
         let after = blast::evaluate(&fixed, &callers);
         let d = blast::diff(mesh, &callers, &before, &after, problem.svc());
         match verdict(&c, &d, problem.repaired(&fixed)) {
-            None if out.chosen.is_none() => out.chosen = Some(chosen(cause, problem, c, d)),
+            None if out.chosen.is_none() => out.chosen = Some(chosen(mesh, cause, problem, c, d)),
             // A safe alternative after the chosen one: not needed.
             None => {}
             Some(reason) => {

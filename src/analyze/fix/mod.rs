@@ -171,8 +171,15 @@ pub struct PairState {
     pub wire: String,
     /// The server pods' mode (`STRICT`, `PERMISSIVE`, `DISABLE`, `no sidecar`, or `mixed`).
     pub server: String,
-    /// `ok`, `refused`, or `unknown` (depends on certificates).
+    /// `ok`, `refused` (TLS refused, or a route to an undefined subset), or
+    /// `unknown` (depends on certificates).
     pub outcome: String,
+    /// The caller's connection pool towards the port, when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The subsets routes name for the host, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<String>,
 }
 
 /// One (caller, host, port) pair, before and after a fix.
@@ -193,6 +200,10 @@ pub struct PairChange {
 pub struct Effect {
     /// Pairs that fail now and work after.
     pub repairs: Vec<PairChange>,
+    /// Pairs otherwise changed: their connection pool or routes (no TLS
+    /// change, no break).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PairChange>,
     /// How many pairs were evaluated.
     pub checked: usize,
     /// How many of them keep their wire, server mode and outcome.
@@ -310,6 +321,7 @@ pub fn for_tls_case(
         client: case.caller.client.clone(),
         sidecar: true,
         hypothetical: case.caller.proxy.is_none(),
+        pod: case.caller.proxy.and_then(|p| p.pod.clone()),
     };
     let problem = Problem::Tls(TlsProblem {
         svc: case.svc,
@@ -435,6 +447,7 @@ fn caller_of_group(group: &crate::model::ClientGroup) -> blast::Caller {
             client: group.client(),
             sidecar: true,
             hypothetical: false,
+            pod: group.proxy.pod.clone(),
         },
     };
     c.label = group.proxy.label.clone();

@@ -49,13 +49,25 @@ fn flag(cause: Cause) -> &'static str {
     }
 }
 
-/// The command to run again and what it should show.
-pub fn verify(cause: Cause, problem: &Problem) -> Verify {
+/// The command to run again (naming the caller when it lives in another
+/// namespace, where the tool would not look for it by itself) and what it
+/// should show.
+pub fn verify(mesh: &crate::model::Mesh, cause: Cause, problem: &Problem) -> Verify {
     let svc = problem.svc();
     let caller = problem.caller();
+    let from = caller
+        .pod
+        .as_ref()
+        .filter(|k| k.namespace != svc.key.namespace)
+        .and_then(|k| mesh.pod(k))
+        .map(|p| match p.workload.kind.as_str() {
+            "Deployment" => format!(" --from {}/deploy/{}", p.key.namespace, p.workload.name),
+            _ => format!(" --from {}/pod/{}", p.key.namespace, p.key.name),
+        })
+        .unwrap_or_default();
     Verify {
         command: format!(
-            "kubectl mesh503 diagnose svc/{} -n {}",
+            "kubectl mesh503 diagnose svc/{} -n {}{from}",
             svc.key.name, svc.key.namespace
         ),
         expect: format!(

@@ -558,8 +558,8 @@ fn apply_inbound_pool(ctx: &Ctx, c: &mut Value, svc: &Service, sp: &ServicePort)
     ) else {
         return;
     };
-    let Some(cp) = effective_policy(rule.policy.as_ref(), None, sp.port)
-        .and_then(|p| p.connection_pool)
+    let Some(cp) =
+        effective_policy(rule.policy.as_ref(), None, sp.port).and_then(|p| p.connection_pool)
     else {
         return;
     };
@@ -571,13 +571,18 @@ fn apply_inbound_pool(ctx: &Ctx, c: &mut Value, svc: &Service, sp: &ServicePort)
     // move its parts over (the inbound keeps its own protocol options).
     let mut scratch = json!({});
     apply_policy(ctx, &mut scratch, Some(&only_pool), sp);
-    for key in ["circuit_breakers", "connect_timeout", "upstream_connection_options"] {
+    for key in [
+        "circuit_breakers",
+        "connect_timeout",
+        "upstream_connection_options",
+    ] {
         if let Some(v) = scratch.get(key) {
             c[key] = v.clone();
         }
     }
     const HPO: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-    let common = scratch["typed_extension_protocol_options"][HPO]["common_http_protocol_options"].clone();
+    let common =
+        scratch["typed_extension_protocol_options"][HPO]["common_http_protocol_options"].clone();
     if common.is_object() && c["typed_extension_protocol_options"][HPO].is_object() {
         c["typed_extension_protocol_options"][HPO]["common_http_protocol_options"] = common;
     }

@@ -490,7 +490,10 @@ mod tests {
         assert_eq!(c["circuit_breakers"]["thresholds"][0]["max_connections"], 7);
         let hpo = &c["typed_extension_protocol_options"]
             ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-        assert_eq!(hpo["common_http_protocol_options"]["idle_timeout"], "0.150s");
+        assert_eq!(
+            hpo["common_http_protocol_options"]["idle_timeout"],
+            "0.150s"
+        );
         assert!(
             hpo.get("use_downstream_protocol_config").is_some(),
             "the inbound keeps its protocol options: {hpo}"
