@@ -188,7 +188,7 @@ pub fn raised_limits(current: &[(PoolField, i64)], peak: Option<u32>) -> Vec<(Po
         })
         .filter_map(|(f, v)| {
             let want = match peak {
-                Some(p) => (i64::from(p) * 2).max(*v + 1),
+                Some(p) => i64::from(p) * 2,
                 None => (v * 4).max(100),
             };
             (want > *v).then_some((*f, want))
