@@ -23,7 +23,7 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
         text(&out)
     );
     let report = json(&out);
-    assert_eq!(report["schema"], "mesh503.io/report/v1");
+    assert_eq!(report["schema"], "mesh503.io/report/v2");
     let first = &report["findings"][0];
     assert_eq!(
         first["id"],

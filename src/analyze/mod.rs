@@ -26,7 +26,7 @@ use crate::model::Mesh;
 use crate::snapshot::{Gap, Snapshot};
 
 /// Version of the JSON report (`-o json`); see docs/report-schema.md.
-pub const REPORT_SCHEMA: &str = "mesh503.io/report/v1";
+pub const REPORT_SCHEMA: &str = "mesh503.io/report/v2";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub const EXIT_CODES: &str = "Exit codes: 0 no error-level finding; 1 error-level findings (causes of 503s); \
 2 bad usage or input; 3 cluster access failed (unreachable, no answer in time, target not found or forbidden, \
 API lost during the run); 4 ran but could not check (evidence the diagnosis needs could not be read; see the report's \
-\"Could not see\"); 5 could not write the snapshot file or the output. Details: docs/exit-codes.md.";
+\"Could not see\"); 5 could not write the snapshot file, a --fix-out file or the output. Details: docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
