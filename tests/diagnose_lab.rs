@@ -51,7 +51,9 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
     assert!(first["confidence"].as_u64().unwrap() >= 80, "{first}");
 
     // The printed fix, applied through the API, turns the 503 into a 200.
-    let fix = first["fixes"]["chosen"]["manifests"][0]["yaml"].as_str().expect("fix yaml");
+    let fix = first["fixes"]["chosen"]["manifests"][0]["yaml"]
+        .as_str()
+        .expect("fix yaml");
     let applied = kubectl(&lab, &["replace", "-f", "-"], Some(fix));
     assert!(
         applied.status.success(),
@@ -130,10 +132,12 @@ fn mtls_to_a_server_without_sidecar() {
         "{}",
         text(&out)
     );
-    assert!(report["findings"][0]["fixes"]["chosen"]["manifests"][0]["yaml"]
-        .as_str()
-        .unwrap()
-        .contains("DISABLE"));
+    assert!(
+        report["findings"][0]["fixes"]["chosen"]["manifests"][0]["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("DISABLE")
+    );
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub fn analyze_mesh(mesh: &Mesh) -> Report {
         findings.extend((decl.check)(mesh));
     }
     rank::rank(&mut findings);
+    fix::text::note_conflicts(&mut findings);
     Report {
         schema: REPORT_SCHEMA,
         target: mesh.target.text.clone(),

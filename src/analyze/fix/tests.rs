@@ -759,3 +759,49 @@ fn applying_a_manifest_to_the_model_keeps_the_object_age() {
         "younger than any"
     );
 }
+
+#[test]
+fn two_fixes_of_one_object_say_so() {
+    // Two ports, each fixed at its own port-level entry of the same rule.
+    let svc = service(
+        "foo",
+        "httpbin",
+        "httpbin",
+        &[(8000, "http", 8080), (9000, "http-admin", 9090)],
+    );
+    let m = MeshBuilder::new()
+        .target(svc)
+        .pod(httpbin_pod())
+        .auto_mtls(false)
+        .object(mesh_strict())
+        .object(dr(
+            "foo",
+            "httpbin",
+            "httpbin",
+            Some(
+                json!({"tls": {"mode": "ISTIO_MUTUAL"}, "portLevelSettings": [
+                {"port": {"number": 8000}, "connectionPool": {"tcp": {"maxConnections": 5}}},
+                {"port": {"number": 9000}, "connectionPool": {"tcp": {"maxConnections": 5}}}]}),
+            ),
+        ))
+        .build();
+    let report = crate::analyze::analyze_mesh(&m);
+    let fixed: Vec<_> = report
+        .findings
+        .iter()
+        .filter_map(|f| f.chosen_fix())
+        .collect();
+    assert_eq!(fixed.len(), 2, "{:#?}", report.findings);
+    assert!(fixed[0].notes.is_empty());
+    assert!(
+        fixed[1]
+            .notes
+            .iter()
+            .any(|n| n.contains("also changed by the fix of finding [1]")),
+        "{:?}",
+        fixed[1].notes
+    );
+    let (files, conflicts) = text::fix_files(&report.findings);
+    assert_eq!(files.len(), 1);
+    assert_eq!(conflicts.len(), 1);
+}

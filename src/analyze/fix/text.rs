@@ -104,3 +104,28 @@ pub fn fix_files(findings: &[crate::analyze::Finding]) -> (Vec<(String, String)>
     }
     (files, conflicts)
 }
+
+/// Fixes of two findings that change one object differently are not
+/// merged: the later one (in rank order) says so, since applying both
+/// would keep only the last.
+pub fn note_conflicts(findings: &mut [crate::analyze::Finding]) {
+    let mut seen: Vec<(usize, String, String)> = Vec::new();
+    for (i, f) in findings.iter_mut().enumerate() {
+        let Some(fix) = f.fixes.as_mut().and_then(|x| x.chosen.as_mut()) else {
+            continue;
+        };
+        let mut notes = Vec::new();
+        for m in &fix.manifests {
+            match seen.iter().find(|(_, file, _)| *file == m.file) {
+                Some((j, _, yaml)) if *yaml != m.yaml => notes.push(format!(
+                    "{} is also changed by the fix of finding [{}], differently: this manifest does not hold that change. Apply that fix first, then diagnose again.",
+                    m.object,
+                    j + 1
+                )),
+                Some(_) => {}
+                None => seen.push((i, m.file.clone(), m.yaml.clone())),
+            }
+        }
+        fix.notes.extend(notes);
+    }
+}
