@@ -103,6 +103,17 @@ mod tests {
         ];
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
+            // A `tests.rs` is a test module (`#[cfg(test)] mod tests;`).
+            if f.file_name().is_some_and(|n| n == "tests.rs") {
+                let parent =
+                    std::fs::read_to_string(f.with_file_name("mod.rs")).unwrap_or_default();
+                assert!(
+                    parent.contains("#[cfg(test)]\nmod tests;"),
+                    "{}: declared as a test module",
+                    f.display()
+                );
+                continue;
+            }
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             let rel = f
                 .strip_prefix(&root)
