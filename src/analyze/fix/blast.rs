@@ -332,9 +332,29 @@ impl Pairs {
 /// Evaluate every (caller, service, port) of `mesh` (callers by index into
 /// `callers`, services by index into `mesh.services`).
 pub fn evaluate(mesh: &Mesh, callers: &[Caller]) -> Pairs {
+    evaluate_some(mesh, callers, None)
+}
+
+/// [`evaluate`], recomputing only the services `affected` holds and taking
+/// the others' pairs from `before` (a change that cannot reach them).
+pub fn evaluate_some(mesh: &Mesh, callers: &[Caller], only: Option<(&[bool], &Pairs)>) -> Pairs {
     let mut states = BTreeMap::new();
     let mut truncated = false;
+    let affected = |si: usize| only.is_none_or(|(a, _)| a.get(si).copied().unwrap_or(true));
+    if let Some((_, before)) = only {
+        states.extend(
+            before
+                .states
+                .iter()
+                .filter(|((_, si, _), _)| !affected(*si))
+                .map(|(k, v)| (*k, v.clone())),
+        );
+        truncated = before.truncated;
+    }
     'all: for (si, svc) in mesh.services.iter().enumerate() {
+        if !affected(si) {
+            continue;
+        }
         for port in &svc.ports {
             for (ci, caller) in callers.iter().enumerate() {
                 if states.len() >= MAX_PAIRS {

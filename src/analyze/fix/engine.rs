@@ -84,6 +84,55 @@ fn limits(mesh: &Mesh, pairs: &blast::Pairs) -> Vec<String> {
     out
 }
 
+/// Which services (by index) a candidate can change anything for: a
+/// DestinationRule reaches the services its host matches (before or after
+/// the change), a VirtualService the hosts its routes name; a server policy
+/// may reach any (auto mTLS reads namespace modes), so every one counts.
+fn reach(mesh: &Mesh, fixed: &Mesh, c: &Candidate) -> Vec<bool> {
+    let mut hosts: Vec<String> = Vec::new();
+    let mut all = false;
+    for ch in &c.changes {
+        let r = ch.manifest.object_ref();
+        match r.kind.as_str() {
+            "DestinationRule" => {
+                for m in [mesh, fixed] {
+                    hosts.extend(
+                        m.config
+                            .destination_rules
+                            .iter()
+                            .filter(|d| d.object_ref() == r)
+                            .map(|d| d.host_fqdn.clone()),
+                    );
+                }
+            }
+            "VirtualService" => {
+                for m in [mesh, fixed] {
+                    hosts.extend(
+                        m.config
+                            .virtual_services
+                            .iter()
+                            .filter(|v| v.meta.object_ref() == r)
+                            .flat_map(|v| {
+                                v.destinations(crate::model::networking::RouteKind::Http)
+                                    .map(|d| d.host_fqdn.clone())
+                                    .collect::<Vec<_>>()
+                            }),
+                    );
+                }
+            }
+            _ => all = true,
+        }
+    }
+    mesh.services
+        .iter()
+        .map(|s| {
+            all || hosts
+                .iter()
+                .any(|h| crate::istio::host::matches(h, &s.fqdn))
+        })
+        .collect()
+}
+
 fn apply(mesh: &Mesh, c: &Candidate) -> Result<Mesh, String> {
     let mut err = None;
     let domain = mesh.domain.suffix.clone();
@@ -192,7 +241,8 @@ pub fn fixes_for(mesh: &Mesh, cause: Cause, problem: &Problem) -> Fixes {
                 continue;
             }
         };
-        let after = blast::evaluate(&fixed, &callers);
+        let reach = reach(mesh, &fixed, &c);
+        let after = blast::evaluate_some(&fixed, &callers, Some((&reach, &before)));
         let d = blast::diff(mesh, &callers, &before, &after, problem.svc());
         match verdict(&c, &d, problem.repaired(&fixed)) {
             None if out.chosen.is_none() => out.chosen = Some(chosen(mesh, cause, problem, c, d)),
