@@ -16,7 +16,7 @@ use crate::collect::{self, CollectOptions};
 use crate::envoy::config_dump::parse_config_dump;
 use crate::error::{ConfigDumpError, Error, Exit};
 use crate::report::{self, Output};
-use crate::snapshot::file::{read_json, InputFile, MAX_INPUT_BYTES};
+use crate::snapshot::file::{read_json, InputFile, OutDir, MAX_INPUT_BYTES};
 use crate::snapshot::{ProxyRole, Snapshot};
 use crate::target::ClientRef;
 
@@ -134,6 +134,9 @@ fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
         Output::Json => report::json::render(&report),
     };
     print(&text)?;
+    if let Some(dir) = &d.fix_out {
+        write_fixes(dir, &report)?;
+    }
     if let Some(path) = &d.save {
         snapshot.save(path).map_err(|source| Error::Write {
             what: format!("the snapshot {}", path.path().display()),
@@ -157,6 +160,37 @@ fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
         return Ok(Exit::Incomplete);
     }
     Ok(Exit::Ok)
+}
+
+/// `--fix-out`: the chosen fixes as files, each written atomically; what
+/// was written (and what was not) is said on stderr.
+fn write_fixes(dir: &OutDir, report: &analyze::Report) -> Result<(), Error> {
+    let (files, conflicts) = analyze::fix::text::fix_files(&report.findings);
+    let mut written = Vec::new();
+    for (name, yaml) in &files {
+        let path = dir
+            .write(name, yaml.as_bytes())
+            .map_err(|source| Error::Write {
+                what: format!("the fix {name} in {}", dir.path().display()),
+                source,
+            })?;
+        written.push(path.display().to_string());
+    }
+    let mut msg = format!(
+        "wrote {} fix file(s) to {}{}\n",
+        written.len(),
+        dir.path().display(),
+        if written.is_empty() {
+            " (no finding has a fix that changes an object)".to_string()
+        } else {
+            format!(": {}", written.join(", "))
+        }
+    );
+    for c in conflicts {
+        msg.push_str(&format!("  {c}\n"));
+    }
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    Ok(())
 }
 
 /// Says on stderr why the run could not check (exit 4).

@@ -23,7 +23,7 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
         text(&out)
     );
     let report = json(&out);
-    assert_eq!(report["schema"], "mesh503.io/report/v1");
+    assert_eq!(report["schema"], "mesh503.io/report/v2");
     let first = &report["findings"][0];
     assert_eq!(
         first["id"],
@@ -59,7 +59,9 @@ fn seed_case(scenario: &str, replaced_rule: Option<&str>) {
     );
 
     // The printed fix, applied through the API, turns the 503 into a 200.
-    let fix = first["fix"]["yaml"].as_str().expect("fix yaml");
+    let fix = first["fixes"]["chosen"]["manifests"][0]["yaml"]
+        .as_str()
+        .expect("fix yaml");
     let applied = kubectl(&lab, &["replace", "-f", "-"], Some(fix));
     assert!(
         applied.status.success(),
@@ -138,10 +140,12 @@ fn mtls_to_a_server_without_sidecar() {
         "{}",
         text(&out)
     );
-    assert!(report["findings"][0]["fix"]["yaml"]
-        .as_str()
-        .unwrap()
-        .contains("DISABLE"));
+    assert!(
+        report["findings"][0]["fixes"]["chosen"]["manifests"][0]["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("DISABLE")
+    );
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn seed_2018_first_finding_is_the_tls_mismatch_with_its_chain() {
         "config + data plane agree: {}",
         f.confidence
     );
-    let yaml = f.fix.as_ref().and_then(|x| x.yaml.as_deref()).unwrap();
+    let yaml = f.chosen_fix().and_then(|x| x.yaml()).unwrap();
     let fixed: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
     assert_eq!(
         fixed["spec"]["trafficPolicy"]["tls"]["mode"],
@@ -113,7 +113,7 @@ fn disable_rule_fix_replaces_disable() {
         f.explanation
     );
     let y: serde_yaml::Value =
-        serde_yaml::from_str(f.fix.as_ref().unwrap().yaml.as_deref().unwrap()).unwrap();
+        serde_yaml::from_str(f.chosen_fix().unwrap().yaml().unwrap()).unwrap();
     assert_eq!(y["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
 }
 
@@ -478,7 +478,7 @@ fn native_sidecars_give_the_same_diagnosis_as_classic_ones() {
         let view = |r: &Report| {
             r.findings
                 .iter()
-                .map(|f| (f.id(), f.subject.clone(), f.fix.clone()))
+                .map(|f| (f.id(), f.subject.clone(), f.fixes.clone()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(

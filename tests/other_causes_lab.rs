@@ -87,7 +87,7 @@ fn keepalive_race_with_the_app() {
         "{}",
         text(&out)
     );
-    assert!(report["findings"][0]["fix"]["summary"]
+    assert!(report["findings"][0]["fixes"]["chosen"]["summary"]
         .as_str()
         .unwrap()
         .contains("idleTimeout"));

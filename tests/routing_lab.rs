@@ -319,7 +319,10 @@ fn subset_missing_for_another_namespace_only() {
         "{f}"
     );
     assert!(
-        f["fix"]["summary"].as_str().unwrap().contains("exportTo"),
+        f["fixes"]["chosen"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("exportTo"),
         "{f}"
     );
     apply(

@@ -82,7 +82,12 @@ pub static CATALOG: &[Declaration] = &[
         meaning: "The client sidecar sends plaintext to a server sidecar in STRICT mode: a DestinationRule without `tls` replaces an ISTIO_MUTUAL rule while auto mTLS is off, `tls.mode: DISABLE` (which wins even with auto mTLS), or a port-level entry without `tls`.",
         signature: "client `503 UC` (`upstream_reset_before_response_started{connection_termination}`), server `NR filter_chain_not_found`",
         evidence: MTLS_EVIDENCE,
-        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        fix: &[
+            FixKind::EditDestinationRule,
+            FixKind::NewDestinationRule,
+            FixKind::ScopedDestinationRule,
+            FixKind::EditWideDestinationRule,
+        ],
         sources: &[
             "istio/istio pilot/pkg/networking/core/cluster_tls.go (buildUpstreamTLSSettings)",
             "istio/istio pilot/pkg/model/push_context.go (destinationRule)",
@@ -99,7 +104,13 @@ pub static CATALOG: &[Declaration] = &[
         meaning: "The client sends Istio mTLS to a pod that cannot terminate it: no sidecar, or a sidecar in DISABLE mode (including a workload-level PeerAuthentication that client-side auto mTLS cannot see).",
         signature: "client `503 UF,URX` with TLS error `WRONG_VERSION_NUMBER`; a DISABLE server answers `400 DPE`",
         evidence: MTLS_EVIDENCE,
-        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        fix: &[
+            FixKind::EditServerPolicy,
+            FixKind::EditDestinationRule,
+            FixKind::NewDestinationRule,
+            FixKind::ScopedDestinationRule,
+            FixKind::EditWideDestinationRule,
+        ],
         sources: &[
             "istio/istio pilot/pkg/networking/core/cluster_tls.go (buildAutoMtlsSettings)",
             "istio/istio pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode); istio/istio#32788",
@@ -115,7 +126,12 @@ pub static CATALOG: &[Declaration] = &[
         meaning: "A DestinationRule sets `tls.mode: SIMPLE` (or MUTUAL with certificates the mesh does not trust) towards a server sidecar that accepts only Istio mTLS: the handshake lacks Istio's client certificate and ALPN.",
         signature: "client `503 UF` or `UC`",
         evidence: MTLS_EVIDENCE,
-        fix: &[FixKind::EditDestinationRule, FixKind::NewDestinationRule],
+        fix: &[
+            FixKind::EditDestinationRule,
+            FixKind::NewDestinationRule,
+            FixKind::ScopedDestinationRule,
+            FixKind::EditWideDestinationRule,
+        ],
         sources: &[
             "istio/api networking/v1alpha3/destination_rule.proto (ClientTLSSettings)",
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
@@ -197,7 +213,7 @@ pub static CATALOG: &[Declaration] = &[
             Weight::PredictionContradicted,
             Weight::ConfigHidden,
         ],
-        fix: &[FixKind::DefineSubset],
+        fix: &[FixKind::DefineSubset, FixKind::RouteToExistingPods],
         sources: &[
             "istio/istio pilot/pkg/networking/core/route/route.go (GetDestinationCluster)",
             "istio/istio pilot/pkg/model/push_context.go (destinationRule: exportTo)",
@@ -230,7 +246,7 @@ pub static CATALOG: &[Declaration] = &[
         meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close.",
         signature: "server `503 UC` mixed with 2xx on `inbound|…`",
         evidence: &[Weight::ServerLog, Weight::IntermittentPattern],
-        fix: &[FixKind::ChangeApplication],
+        fix: &[FixKind::TuneIdleTimeout, FixKind::ChangeApplication],
         sources: &[
             "envoyproxy/envoy api/envoy/config/core/v3/protocol.proto (HttpProtocolOptions.idle_timeout)",
             "istio/api networking/v1alpha3/destination_rule.proto (HTTPSettings.idleTimeout)",
@@ -415,8 +431,10 @@ const DOC_INTRO: &str = "Every finding has a stable `id`, a `severity` (`error` 
 and the kinds of evidence it is made of (`confidence_basis`), a one-line
 `claim`, the precedence chain in plain words (`explanation`), `evidence`
 lines tagged `config` (Istio/Kubernetes objects: what *should* happen) or
-`data-plane` (what a sidecar runs or did), and a `fix`. Replicas of one
-client workload are folded into one finding.
+`data-plane` (what a sidecar runs or did), and `fixes`: the fix chosen after
+checking every candidate against the mesh, and the candidates rejected with
+the calls they would break (docs/fixes.md). Replicas of one client workload
+are folded into one finding.
 
 Ranking: severity, then confidence, then id, then subject (stable across runs).
 ";
@@ -450,13 +468,23 @@ pub fn render_markdown() -> String {
             .map(|w| format!("`{}`", w.decl().name))
             .collect();
         s.push_str(&format!("- Evidence: {}\n", ev.join(", ")));
-        let fixes: Vec<&str> = d.fix.iter().map(|f| f.describe()).collect();
+        let fixes: Vec<String> = d
+            .fix
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{}. {}", i + 1, f.describe()))
+            .collect();
         s.push_str(&format!(
-            "- Fix: {}\n",
+            "- Fix{}: {}\n",
+            if fixes.len() > 1 {
+                "es, tried in this order (docs/fixes.md)"
+            } else {
+                ""
+            },
             if fixes.is_empty() {
                 FixKind::Investigate.describe().to_string()
             } else {
-                fixes.join("; or ")
+                fixes.join("; ")
             }
         ));
         s.push_str("- Sources:\n");

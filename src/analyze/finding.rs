@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::catalog::Cause;
 use super::confidence::{Confidence, Weight};
-use super::fix::FixKind;
+pub use super::fix::{Fix, Fixes};
 use crate::istio::authn::ModeSource;
 use crate::istio::object::ObjectRef;
 use crate::model::{PodKey, ServiceKey};
@@ -129,28 +129,6 @@ impl Evidence {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Fix {
-    pub summary: String,
-    /// A manifest ready for `kubectl apply -f -`, when the fix is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub yaml: Option<String>,
-    /// What kind of change it is (declared per cause in the catalog).
-    #[serde(skip)]
-    pub kind: FixKind,
-}
-
-impl Fix {
-    /// A fix in words only.
-    pub fn advice(kind: FixKind, summary: impl Into<String>) -> Fix {
-        Fix {
-            summary: summary.into(),
-            yaml: None,
-            kind,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable identifier (`MTLS_PLAINTEXT_TO_STRICT`): the cause's id.
     #[serde(rename = "id")]
@@ -167,8 +145,10 @@ pub struct Finding {
     /// The precedence chain in plain words.
     pub explanation: Vec<String>,
     pub evidence: Vec<Evidence>,
+    /// The fix chosen after checking every candidate against the mesh, the
+    /// candidates rejected and why (docs/fixes.md).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<Fix>,
+    pub fixes: Option<Fixes>,
 }
 
 impl Finding {
@@ -188,7 +168,7 @@ impl Finding {
             subject: subject.into(),
             explanation: vec![],
             evidence: vec![],
-            fix: None,
+            fixes: None,
         }
     }
 
@@ -212,9 +192,21 @@ impl Finding {
         self
     }
 
+    /// One fix, nothing else evaluated (advice, or a fix that changes no object).
     pub fn fix(mut self, f: Option<Fix>) -> Finding {
-        self.fix = f;
+        self.fixes = f.map(Fixes::only);
         self
+    }
+
+    /// The fixes the engine chose and rejected ([`super::fix::fixes_for`]).
+    pub fn fixes(mut self, f: Fixes) -> Finding {
+        self.fixes = Some(f);
+        self
+    }
+
+    /// The chosen fix, if any.
+    pub fn chosen_fix(&self) -> Option<&Fix> {
+        self.fixes.as_ref().and_then(|f| f.chosen.as_ref())
     }
 }
 

@@ -26,7 +26,7 @@ use crate::model::Mesh;
 use crate::snapshot::{Gap, Snapshot};
 
 /// Version of the JSON report (`-o json`); see docs/report-schema.md.
-pub const REPORT_SCHEMA: &str = "mesh503.io/report/v1";
+pub const REPORT_SCHEMA: &str = "mesh503.io/report/v2";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -60,6 +60,7 @@ pub fn analyze_mesh(mesh: &Mesh) -> Report {
         findings.extend((decl.check)(mesh));
     }
     rank::rank(&mut findings);
+    fix::text::note_conflicts(&mut findings);
     Report {
         schema: REPORT_SCHEMA,
         target: mesh.target.text.clone(),
@@ -102,6 +103,17 @@ mod tests {
         ];
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
+            // A `tests.rs` is a test module (`#[cfg(test)] mod tests;`).
+            if f.file_name().is_some_and(|n| n == "tests.rs") {
+                let parent =
+                    std::fs::read_to_string(f.with_file_name("mod.rs")).unwrap_or_default();
+                assert!(
+                    parent.contains("#[cfg(test)]\nmod tests;"),
+                    "{}: declared as a test module",
+                    f.display()
+                );
+                continue;
+            }
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             let rel = f
                 .strip_prefix(&root)
@@ -149,8 +161,12 @@ mod tests {
                 for w in &x.confidence_basis {
                     assert!(d.evidence.contains(w), "{}: {w:?} not declared", x.id());
                 }
-                match &x.fix {
-                    Some(fix) => assert!(d.fix.contains(&fix.kind), "{}: {:?}", x.id(), fix.kind),
+                match &x.fixes {
+                    Some(fixes) => {
+                        for k in fixes.kinds() {
+                            assert!(d.fix.contains(&k), "{}: {k:?}", x.id());
+                        }
+                    }
                     None => assert!(d.fix.is_empty(), "{}: no fix", x.id()),
                 }
                 seen += 1;

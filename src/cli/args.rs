@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub const EXIT_CODES: &str = "Exit codes: 0 no error-level finding; 1 error-level findings (causes of 503s); \
 2 bad usage or input; 3 cluster access failed (unreachable, no answer in time, target not found or forbidden, \
 API lost during the run); 4 ran but could not check (evidence the diagnosis needs could not be read; see the report's \
-\"Could not see\"); 5 could not write the snapshot file or the output. Details: docs/exit-codes.md.";
+\"Could not see\"); 5 could not write the snapshot file, a --fix-out file or the output. Details: docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,6 +96,9 @@ pub struct DiagnoseArgs {
     /// Also write the collected evidence, redacted, to FILE (JSON) for later or for a bug report. The directory is checked before collecting; the file is replaced atomically.
     #[arg(long, value_name = "FILE")]
     pub save_snapshot: Option<PathBuf>,
+    /// Also write each chosen fix as a file in DIR (an existing directory; checked before collecting): one complete manifest per object, `<kind>-<namespace>-<name>.yaml`, each replaced atomically; apply with `kubectl apply -f DIR/<file>`.
+    #[arg(long, value_name = "DIR")]
+    pub fix_out: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::args::{Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, TlsCheckArgs};
 use super::duration::{self, DurationError};
 use crate::report::Output;
-use crate::snapshot::file::{InputFile, SavePath};
+use crate::snapshot::file::{InputFile, OutDir, SavePath};
 use crate::target::{dns1123_label, ClientRef, Target, TargetError};
 
 /// Longest accepted value of any time flag. A diagnosis that needs more
@@ -56,6 +56,8 @@ pub enum UsageError {
     StdinTwice,
     #[error("--save-snapshot {path}: {reason}")]
     SavePath { path: String, reason: String },
+    #[error("--fix-out {path}: {reason}")]
+    FixOut { path: String, reason: String },
 }
 
 impl UsageError {
@@ -71,6 +73,7 @@ impl UsageError {
             UsageError::TlsCheckTarget { .. } => "e.g. `kubectl mesh503 tls-check pod/sleep-1 svc/httpbin -n foo`".into(),
             UsageError::StdinTwice => "save the other dumps to files".into(),
             UsageError::SavePath { .. } => "give a file in an existing, writable directory; it is written to a temporary file there and renamed".into(),
+            UsageError::FixOut { .. } => "give an existing, writable directory (`mkdir -p DIR`); each fix is written to a temporary file there and renamed".into(),
         }
     }
 }
@@ -134,6 +137,8 @@ pub struct Diagnose {
     pub source: DiagnoseSource,
     pub output: Output,
     pub save: Option<SavePath>,
+    /// `--fix-out`: where to write the chosen fixes.
+    pub fix_out: Option<OutDir>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,10 +336,21 @@ fn diagnose(args: DiagnoseArgs) -> Result<Diagnose, UsageError> {
             })
         })
         .transpose()?;
+    let fix_out = args
+        .fix_out
+        .as_deref()
+        .map(|p| {
+            OutDir::check(p).map_err(|reason| UsageError::FixOut {
+                path: p.display().to_string(),
+                reason,
+            })
+        })
+        .transpose()?;
     Ok(Diagnose {
         source,
         output: args.output,
         save,
+        fix_out,
     })
 }
 
@@ -563,5 +579,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn fix_out_is_checked_before_collecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        match settings(&["diagnose", "x", "--fix-out", d]).unwrap().mode {
+            Mode::Diagnose(x) => assert_eq!(x.fix_out.unwrap().path(), dir.path()),
+            _ => panic!("expected diagnose"),
+        }
+        let missing = dir.path().join("no");
+        let e = settings(&["diagnose", "x", "--fix-out", missing.to_str().unwrap()]).unwrap_err();
+        assert!(matches!(e, UsageError::FixOut { .. }), "{e}");
+        assert!(e.to_string().contains("--fix-out"), "{e}");
+        assert!(e.hint().contains("mkdir"), "{}", e.hint());
     }
 }

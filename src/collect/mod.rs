@@ -33,6 +33,7 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod kubeconfig;
+pub mod neighbours;
 pub mod objects;
 pub mod resolve;
 pub mod routes;
@@ -220,6 +221,7 @@ impl Run<'_> {
         self.namespaces(&wanted).await?;
         self.mesh_config().await?;
         self.list_istio_fallback(&wanted).await?;
+        self.neighbours(&wanted).await?;
         self.check_sidecars_read();
         let mut target: ResolvedTarget = self.resolved_target(r);
         let domain = target.cluster_domain.clone();

@@ -27,6 +27,9 @@ use super::networking::{
     EnvoyFilter, Gateway, ServiceEntry, SidecarConfig, Telemetry, VirtualService,
 };
 
+/// The creation time given to an object a fix creates: younger than any.
+const NEWEST: &str = "9999-12-31T23:59:59Z";
+
 /// Identity of an object across its served versions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
@@ -201,6 +204,54 @@ impl IstioConfig {
             .chain(&self.legacy.policies)
             .cloned()
             .collect()
+    }
+
+    /// Apply a manifest as `kubectl apply` would (a candidate fix, evaluated
+    /// before it is printed): the object replaces the one with its identity,
+    /// or is added. An edited object keeps its age (Istio's merge and
+    /// "oldest wins" orders depend on it); a new one is younger than every
+    /// object. Errors name the object when the manifest does not parse.
+    pub fn apply(&mut self, manifest: &Manifest, domain: &str) -> Result<(), String> {
+        let mut obj = manifest.value().clone();
+        let target = manifest.object_ref();
+        let group = group_version(&obj).0.to_string();
+        let age = self.remove(&group, &target);
+        obj["metadata"]["creationTimestamp"] =
+            Value::String(age.unwrap_or_else(|| NEWEST.to_string()));
+        let mut gaps = Vec::new();
+        self.add(&obj, domain, &mut gaps);
+        if let Some(g) = gaps.first() {
+            return Err(format!("{target}: {}", g.detail));
+        }
+        Ok(())
+    }
+
+    /// Remove the object `target` of `group`; its creation timestamp if it was held.
+    fn remove(&mut self, group: &str, target: &ObjectRef) -> Option<String> {
+        fn take<T>(v: &mut Vec<T>, meta: impl Fn(&T) -> &Meta, r: &ObjectRef) -> Option<Meta> {
+            let i = v.iter().position(|x| &meta(x).object_ref() == r)?;
+            Some(meta(&v.remove(i)).clone())
+        }
+        let found = match (group, target.kind.as_str()) {
+            ("networking.istio.io", "DestinationRule") => {
+                take(&mut self.destination_rules, |d| &d.meta, target)
+            }
+            ("networking.istio.io", "VirtualService") => {
+                take(&mut self.virtual_services, |d| &d.meta, target)
+            }
+            ("security.istio.io", "PeerAuthentication") => {
+                take(&mut self.peer_authentications, |d| &d.meta, target)
+            }
+            ("authentication.istio.io", "Policy") => {
+                take(&mut self.legacy.policies, |d| &d.meta, target)
+            }
+            ("authentication.istio.io", "MeshPolicy") => {
+                take(&mut self.legacy.mesh_policies, |d| &d.meta, target)
+            }
+            _ => None,
+        };
+        self.manifests.remove(target);
+        found.and_then(|m| m.creation_timestamp)
     }
 
     fn add(&mut self, o: &Value, domain: &str, gaps: &mut Vec<Gap>) {

@@ -106,6 +106,36 @@ impl Gap {
         }
     }
 
+    /// Could objects of `resource` (`destinationrules.networking.istio.io`)
+    /// in `namespace` be missing because of this gap? A list in that
+    /// namespace that was refused (RBAC) or not answered, or such a
+    /// cluster-wide list whose per-namespace fallback did not read
+    /// `namespace` (collect says which namespaces it read, or which it could
+    /// not). A 404 hides nothing: the kind is not installed.
+    pub fn may_hide(&self, resource: &str, namespace: &str) -> bool {
+        if self.kind == GapKind::NotFound || self.hidden_resource() != Some(resource) {
+            return false;
+        }
+        let GapSource::ApiList { namespace: ns, .. } = &self.source else {
+            return false;
+        };
+        if let Some(ns) = ns {
+            return ns == namespace;
+        }
+        let listed = |marker: &str, end: &str| -> Option<Vec<String>> {
+            let rest = &self.detail[self.detail.find(marker)? + marker.len()..];
+            let list = &rest[..rest.find(end).unwrap_or(rest.len())];
+            Some(list.split(',').map(|n| n.trim().to_string()).collect())
+        };
+        if let Some(read) = listed("read only in namespaces ", " instead") {
+            return !read.iter().any(|n| n == namespace);
+        }
+        if let Some(failed) = listed("not readable in ", " either") {
+            return failed.iter().any(|n| n == namespace);
+        }
+        true
+    }
+
     /// The API resource (`peerauthentications.security.istio.io`) this gap hides, if any.
     pub fn hidden_resource(&self) -> Option<&str> {
         match &self.source {
@@ -317,5 +347,46 @@ mod tests {
             "cluster.outbound".to_string(),
         )]);
         assert!(kinds(&with(for_sidecar(v, &annotated, None), "server.live")).is_empty());
+    }
+
+    #[test]
+    fn which_namespaces_a_refused_list_may_hide() {
+        let dr = "destinationrules.networking.istio.io";
+        let ns = g(
+            "list destinationrules.networking.istio.io/v1 in namespace foo",
+            "HTTP 403 Forbidden",
+        );
+        assert!(ns.may_hide(dr, "foo") && !ns.may_hide(dr, "bar"));
+        assert!(!ns.may_hide("peerauthentications.security.istio.io", "foo"));
+        let wide = g(
+            "list destinationrules.networking.istio.io/v1 (all namespaces)",
+            "HTTP 403 Forbidden (all namespaces); read only in namespaces foo, istio-system instead, so rules elsewhere are unseen",
+        );
+        assert!(!wide.may_hide(dr, "foo") && !wide.may_hide(dr, "istio-system"));
+        assert!(wide.may_hide(dr, "bar"), "a namespace not read");
+        let failed = g(
+            "list destinationrules.networking.istio.io/v1 (all namespaces)",
+            "HTTP 403 Forbidden (all namespaces); per namespace, not readable in foo, bar either (HTTP 403)",
+        );
+        assert!(failed.may_hide(dr, "foo") && failed.may_hide(dr, "bar"));
+        assert!(!failed.may_hide(dr, "istio-system"));
+        let bare = g(
+            "list destinationrules.networking.istio.io/v1 (all namespaces)",
+            "HTTP 403 Forbidden",
+        );
+        assert!(bare.may_hide(dr, "anything"));
+        let timeout = g(
+            "list destinationrules.networking.istio.io/v1 in namespace foo",
+            "timed out",
+        );
+        assert!(timeout.may_hide(dr, "foo"), "not read is not read");
+        let absent = g(
+            "list destinationrules.networking.istio.io/v1 in namespace foo",
+            "HTTP 404: not found",
+        );
+        assert!(
+            !absent.may_hide(dr, "foo"),
+            "a kind not installed hides nothing"
+        );
     }
 }

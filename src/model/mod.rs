@@ -40,7 +40,7 @@ pub use callers::{Caller, CallerSource, GatewayCaller, GatewayPath, TargetRoutes
 pub use config::IstioConfig;
 pub use decisions::{Client, ClientTls, ServerSide, TlsPath};
 pub use gaps::{Gap, GapKind, GapSource};
-pub use manifest::{Manifest, TlsAt};
+pub use manifest::{Manifest, PoolField, TlsAt};
 pub use pods::{Namespace, Pod, PodKey, WorkloadKey};
 pub use proxies::Proxy;
 pub use routing::{Presence, RouteReads};

@@ -1,5 +1,5 @@
 //! Report stage: `-o json`, the [`Report`] as pretty JSON (schema
-//! `mesh503.io/report/v1`, docs/report-schema.md). Rendering only.
+//! `mesh503.io/report/v2`, docs/report-schema.md). Rendering only.
 
 use crate::analyze::Report;
 

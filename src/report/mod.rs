@@ -3,6 +3,7 @@
 //! docs/report-schema.md), and `tls-check`'s rows as a table.
 //! Place in the flow: `collect → snapshot → model → analyze → report`.
 
+pub mod fixes;
 pub mod json;
 pub mod table;
 pub mod tls_check;

@@ -74,13 +74,8 @@ pub fn render(report: &Report, color: bool, width: Option<u16>) -> String {
                     let _ = writeln!(out, "    [{tag}] {}: {}", e.source, e.detail);
                 }
             }
-            if let Some(fix) = &f.fix {
-                let _ = writeln!(out, "  Fix: {}", fix.summary);
-                if let Some(y) = &fix.yaml {
-                    for line in y.lines() {
-                        let _ = writeln!(out, "    {line}");
-                    }
-                }
+            if let Some(fixes) = &f.fixes {
+                super::fixes::render(&mut out, fixes);
             }
         }
     }

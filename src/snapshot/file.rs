@@ -180,6 +180,64 @@ impl SavePath {
     }
 }
 
+/// A `--fix-out` directory that was checked before collecting: it exists
+/// and accepts new files. Each file is written atomically (a temporary file
+/// in the directory, synced, renamed over the target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutDir {
+    dir: PathBuf,
+}
+
+impl OutDir {
+    pub fn check(dir: &Path) -> Result<OutDir, String> {
+        if dir.as_os_str() == "-" {
+            return Err("standard output carries the report; give a directory".into());
+        }
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err("is not a directory".into()),
+            Err(_) => return Err("directory does not exist (create it first)".into()),
+        }
+        tempfile::Builder::new()
+            .prefix(".mesh503-check-")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot create files in {}: {e}", dir.display()))?;
+        Ok(OutDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `bytes` to `name` in the directory, atomically. Characters a
+    /// Kubernetes name cannot hold are replaced, so the file stays inside.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let safe = safe.trim_start_matches('.').to_string();
+        let target = self
+            .dir
+            .join(if safe.is_empty() { "fix.yaml" } else { &safe });
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".mesh503-fix-")
+            .tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&target).map_err(|e| e.error)?;
+        Ok(target)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +313,29 @@ mod tests {
         if Path::new("/dev/null").exists() {
             assert!(SavePath::check(Path::new("/dev/null")).is_err());
         }
+    }
+
+    #[test]
+    fn fix_out_directory_is_checked_and_written_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::check(dir.path()).unwrap();
+        let p = out
+            .write("destinationrule-foo-httpbin.yaml", b"kind: x\n")
+            .unwrap();
+        assert_eq!(p, dir.path().join("destinationrule-foo-httpbin.yaml"));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "kind: x\n");
+        let odd = out.write("../../etc/passwd", b"y").unwrap();
+        assert_eq!(
+            odd.parent(),
+            Some(dir.path()),
+            "names stay inside the directory"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert!(OutDir::check(&dir.path().join("nope"))
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(OutDir::check(&p).unwrap_err().contains("not a directory"));
+        assert!(OutDir::check(Path::new("-")).is_err());
     }
 
     #[cfg(unix)]

@@ -10,8 +10,8 @@
 use super::common::{client_503s, sample_line, with_flag};
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
-use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
-use crate::analyze::fix::FixKind;
+use crate::analyze::finding::{Evidence, Finding, SourceRef};
+use crate::analyze::fix;
 use crate::model::decisions::outbound_cluster_name;
 use crate::model::Mesh;
 
@@ -62,10 +62,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                     "{rule} sets connectionPool limits; when connections, pending requests or requests exceed them Envoy answers 503 UO with x-envoy-overloaded: true without calling the server."
                 )])
                 .evidence(evidence)
-                .fix(Some(Fix::advice(
-                    FixKind::TuneConnectionPool,
-                    format!("raise connectionPool.tcp.maxConnections / http.http1MaxPendingRequests / http.http2MaxRequests in {rule}, or send less concurrent load"),
-                ))),
+                .fixes(fix::for_overflow(mesh, svc, port, &g)),
             );
         }
     }

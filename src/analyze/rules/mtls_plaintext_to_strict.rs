@@ -21,13 +21,7 @@ use crate::model::Mesh;
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let cause = Cause::MtlsPlaintextToStrict;
     findings(mesh, Mismatch::PlaintextToStrict, cause, |c| {
-        let fix = fix::destination_rule_tls(
-            mesh,
-            c.svc,
-            &c.path.client,
-            &c.path.server,
-            TlsMode::IstioMutual,
-        );
+        let fix = fix::for_tls_case(mesh, cause, c, TlsMode::IstioMutual);
         Story::new(c, "sends plaintext to", "whose sidecar accepts only mTLS",
             "so the server sidecar finds no filter chain for plaintext and closes the connection: the client answers 503 UC (upstream connect error or disconnect/reset before headers)", fix)
     })
@@ -181,9 +175,9 @@ mod tests {
             why.contains("istio-system/default") && why.contains("MeshPolicy default"),
             "{why}"
         );
-        let fix = f.fix.as_ref().unwrap();
+        let fix = f.chosen_fix().unwrap();
         assert_eq!(fix.kind, FixKind::EditDestinationRule);
-        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml.as_deref().unwrap()).unwrap();
+        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml().unwrap()).unwrap();
         assert_eq!(y["metadata"]["name"], "httpbin");
         assert_eq!(y["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
         assert_eq!(
@@ -245,14 +239,14 @@ mod tests {
             Some(json!({"tls": {"mode": "ISTIO_MUTUAL"}, "portLevelSettings": [{"port": {"number": 8000}}]})),
         ));
         let f = &check(&mesh.build())[0];
-        let fix = f.fix.as_ref().unwrap();
+        let fix = f.chosen_fix().unwrap_or_else(|| panic!("{:#?}", f.fixes));
         assert!(
             fix.summary
                 .contains("portLevelSettings entry for port 8000"),
             "{}",
             fix.summary
         );
-        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml.as_deref().unwrap()).unwrap();
+        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml().unwrap()).unwrap();
         assert_eq!(
             y["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"],
             "ISTIO_MUTUAL"

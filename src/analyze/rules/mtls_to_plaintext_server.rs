@@ -50,8 +50,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             } else {
                 "whose pods have no sidecar to terminate it"
             };
-            let fix =
-                fix::destination_rule_tls(mesh, c.svc, &c.path.client, server, TlsMode::Disable);
+            let fix = fix::for_tls_case(mesh, Cause::MtlsToPlaintextServer, c, TlsMode::Disable);
             let mut story = Story::new(c, "sends Istio mTLS to", whose,
             "so the TLS handshake meets a plaintext server: the client answers 503 UF (TLS error WRONG_VERSION_NUMBER) or UC", fix);
             story.notes = notes(c);
@@ -168,7 +167,7 @@ mod tests {
                 ))
                 .build(),
         )[0];
-        let fix = f.fix.as_ref().unwrap();
+        let fix = f.chosen_fix().unwrap();
         assert_eq!(fix.kind, FixKind::NewDestinationRule);
         assert!(
             fix.summary
@@ -176,8 +175,12 @@ mod tests {
             "{}",
             fix.summary
         );
-        assert!(fix.summary.contains("inject a sidecar"), "{}", fix.summary);
-        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml.as_deref().unwrap()).unwrap();
+        assert!(
+            fix.notes.iter().any(|n| n.contains("inject a sidecar")),
+            "{:?}",
+            fix.notes
+        );
+        let y: serde_yaml::Value = serde_yaml::from_str(fix.yaml().unwrap()).unwrap();
         assert_eq!(y["spec"]["host"], "httpbin.foo.svc.cluster.local");
         assert_eq!(y["spec"]["trafficPolicy"]["tls"]["mode"], "DISABLE");
         assert!(f.claim.contains("no sidecar"));

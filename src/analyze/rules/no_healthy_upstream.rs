@@ -110,7 +110,11 @@ fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Optio
             .evidence(evidence)
             .fix(Some(Fix::advice(
                 FixKind::TuneOutlierDetection,
-                "fix the underlying errors; lower maxEjectionPercent (e.g. 50) or raise consecutive5xxErrors in the DestinationRule's outlierDetection",
+                format!(
+                    "fix the underlying errors; lower maxEjectionPercent (e.g. 50) or raise {} in the DestinationRule's outlierDetection (the field Istio {} reads)",
+                    crate::analyze::fix::release::consecutive_errors_field(mesh),
+                    mesh.settings.version.map(|v| v.to_string()).unwrap_or_else(|| "(version unknown)".into())
+                ),
             ))),
         );
     }

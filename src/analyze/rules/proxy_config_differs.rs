@@ -142,6 +142,6 @@ mod tests {
             f.claim
         );
         assert_eq!(f.confidence, 70);
-        assert!(f.fix.is_none());
+        assert!(f.fixes.is_none());
     }
 }

@@ -28,7 +28,7 @@ use super::routes::{
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
 use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
-use crate::analyze::fix::FixKind;
+use crate::analyze::fix::{self, FixKind};
 use crate::envoy::access_log::AccessLogEntry;
 use crate::envoy::config_dump::ClusterKind;
 use crate::istio::destination_rule::ShadowReason;
@@ -109,12 +109,13 @@ fn finding(mesh: &Mesh, h: &RouteHit) -> Finding {
         confidence.add(w);
     }
     let route_vs = h.route.as_ref().map(|r| r.vs.clone()).unwrap_or_default();
-    let fix = if defined_in_unapplied.iter().any(|(_, r)| {
+    let not_exported = defined_in_unapplied.iter().any(|(_, r)| {
         matches!(
             r,
             ShadowReason::NotExported | ShadowReason::NamespaceSkippedForUnexportedRule { .. }
         )
-    }) {
+    });
+    let fix = if not_exported {
         format!(
             "export DestinationRule {} to {} (exportTo), or define subset {subset} in a DestinationRule those callers see",
             defined_in_unapplied[0].0,
@@ -150,7 +151,54 @@ fn finding(mesh: &Mesh, h: &RouteHit) -> Finding {
     )
     .explain(explanation)
     .evidence(evidence)
-    .fix(Some(Fix::advice(FixKind::DefineSubset, fix)))
+    .fixes(subset_fixes(mesh, h, &route_vs, subset, not_exported, fix))
+}
+
+/// The fix engine's candidates (define the subset, or route to the pods
+/// that exist; checked against the whole mesh) when the route's
+/// VirtualService and the target port are known and the cause is not an
+/// export; else the advice in words.
+fn subset_fixes(
+    mesh: &Mesh,
+    h: &RouteHit,
+    route_vs: &str,
+    subset: &str,
+    not_exported: bool,
+    advice: String,
+) -> fix::Fixes {
+    let advice = || fix::Fixes::only(Fix::advice(FixKind::DefineSubset, advice.clone()));
+    if not_exported {
+        return advice();
+    }
+    let vs = mesh
+        .config
+        .virtual_services
+        .iter()
+        .find(|v| v.meta.key() == route_vs)
+        .map(|v| v.meta.object_ref());
+    let target = mesh
+        .target_ports()
+        .into_iter()
+        .find(|(s, p)| s.fqdn == h.fqdn && u32::from(p.number) == h.destination.cluster_port);
+    let (Some(vs), Some((svc, port))) = (vs, target) else {
+        return advice();
+    };
+    let fixes = fix::fixes_for(
+        mesh,
+        Cause::SubsetNotFound,
+        &fix::Problem::Subset(fix::SubsetProblem {
+            svc,
+            port,
+            vs,
+            host: h.destination.destination.host_written.clone(),
+            subset: subset.to_string(),
+        }),
+    );
+    if fixes.chosen.is_none() && fixes.none.is_none() && fixes.rejected.is_empty() {
+        advice()
+    } else {
+        fixes
+    }
 }
 
 /// The subset an NC line's upstream cluster names (`None`: no cluster logged).
@@ -436,9 +484,9 @@ mod tests {
             f[0].subject
         );
         assert!(
-            f[0].fix.as_ref().unwrap().summary.contains("exportTo"),
+            f[0].chosen_fix().unwrap().summary.contains("exportTo"),
             "{:?}",
-            f[0].fix
+            f[0].chosen_fix()
         );
         assert!(
             f[0].explanation.iter().any(|l| l.contains("not exported")),

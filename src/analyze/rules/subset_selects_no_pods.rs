@@ -290,6 +290,6 @@ mod tests {
             "{all}"
         );
         assert!(!all.contains("stale"), "{all}");
-        assert_eq!(f.fix.as_ref().unwrap().kind, FixKind::EditRoute);
+        assert_eq!(f.chosen_fix().unwrap().kind, FixKind::EditRoute);
     }
 }

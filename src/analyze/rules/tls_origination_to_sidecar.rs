@@ -30,7 +30,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             "originates SIMPLE/MUTUAL TLS to",
             "whose sidecar accepts only Istio mTLS",
             "so the server sidecar rejects the handshake (no Istio client certificate or ALPN): 503 UF/UC",
-            fix::destination_rule_tls(mesh, c.svc, &c.path.client, &c.path.server, want.clone()),
+            fix::for_tls_case(mesh, Cause::TlsOriginationToSidecar, c, want.clone()),
         )
         },
     )
@@ -101,7 +101,7 @@ mod tests {
                 .build(),
         )[0];
         let y: serde_yaml::Value =
-            serde_yaml::from_str(f.fix.as_ref().unwrap().yaml.as_deref().unwrap()).unwrap();
+            serde_yaml::from_str(f.chosen_fix().unwrap().yaml().unwrap()).unwrap();
         assert_eq!(y["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
     }
 }

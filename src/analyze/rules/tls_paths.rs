@@ -11,7 +11,7 @@
 
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
-use crate::analyze::finding::{Evidence, Finding, Fix, SourceRef};
+use crate::analyze::finding::{Evidence, Finding, Fixes, SourceRef};
 use crate::envoy::access_log::{tls_failure_reason, AccessLogEntry};
 use crate::istio::tls::{describe_cluster_tls, Mismatch};
 use crate::model::decisions::{outbound_cluster_name, Client};
@@ -107,7 +107,7 @@ pub struct Story {
     pub claim: String,
     pub consequence: &'static str,
     pub notes: Vec<String>,
-    pub fix: Option<Fix>,
+    pub fixes: Fixes,
 }
 
 impl Story {
@@ -117,7 +117,7 @@ impl Story {
         what: &str,
         whose: &str,
         consequence: &'static str,
-        fix: Option<Fix>,
+        fixes: Fixes,
     ) -> Story {
         Story {
             claim: format!(
@@ -126,7 +126,7 @@ impl Story {
             ),
             consequence,
             notes: vec![],
-            fix,
+            fixes,
         }
     }
 }
@@ -156,7 +156,7 @@ pub fn finding(mesh: &Mesh, case: &TlsCase, cause: Cause, story: Story) -> Findi
     Finding::new(cause, case.subject(), story.claim, &confidence)
         .explain(explanation)
         .evidence(evidence)
-        .fix(story.fix)
+        .fixes(story.fixes)
 }
 
 fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Vec<Evidence>) {

@@ -10,14 +10,15 @@
 use super::common::{server_log_finding, server_sidecars};
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::Weight;
-use crate::analyze::finding::{Finding, Fix};
-use crate::analyze::fix::FixKind;
+use crate::analyze::finding::Finding;
+use crate::analyze::fix;
 use crate::envoy::access_log::AccessLogEntry;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let mut out = Vec::new();
     for (svc, port, p, inbound) in server_sidecars(mesh) {
+        let all = inbound.clone();
         let ok = inbound
             .iter()
             .filter(|e| e.response_code.is_some_and(|c| (200..400).contains(&c)))
@@ -44,10 +45,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             (shown, &reset),
         );
         out.push(f.explain(["Some requests succeed and some end 503 UC on the inbound cluster: the app closes idle keep-alive connections sooner than Envoy's idle timeout (1h by default), and a request races the close.".to_string()])
-            .fix(Some(Fix::advice(
-                FixKind::ChangeApplication,
-                "set connectionPool.http.idleTimeout in the DestinationRule shorter than the app's keep-alive timeout, or make the app's keep-alive longer; retries on reset help too",
-            ))));
+            .fixes(fix::for_keepalive(mesh, svc, port, p, &all)));
     }
     out
 }
@@ -89,6 +87,6 @@ mod tests {
             entry(503, "UC", inb),
         ]))[0];
         assert_eq!(f.confidence, 65);
-        assert!(f.fix.as_ref().unwrap().summary.contains("idleTimeout"));
+        assert!(f.chosen_fix().unwrap().summary.contains("idleTimeout"));
     }
 }

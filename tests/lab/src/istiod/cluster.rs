@@ -516,6 +516,14 @@ fn inbound(ctx: &Ctx) -> Vec<Value> {
                     }
                 });
             }
+            if let Some((s, sp)) = services.iter().find_map(|s| {
+                s.ports
+                    .iter()
+                    .find(|sp| target_port_on(sp, ctx.pod) == Some(ip.port))
+                    .map(|sp| (s, sp))
+            }) {
+                apply_inbound_pool(ctx, &mut c, s, sp);
+            }
             let svcs: Vec<Value> = services
                 .iter()
                 .filter(|s| s.ports.iter().any(|sp| target_port_on(sp, ctx.pod) == Some(ip.port)))
@@ -527,6 +535,57 @@ fn inbound(ctx: &Ctx) -> Vec<Value> {
             c
         })
         .collect()
+}
+
+/// The service's DestinationRule connection pool on the inbound cluster:
+/// istiod applies only the connection pool there ("Connection pool settings
+/// are applicable for both inbound and outbound clusters", istio/istio
+/// `cluster_traffic_policy.go` `applyTrafficPolicy`, called from
+/// `cluster_builder.go` `buildInboundCluster` with the rule found for the
+/// service from the proxy's own namespace and the port-level policy of the
+/// service port; workloadSelector rules are not used inbound,
+/// istio/istio#41235). The first Service targeting the port decides, as
+/// istiod's choice among several is arbitrary.
+fn apply_inbound_pool(ctx: &Ctx, c: &mut Value, svc: &Service, sp: &ServicePort) {
+    let no_labels = BTreeMap::new();
+    let Some(rule) = lookup(
+        ctx.world,
+        &ctx.mesh,
+        &ctx.ns,
+        &no_labels,
+        &svc.hostname,
+        &svc.namespace,
+    ) else {
+        return;
+    };
+    let Some(cp) =
+        effective_policy(rule.policy.as_ref(), None, sp.port).and_then(|p| p.connection_pool)
+    else {
+        return;
+    };
+    let only_pool = Policy {
+        connection_pool: Some(cp),
+        ..Policy::default()
+    };
+    // Render the pool on a scratch cluster with the outbound code, then
+    // move its parts over (the inbound keeps its own protocol options).
+    let mut scratch = json!({});
+    apply_policy(ctx, &mut scratch, Some(&only_pool), sp);
+    for key in [
+        "circuit_breakers",
+        "connect_timeout",
+        "upstream_connection_options",
+    ] {
+        if let Some(v) = scratch.get(key) {
+            c[key] = v.clone();
+        }
+    }
+    const HPO: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    let common =
+        scratch["typed_extension_protocol_options"][HPO]["common_http_protocol_options"].clone();
+    if common.is_object() && c["typed_extension_protocol_options"][HPO].is_object() {
+        c["typed_extension_protocol_options"][HPO]["common_http_protocol_options"] = common;
+    }
 }
 
 fn special(ctx: &Ctx) -> Vec<Value> {

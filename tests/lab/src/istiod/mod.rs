@@ -478,6 +478,37 @@ mod tests {
     }
 
     #[test]
+    fn the_service_connection_pool_reaches_the_inbound_cluster() {
+        // cluster_traffic_policy.go applyTrafficPolicy: the connection pool
+        // (only) applies to inbound clusters, from the rule found for the
+        // service from the server's own namespace.
+        let spec = json!({"host": "httpbin", "trafficPolicy": {
+            "connectionPool": {"tcp": {"maxConnections": 7}, "http": {"idleTimeout": "0.150s"}},
+            "outlierDetection": {"consecutive5xxErrors": 1}}});
+        let x = render(&world("1.24", "", vec![dr(spec)]), "httpbin-1");
+        let c = by_name(&x.clusters, "inbound|8080||");
+        assert_eq!(c["circuit_breakers"]["thresholds"][0]["max_connections"], 7);
+        let hpo = &c["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert_eq!(
+            hpo["common_http_protocol_options"]["idle_timeout"],
+            "0.150s"
+        );
+        assert!(
+            hpo.get("use_downstream_protocol_config").is_some(),
+            "the inbound keeps its protocol options: {hpo}"
+        );
+        assert!(c.get("outlier_detection").is_none(), "outbound only");
+        // Without a rule the inbound cluster is as before.
+        let x = render(&world("1.24", "", vec![]), "httpbin-1");
+        let c = by_name(&x.clusters, "inbound|8080||");
+        assert!(c["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .get("common_http_protocol_options")
+            .is_none());
+    }
+
+    #[test]
     fn inbound_cluster_target_by_release() {
         // 1.10 changed inbound forwarding from 127.0.0.1 to the pod IP (lab: localhost / app_ip).
         let x = render(&world("1.24", "", vec![]), "httpbin-1");
