@@ -37,6 +37,8 @@ pub enum Cause {
     VirtualServiceShadowed,
     RouteUnreachable,
     GatewayRouteMissing,
+    ConfigRejected,
+    Unexplained503s,
 }
 
 /// One cause, declared.
@@ -398,6 +400,39 @@ pub static CATALOG: &[Declaration] = &[
         ],
         check: rules::gateway_route_missing::check,
     },
+    Declaration {
+        cause: Cause::ConfigRejected,
+        id: "CONFIG_REJECTED",
+        title: "a sidecar rejected (NACKed) config it was sent",
+        severities: &[Severity::Error, Severity::Warning],
+        meaning: "A sidecar of the target or of a caller holds an `error_state` in `/config_dump`: Envoy refused the last update of a listener, cluster or endpoint assignment and keeps running the version it accepted before (or nothing). The API objects then describe config the proxy does not run. An error when the resource is the server's inbound side (`virtualInbound`, `inbound|…`) or a caller's way to the target (its `outbound|port|…|host` cluster or endpoints, the listener of that port); a warning elsewhere. Names the EnvoyFilters that apply to the workload, the one patching that kind of resource first.",
+        signature: "`error_state` (`details`, `last_update_attempt`) next to a dynamic listener or cluster in `/config_dump`; `istioctl proxy-status` shows the NACK; calls fail as the older config dictates",
+        evidence: &[Weight::ConfigRejected, Weight::ClientLog, Weight::ServerLog, Weight::Metrics],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "envoyproxy/envoy api/envoy/admin/v3/config_dump_shared.proto (UpdateFailureState)",
+            "envoyproxy/envoy api/envoy/admin/v3/listener.proto (ListenersConfigDump.DynamicListener: active_state, error_state)",
+            "istio/istio pilot/pkg/model/push_context.go (EnvoyFilters, getMatchedEnvoyFilters)",
+            "istio/istio pilot/pkg/networking/core/envoyfilter (patches applied without Envoy's validation)",
+        ],
+        check: rules::config_rejected::check,
+    },
+    Declaration {
+        cause: Cause::Unexplained503s,
+        id: "UNEXPLAINED_503S",
+        title: "503s were seen for the target and no rule explains them",
+        severities: &[Severity::Error],
+        meaning: "Istio's standard metrics (`istio_requests_total`, either reporter) or the access logs of the target's sidecars or its callers' show 503 responses for the target, and no other finding explains them (an error, or a fault abort, ejected hosts, a keep-alive race, a pool limit). The report says so instead of \"no cause\", naming for each kind of 503 the hop that produced it: a response flag from `reporter=source` is the caller's sidecar, from `reporter=destination` the server's sidecar; no flag (`-`, `via_upstream`) means the 503 was relayed from further up (from the server's side: the app).",
+        signature: "`istio_requests_total{response_code=\"503\"}` or access-log lines `503` for the target",
+        evidence: &[Weight::Metrics, Weight::ClientLog, Weight::ServerLog],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "istio/proxy testdata/metric (istio_requests_total labels: reporter, response_flags)",
+            "envoyproxy/envoy source/common/stream_info/utility.cc (response flags)",
+            "envoyproxy/envoy source/common/router/router.cc (via_upstream)",
+        ],
+        check: rules::unexplained_503s::check,
+    },
 ];
 
 impl Cause {
@@ -499,7 +534,7 @@ pub fn render_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 18] = [
+    const ALL: [Cause; 20] = [
         Cause::MtlsPlaintextToStrict,
         Cause::MtlsToPlaintextServer,
         Cause::TlsOriginationToSidecar,
@@ -518,6 +553,8 @@ mod tests {
         Cause::VirtualServiceShadowed,
         Cause::RouteUnreachable,
         Cause::GatewayRouteMissing,
+        Cause::ConfigRejected,
+        Cause::Unexplained503s,
     ];
 
     #[test]
