@@ -471,7 +471,9 @@ checking every candidate against the mesh, and the candidates rejected with
 the calls they would break (docs/fixes.md). Replicas of one client workload
 are folded into one finding.
 
-Ranking: severity, then confidence, then id, then subject (stable across runs).
+Ranking: severity, then a sidecar's rejected config (`CONFIG_REJECTED`, the
+cause other findings on its path follow from), then confidence, then id,
+then subject (stable across runs).
 ";
 
 /// `docs/findings.md`, generated from [`CATALOG`] and [`confidence::WEIGHTS`].

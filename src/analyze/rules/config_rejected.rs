@@ -30,13 +30,12 @@
 
 use std::collections::BTreeMap;
 
-use super::common::client_503s;
+use super::unexplained_503s::seen_503s;
 use crate::analyze::catalog::Cause;
 use crate::analyze::confidence::{Confidence, Weight};
 use crate::analyze::finding::{Evidence, Finding, Fix, Severity, SourceRef};
 use crate::analyze::fix::FixKind;
 use crate::envoy::config_dump::{RejectedResource, ResourceType};
-use crate::envoy::metrics::IstioMetric;
 use crate::model::networking::EnvoyFilter;
 use crate::model::{Mesh, Pod, Proxy};
 
@@ -231,49 +230,45 @@ fn finding(
     .fix(Some(Fix::advice(FixKind::Investigate, advice)))
 }
 
-/// The proxy's own record of failing calls to the target (access log,
-/// metrics), as evidence; adds the weights to `conf`.
+/// Failing calls to the target that pass through the rejected resource, as
+/// evidence: for the server's inbound side every 503 seen for the target
+/// (any proxy, metrics or logs) and the connections its listener refused;
+/// for a caller, its own. Adds the weights to `conf`.
 fn observed_failures(mesh: &Mesh, p: &Proxy, conf: &mut Confidence) -> Vec<Evidence> {
-    let mut out = Vec::new();
     let server = is_server(mesh, p);
-    let mut logged = 0usize;
-    for (svc, port) in mesh.target_ports() {
-        logged += if server {
-            p.log
-                .entries
-                .iter()
-                .filter(|e| e.no_filter_chain() || (e.is_inbound() && e.response_code == Some(503)))
-                .count()
+    let mut out = Vec::new();
+    let mut weights = Vec::new();
+    for s in seen_503s(mesh)
+        .into_iter()
+        .filter(|s| server || s.proxy == p.label)
+    {
+        let (source, w) = if s.from_metrics {
+            (SourceRef::Metrics(s.proxy.clone()), Weight::Metrics)
+        } else if s.reporter == "inbound" {
+            (SourceRef::AccessLog(s.proxy.clone()), Weight::ServerLog)
         } else {
-            client_503s(p, port.number, &svc.fqdn).len()
+            (SourceRef::AccessLog(s.proxy.clone()), Weight::ClientLog)
         };
-    }
-    if logged > 0 {
-        conf.add(if server {
-            Weight::ServerLog
-        } else {
-            Weight::ClientLog
-        });
+        weights.push(w);
         out.push(Evidence::new(
-            SourceRef::AccessLog(p.label.clone()),
-            format!("{logged} failed call(s) to the target logged"),
+            source,
+            format!("{} × 503 {} for the target", s.count, s.flags),
         ));
     }
-    let failed: u64 = p.metrics.as_ref().map_or(0, |m| {
-        m.sum(|r| {
-            r.metric == IstioMetric::RequestsTotal
-                && r.response_code == Some(503)
-                && mesh
-                    .target_services()
-                    .any(|s| r.destination_service.as_deref() == Some(s.fqdn.as_str()))
-        })
-    });
-    if failed > 0 {
-        conf.add(Weight::Metrics);
-        out.push(Evidence::new(
-            SourceRef::Metrics(p.label.clone()),
-            format!("istio_requests_total counts {failed} response(s) 503 for the target"),
-        ));
+    if server {
+        let refused = p.log.entries.iter().filter(|e| e.no_filter_chain()).count();
+        if refused > 0 {
+            weights.push(Weight::ServerLog);
+            out.push(Evidence::new(
+                SourceRef::AccessLog(p.label.clone()),
+                format!("{refused} connection(s) refused: NR filter_chain_not_found"),
+            ));
+        }
+    }
+    weights.sort();
+    weights.dedup();
+    for w in weights {
+        conf.add(w);
     }
     out
 }
@@ -552,7 +547,8 @@ mod tests {
             .any(|e| e.source.to_string() == "EnvoyFilter foo/httpbin-lua"));
         assert_eq!(
             f.confidence_basis,
-            vec![Weight::ConfigRejected, Weight::ServerLog]
+            vec![Weight::ConfigRejected, Weight::ClientLog, Weight::ServerLog],
+            "the callers' failures pass through the server's inbound side"
         );
         assert!(f
             .chosen_fix()

@@ -132,7 +132,6 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             .any(|s| !s.from_metrics && s.reporter == "inbound"),
         Weight::ServerLog,
     );
-    let total: u64 = seen.iter().map(|s| s.count).sum();
     let mut hops: Vec<Hop> = seen.iter().map(|s| s.hop).collect();
     hops.sort();
     hops.dedup();
@@ -144,11 +143,11 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
     let kinds = seen
         .iter()
         .take(3)
-        .map(|s| format!("{} at {}", s.flags, s.proxy))
+        .map(|s| format!("{} × {} at {}", s.count, s.flags, s.proxy))
         .collect::<Vec<_>>()
         .join(", ");
     let claim = format!(
-        "503s seen ({total}: {kinds}{}), no cause identified",
+        "503s seen ({kinds}{}), no cause identified",
         if seen.len() > 3 { ", …" } else { "" }
     );
     let evidence = seen.iter().map(|s| {

@@ -98,9 +98,10 @@ fn wasm_era_stats() {
 fn upstream_envoy_spellings() {
     // Envoy 1.40's stats access logger, prefix `istio`, tags in config order.
     let text = "istio.requests_total.response_code.503.response_flags.UF.reporter.source: 1\n\
-                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
+                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n\
+                envoy_istiocustom_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
     let m = parse_istio_metrics(text);
-    assert_eq!(m.rows.len(), 2, "{:?}", m.unreadable);
+    assert_eq!(m.rows.len(), 3, "{:?}", m.unreadable);
     for r in &m.rows {
         assert_eq!(r.response_code, Some(503));
         assert_eq!(r.response_flags, vec!["UF"]);
@@ -109,6 +110,14 @@ fn upstream_envoy_spellings() {
     }
     assert_eq!(m.rows[0].spelling, Spelling::EnvoyStats);
     assert_eq!(m.rows[1].spelling, Spelling::EnvoyPrometheus);
+    // The lab's Envoy keeps the custom stat namespace (tests/lab/README.md).
+    assert_eq!(m.rows[2].spelling, Spelling::EnvoyPrometheus);
+    // Near miss: another custom namespace is not Istio's.
+    assert!(
+        parse_istio_metrics("envoy_other_istio_requests_total{} 1\n")
+            .rows
+            .is_empty()
+    );
 }
 
 #[test]

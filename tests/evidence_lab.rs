@@ -1,0 +1,123 @@
+//! Evidence beyond access logs, with real traffic in the lab: a sidecar's
+//! rejected config (`error_state`) found first and tied to its EnvoyFilter,
+//! and 503s seen only in Istio's standard metrics never reported as
+//! "no cause".
+
+mod common;
+
+use common::*;
+
+fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
+    json(out)["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// envoyfilter-nack.yaml, step 2: httpbin's sidecar NACKs `virtualInbound`
+/// (a Lua EnvoyFilter with a syntax error) and keeps STRICT while its
+/// clients were told to send plaintext. The rejection is the first finding,
+/// naming the listener, Envoy's error and the EnvoyFilter.
+#[test]
+fn rejected_inbound_listener_is_the_first_finding() {
+    let lab = start("envoyfilter-nack.yaml");
+    assert_eq!(
+        request(&lab, "foo/sleep", "http://httpbin.foo:8000/get").status,
+        200
+    );
+    let step = scenario("steps/envoyfilter-nack-change.yaml");
+    let out = kubectl(&lab, &["apply", "-f", step.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out));
+    lab.wait_synced().expect("a NACK is not a lab error");
+    for _ in 0..3 {
+        let r = request(&lab, "foo/sleep", "http://httpbin.foo:8000/get");
+        assert_eq!(r.status, 503, "{r}");
+    }
+
+    let out = diagnose(&lab, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let fs = findings(&out);
+    let first = &fs[0];
+    assert_eq!(first["id"], "CONFIG_REJECTED", "{}", text(&out));
+    assert_eq!(first["severity"], "error");
+    let claim = first["claim"].as_str().unwrap();
+    assert!(
+        claim.contains(
+            "rejected listener virtualInbound, most likely from EnvoyFilter foo/httpbin-lua"
+        ),
+        "{claim}"
+    );
+    assert!(claim.contains("script load error"), "{claim}");
+    let ev = first["evidence"].as_array().unwrap();
+    let dump = ev
+        .iter()
+        .find(|e| {
+            e["source"]
+                .as_str()
+                .unwrap()
+                .ends_with(":15000/config_dump")
+        })
+        .unwrap_or_else(|| panic!("config_dump evidence: {first:#}"));
+    assert!(
+        dump["detail"]
+            .as_str()
+            .unwrap()
+            .contains("last_update_attempt 20"),
+        "{dump}"
+    );
+    assert!(ev
+        .iter()
+        .any(|e| e["source"] == "EnvoyFilter foo/httpbin-lua"));
+    assert!(
+        first["explanation"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("keeps serving the version it accepted before")),
+        "{first:#}"
+    );
+    assert!(!fs.iter().any(|f| f["id"] == "UNEXPLAINED_503S"), "{fs:#?}");
+}
+
+/// default-profile.yaml: access logs off; checkout → inventory answers 503
+/// (app on localhost). Whatever rule explains it, the report names a cause
+/// or the 503s with the hop that produced them (the server sidecar, flags
+/// URX,UF, reporter destination), never "no cause" with exit 0.
+#[test]
+fn metrics_only_503s_are_never_no_cause() {
+    let lab = start("default-profile.yaml");
+    for _ in 0..3 {
+        let r = request(&lab, "store/checkout", "http://inventory.store:8080/get");
+        assert_eq!(r.status, 503, "{r}");
+    }
+    let out = mesh503(
+        Some(&lab),
+        &[
+            "diagnose",
+            "svc/inventory",
+            "-n",
+            "store",
+            "-o",
+            "json",
+            "--save-snapshot",
+            "/tmp/evidence-dp.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let fs = findings(&out);
+    assert_eq!(fs[0]["severity"], "error", "{}", text(&out));
+    if fs[0]["id"] == "UNEXPLAINED_503S" {
+        let ev = fs[0]["evidence"].as_array().unwrap();
+        assert!(
+            ev.iter().any(|e| {
+                let d = e["detail"].as_str().unwrap();
+                e["source"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("pod store/inventory-")
+                    && d.contains("503 URX,UF (reporter destination")
+                    && d.contains("produced by the server's sidecar")
+            }),
+            "{ev:#?}"
+        );
+    }
+}
