@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert!(
             f.claim
-                .starts_with("503s seen (10: UH at foo/sleep-1, URX,UF at foo/httpbin-1"),
+                .starts_with("503s seen (4 × UH at foo/sleep-1, 3 × URX,UF at foo/httpbin-1"),
             "{}",
             f.claim
         );
