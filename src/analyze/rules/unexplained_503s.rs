@@ -25,8 +25,8 @@
 //! Explained means: another finding at error severity, or one of the causes
 //! whose warnings and notes are themselves the 503s
 //! ([`explains_503s`]). The catalog runs this rule like the others;
-//! [`keep_if_unexplained`] then drops its finding when something explains
-//! the failures. Counters are cumulative since each proxy started: old 503s
+//! [`reconcile`] then drops its finding when something explains the
+//! failures, raising a warning or note that explains them to an error. Counters are cumulative since each proxy started: old 503s
 //! count too (the explanation says so).
 
 use std::collections::BTreeMap;
@@ -298,25 +298,55 @@ fn logged<'p>(mesh: &Mesh, p: &'p Proxy, server: bool) -> Vec<&'p AccessLogEntry
     out
 }
 
-/// Does a finding account for 503s? Any other error does; so do the causes
-/// whose warnings and notes are the 503s themselves (an injected abort,
-/// ejected hosts, a keep-alive race, a reached pool limit).
-pub fn explains_503s(f: &Finding) -> bool {
-    f.cause != Cause::Unexplained503s
-        && (f.severity == Severity::Error
-            || matches!(
-                f.cause,
-                Cause::FaultInjection503
-                    | Cause::NoHealthyUpstream
-                    | Cause::UpstreamConnectionReset
-                    | Cause::CircuitBreakerOverflow
-            ))
+/// Causes whose warnings and notes are the 503s themselves: an injected
+/// abort, ejected hosts, a keep-alive race (a reached pool limit is always
+/// an error).
+fn produces_503s(c: Cause) -> bool {
+    matches!(
+        c,
+        Cause::FaultInjection503
+            | Cause::NoHealthyUpstream
+            | Cause::UpstreamConnectionReset
+            | Cause::CircuitBreakerOverflow
+    )
 }
 
-/// Drop `UNEXPLAINED_503S` when another finding explains the failures.
-pub fn keep_if_unexplained(findings: &mut Vec<Finding>) {
-    if findings.iter().any(explains_503s) {
-        findings.retain(|f| f.cause != Cause::Unexplained503s);
+/// Does a finding account for 503s? Any other error does; so do the
+/// causes of [`produces_503s`] at any severity.
+pub fn explains_503s(f: &Finding) -> bool {
+    f.cause != Cause::Unexplained503s && (f.severity == Severity::Error || produces_503s(f.cause))
+}
+
+/// After every rule ran: when the proxies showed 503s (this rule fired) and
+/// another finding explains them, drop `UNEXPLAINED_503S`; if what explains
+/// them is only a warning or a note of a cause that produces 503s, raise it
+/// to an error, so 503s in front of the report never exit 0.
+pub fn reconcile(findings: &mut Vec<Finding>) {
+    let Some(at) = findings
+        .iter()
+        .position(|f| f.cause == Cause::Unexplained503s)
+    else {
+        return;
+    };
+    if !findings.iter().any(explains_503s) {
+        return;
+    }
+    let seen = findings.remove(at);
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        return;
+    }
+    let kinds = seen
+        .evidence
+        .iter()
+        .take(3)
+        .map(|e| e.detail.split(',').next().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    for f in findings.iter_mut().filter(|f| produces_503s(f.cause)) {
+        f.severity = Severity::Error;
+        f.explanation.push(format!(
+            "Reported as an error: the proxies show 503s for the target ({kinds}) and this is what produces them."
+        ));
     }
 }
 
@@ -500,7 +530,7 @@ mod tests {
         for (f, explains) in cases {
             let mut v = unexplained.clone();
             v.push(f.clone());
-            keep_if_unexplained(&mut v);
+            reconcile(&mut v);
             assert_eq!(
                 v.iter().any(|x| x.cause == Cause::Unexplained503s),
                 !explains,
@@ -508,6 +538,21 @@ mod tests {
                 f.cause,
                 f.severity
             );
+            // 503s in front of the report: some error is always left.
+            assert!(v.iter().any(|x| x.severity == Severity::Error), "{v:#?}");
+            if explains {
+                let kept = v.iter().find(|x| x.cause == f.cause).unwrap();
+                assert_eq!(kept.severity, Severity::Error, "{kept:#?}");
+                assert_eq!(
+                    kept.explanation.len() > f.explanation.len(),
+                    f.severity != Severity::Error,
+                    "a raised finding says why: {kept:#?}"
+                );
+            }
         }
+        // Without 503s nothing is raised.
+        let mut v = vec![other(Cause::FaultInjection503, Severity::Info)];
+        reconcile(&mut v);
+        assert_eq!(v[0].severity, Severity::Info);
     }
 }
