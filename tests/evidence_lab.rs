@@ -121,3 +121,53 @@ fn metrics_only_503s_are_never_no_cause() {
         );
     }
 }
+
+/// RBAC hides DestinationRules; the client's cluster names the rule it was
+/// built from (`istio.config` → foo/httpbin). PROXY_CONFIG_DIFFERS says the
+/// proxy runs a rule the tool could not see, and why.
+#[test]
+fn a_rule_hidden_from_the_tool_but_run_by_the_proxy_is_reported() {
+    const NO_DESTINATION_RULES: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: no-destination-rules}
+rules:
+- apiGroups: ["", "apps", "discovery.k8s.io", "security.istio.io", "authentication.istio.io", "telemetry.istio.io"]
+  resources: ["*"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "sidecars", "serviceentries", "gateways", "envoyfilters"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/portforward"]
+  verbs: ["create"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("role.yaml");
+    std::fs::write(&rbac, NO_DESTINATION_RULES).unwrap();
+    let lab = mesh503_lab::lab::Lab::start(
+        &scenario("seed-strict-no-automtls.yaml"),
+        mesh503_lab::lab::LabOptions {
+            rbac: Some(rbac),
+            ..Default::default()
+        },
+    )
+    .expect("lab");
+    assert_eq!(
+        request(&lab, "foo/sleep", "http://httpbin.foo:8000/get").status,
+        503
+    );
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let fs = findings(&out);
+    let f = fs
+        .iter()
+        .find(|f| f["id"] == "PROXY_CONFIG_DIFFERS")
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    let claim = f["claim"].as_str().unwrap();
+    assert!(
+        claim
+            .contains("from foo/httpbin, but the tool may not list DestinationRules in foo (RBAC)"),
+        "{claim}"
+    );
+}
