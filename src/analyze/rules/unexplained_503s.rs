@@ -182,8 +182,8 @@ fn advice(hops: &[Hop]) -> String {
 /// Every 503 for the target the proxies counted or logged, grouped.
 pub fn seen_503s(mesh: &Mesh) -> Vec<Seen> {
     let targets: Vec<&Service> = mesh.target_services().collect();
-    let mut acc: BTreeMap<(Hop, String, bool, String, Option<String>, String), u64> =
-        BTreeMap::new();
+    // Keyed by everything but the count (kept 0 in the key).
+    let mut acc: BTreeMap<Seen, u64> = BTreeMap::new();
     for p in &mesh.proxies {
         let server = is_server(mesh, p);
         if let Some(m) = &p.metrics {
@@ -206,44 +206,36 @@ pub fn seen_503s(mesh: &Mesh) -> Vec<Seen> {
                             Some(ns) => format!("{ns}/{w}"),
                             None => w.clone(),
                         });
-                let key = (
-                    Hop::of(is_dest, &r.response_flags, false),
-                    p.label.clone(),
-                    true,
+                let key = Seen {
+                    hop: Hop::of(is_dest, &r.response_flags, false),
+                    proxy: p.label.clone(),
+                    from_metrics: true,
                     reporter,
                     caller,
-                    flags(&r.response_flags),
-                );
+                    flags: flags(&r.response_flags),
+                    count: 0,
+                };
                 *acc.entry(key).or_default() += r.value;
             }
         }
         for e in logged(mesh, p, server) {
             let via = e.details.as_deref() == Some("via_upstream");
-            let key = (
-                Hop::of(server, &e.response_flags, via),
-                p.label.clone(),
-                false,
-                if server { "inbound" } else { "outbound" }.to_string(),
-                None,
-                flags(&e.response_flags),
-            );
+            let key = Seen {
+                hop: Hop::of(server, &e.response_flags, via),
+                proxy: p.label.clone(),
+                from_metrics: false,
+                reporter: if server { "inbound" } else { "outbound" }.to_string(),
+                caller: None,
+                flags: flags(&e.response_flags),
+                count: 0,
+            };
             *acc.entry(key).or_default() += 1;
         }
     }
     let mut v: Vec<Seen> = acc
         .into_iter()
         .filter(|(_, n)| *n > 0)
-        .map(
-            |((hop, proxy, from_metrics, reporter, caller, flags), count)| Seen {
-                hop,
-                proxy,
-                from_metrics,
-                reporter,
-                caller,
-                flags,
-                count,
-            },
-        )
+        .map(|(key, count)| Seen { count, ..key })
         .collect();
     v.sort_by(|a, b| b.count.cmp(&a.count).then(a.cmp(b)));
     v
