@@ -79,9 +79,8 @@ fn rejected_inbound_listener_is_the_first_finding() {
 }
 
 /// default-profile.yaml: access logs off; checkout → inventory answers 503
-/// (app on localhost). Whatever rule explains it, the report names a cause
-/// or the 503s with the hop that produced them (the server sidecar, flags
-/// URX,UF, reporter destination), never "no cause" with exit 0.
+/// (app on localhost). The server sidecar's metrics alone (reporter
+/// destination, URX,UF) give APP_NOT_LISTENING first.
 #[test]
 fn metrics_only_503s_are_never_no_cause() {
     let lab = start("default-profile.yaml");
@@ -91,34 +90,77 @@ fn metrics_only_503s_are_never_no_cause() {
     }
     let out = mesh503(
         Some(&lab),
-        &[
-            "diagnose",
-            "svc/inventory",
-            "-n",
-            "store",
-            "-o",
-            "json",
-            "--save-snapshot",
-            "/tmp/evidence-dp.json",
-        ],
+        &["diagnose", "svc/inventory", "-n", "store", "-o", "json"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let fs = findings(&out);
-    assert_eq!(fs[0]["severity"], "error", "{}", text(&out));
-    if fs[0]["id"] == "UNEXPLAINED_503S" {
-        let ev = fs[0]["evidence"].as_array().unwrap();
-        assert!(
-            ev.iter().any(|e| {
-                let d = e["detail"].as_str().unwrap();
-                e["source"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("pod store/inventory-")
-                    && d.contains("503 URX,UF (reporter destination")
-                    && d.contains("produced by the server's sidecar")
-            }),
-            "{ev:#?}"
-        );
+    assert_eq!(fs[0]["id"], "APP_NOT_LISTENING", "{}", text(&out));
+    assert_eq!(fs[0]["severity"], "error");
+    let ev = &fs[0]["evidence"][0];
+    assert!(
+        ev["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("pod store/inventory-")
+            && ev["source"]
+                .as_str()
+                .unwrap()
+                .ends_with(":15020/stats/prometheus")
+            && ev["detail"].as_str().unwrap().ends_with(": 3"),
+        "{ev}"
+    );
+    assert!(!fs.iter().any(|f| f["id"] == "UNEXPLAINED_503S"), "{fs:#?}");
+}
+
+/// healthy.yaml, but the app itself answers 503 (`/status/503`): no rule
+/// explains it, so the report says the 503s are unexplained (an error,
+/// exit 1) and attributes them: relayed by both sidecars, produced by the
+/// app, in the logs and in the metrics of both reporters.
+#[test]
+fn an_app_answering_503_is_unexplained_and_attributed_to_the_app() {
+    let lab = start("healthy.yaml");
+    for _ in 0..3 {
+        let r = request(&lab, "foo/sleep", "http://httpbin.foo:8000/status/503");
+        assert_eq!(r.status, 503, "{r}");
+    }
+    let out = diagnose(&lab, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let fs = findings(&out);
+    let f = &fs[0];
+    assert_eq!(f["id"], "UNEXPLAINED_503S", "{}", text(&out));
+    assert_eq!(f["severity"], "error");
+    assert!(
+        f["claim"]
+            .as_str()
+            .unwrap()
+            .ends_with("no cause identified"),
+        "{f:#}"
+    );
+    let details: Vec<(String, String)> = f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |src_pod: &str, src_end: &str, detail: &str| {
+        details.iter().any(|(s, d)| {
+            s.starts_with(&format!("pod foo/{src_pod}-"))
+                && s.ends_with(src_end)
+                && d.contains(detail)
+        })
+    };
+    for (pod, src, detail) in [
+        ("httpbin", ":15020/stats/prometheus", "3 × 503 - (reporter destination, from foo/sleep), relayed by the server's sidecar: the application answered 503"),
+        ("sleep", ":15020/stats/prometheus", "3 × 503 - (reporter source, from foo/sleep), relayed by the caller's sidecar"),
+        ("httpbin", "istio-proxy log", "3 × 503 - (access log inbound), relayed by the server's sidecar: the application answered 503"),
+        ("sleep", "istio-proxy log", "3 × 503 - (access log outbound), relayed by the caller's sidecar"),
+    ] {
+        assert!(has(pod, src, detail), "{pod} {src} {detail}: {details:#?}");
     }
 }
 

@@ -231,8 +231,8 @@ pub static CATALOG: &[Declaration] = &[
         title: "the server sidecar cannot connect to its own app",
         severities: &[Severity::Error],
         meaning: "The server sidecar's inbound cluster cannot reach the application: typically an app bound to 127.0.0.1 while Istio ≥1.10 forwards to the pod IP, a wrong container port, or an app that is down.",
-        signature: "server `503 UF` on `inbound|…`",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag],
+        signature: "server `503 UF` on `inbound|…`; with logs off, the server's `istio_requests_total{reporter=\"destination\",response_code=\"503\"}` with `UF` in `response_flags`",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::Metrics],
         fix: &[FixKind::ChangeApplication],
         sources: &[
             "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
