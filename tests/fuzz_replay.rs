@@ -53,7 +53,7 @@ fn open_findings() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn target(name: &str, root: &str) -> fn(&[u8]) {
+fn target(name: &str, root: &str) -> harness::Harness {
     harness::target_fn(name).unwrap_or_else(|| {
         panic!("fuzz/{root}/{name}: no fuzz target of that name in fuzz/harness.rs TARGETS")
     })

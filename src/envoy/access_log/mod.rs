@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 mod callers;
+mod matcher;
 mod parser;
 mod template;
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::template::{compile, field_for, match_line, set_field, Field, Tok};
+use super::matcher::{match_line, LineIndex};
+use super::template::{compile, field_for, set_field, Field, Tok};
 use super::{AccessLogEntry, LogFormatSpec};
 
 /// Istio's built-in TEXT formats, newest first, with a name for each.
@@ -142,6 +143,8 @@ impl LogParser {
     }
 
     fn parse_text(&self, body: &str, raw: &str, custom_only: bool) -> Option<AccessLogEntry> {
+        // Built when a template gets past the pre-check, then shared by the rest.
+        let mut index: Option<LineIndex<'_>> = None;
         for (name, toks) in &self.text {
             if custom_only && !name.starts_with("custom-") {
                 continue;
@@ -152,7 +155,11 @@ impl LogParser {
                     continue;
                 }
             }
-            if let Some(caps) = match_line(toks, body) {
+            if index.is_none() {
+                index = Some(LineIndex::new(body)?);
+            }
+            let caps = index.as_mut().and_then(|ix| match_line(toks, ix));
+            if let Some(caps) = caps {
                 let mut e = AccessLogEntry {
                     format: name.clone(),
                     raw: raw.to_string(),
