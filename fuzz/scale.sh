@@ -31,6 +31,10 @@ gen() { # NAME: writes $out/NAME (once)
     awk 'BEGIN { printf "{\"name\":\"l\",\"filter_chains\":[{\"filters\":[{\"name\":\"envoy.tcp_proxy\",\"typed_config\":{\"access_log\":[{\"typed_config\":{\"log_format\":{\"text_format\":\"";
       for (i = 0; i < 2000; i++) printf "%%BYTES_SENT%%"; printf "x\"}}}]}}]}]}%c", 0;
       for (i = 0; i < 1000000; i++) printf "1"; print "" }' ;;
+  access_log-many-literals.bin) # a listener with 2,000 distinct literals, 400 lines that almost fit
+    awk 'BEGIN { printf "{\"name\":\"l\",\"filter_chains\":[{\"filters\":[{\"name\":\"envoy.tcp_proxy\",\"typed_config\":{\"access_log\":[{\"typed_config\":{\"log_format\":{\"text_format\":\"";
+      for (i = 0; i < 2000; i++) printf "%%UPSTREAM_HOST%%x%d", i; printf "\"}}}]}}]}]}%c", 0;
+      for (l = 0; l < 400; l++) { for (i = 0; i < 1999; i++) printf "ax%d", i; print "" } }' ;;
   stats-long-regex.txt) # a 3,000-atom inclusion regex and 16 stat names of 3,000 characters
     awk 'BEGIN { for (i = 0; i < 3000; i++) printf "a*"; print "";
       for (n = 0; n < 16; n++) { printf "s%d", n; for (i = 0; i < 3000; i++) printf "a"; print ": 1" } }' ;;
@@ -61,7 +65,7 @@ gen() { # NAME: writes $out/NAME (once)
 
 declare -A inputs=(
   [clusters]="clusters-100k-hosts.txt clusters-50k-clusters.txt"
-  [access_log]="access_log-60k-paths.log access_log-8mb-one-line.log access_log-adjacent-fields.bin"
+  [access_log]="access_log-60k-paths.log access_log-8mb-one-line.log access_log-adjacent-fields.bin access_log-many-literals.bin"
   [stats]="stats-long-regex.txt stats-8mb.txt"
   [config_dump]="config_dump-20k-listeners.json"
   [tls_check]="tls_check-2x5k-clusters.json"

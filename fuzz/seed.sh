@@ -88,14 +88,15 @@ for rec in docs/examples/*.snapshot.json tests/recordings/*.snapshot.json; do
            | map($slim_dump | .configs // []) | add)}]" "$rec" | put "$corpus/tls_check/rec-$name.json"
   # A slim snapshot: the same evidence cut to what concerns the target's host
   # and the inbound side (config dumps as above; /stats and /clusters lines;
-  # log tails to their access-log lines). tests/fuzz_replay.rs checks that
-  # each gives the same findings as its recording.
+  # log tails to their access-log lines). Each gives the same report as its
+  # recording (`diagnose --snapshot … -o json`; checked when written, see
+  # docs/fuzzing.md).
   jq -c "
     def keep(f): if . == null then null else (split(\"\\n\") | map(select(f)) | join(\"\\n\")) end;
     .proxies |= map(
       .clusters_config |= ($slim_dump) | .listeners_config |= ($slim_dump)
       | .endpoints_config |= ($slim_dump)
-      | .stats |= keep(test(\"httpbin|inbound|istio_requests|ssl[.]|cx_connect_fail|pending\"))
+      | .stats |= keep(test(\"httpbin|inbound|istio_requests|ssl[.]|cx_connect_fail|pending|no_filter_chain_match\"))
       | .clusters |= keep(test(\"httpbin|inbound\"))
       | .log_tail |= keep(startswith(\"[\") or startswith(\"{\")))
   " "$rec" | put "$corpus/snapshot/rec-$name.json"

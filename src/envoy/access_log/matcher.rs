@@ -3,11 +3,16 @@
 //!
 //! Place in the flow: a private part of [`super`] (envoy/ parsers).
 //!
-//! Bounds (lines and templates both come from the proxy: a client chooses the
-//! request path, the listeners the templates): one pass over the line builds
-//! a [`LineIndex`] shared by every template tried on it; each matcher step is
-//! then O(log n), a template gets [`STEP_BUDGET`] steps, and the matcher
-//! keeps its backtracking points on the heap (no recursion).
+//! Bounds: lines and templates both come from the proxy (a client chooses the
+//! request path, the listeners the templates), so the work on a line is
+//! linear in its length whatever they hold. One pass builds a [`LineIndex`]
+//! (where values must stop), shared by every template tried on the line; a
+//! template then gets [`budget`] units for the line: a step costs one, and a
+//! search for the literal after a field one more per [`SCAN_UNIT`] bytes it
+//! reads. Backtracking points live on the heap (no recursion: its depth
+//! would be the template's length). Found by fuzz target `access_log` and
+//! `fuzz/scale.sh`: a 60 KB request path cost 120 ms per line and template,
+//! and a 1,500-operator template overflowed a 256 KiB stack.
 
 use super::template::{Field, Tok};
 
@@ -19,6 +24,22 @@ fn is_dash_or_digits(v: &str) -> bool {
 /// longer is implausible, which keeps every plausibility check O(1).
 const MAX_TYPED_VALUE: usize = 256;
 
+/// Fields whose values are short by nature (numbers, flags, method, time,
+/// protocol): at most [`MAX_TYPED_VALUE`] bytes.
+fn typed(f: Field) -> bool {
+    matches!(
+        f,
+        Field::ResponseCode
+            | Field::BytesReceived
+            | Field::BytesSent
+            | Field::Duration
+            | Field::Protocol
+            | Field::ResponseFlags
+            | Field::StartTime
+            | Field::Method
+    )
+}
+
 /// Per-field plausibility, so that the right era's template wins. `v` never
 /// holds a quote, nor whitespace unless `delimited`: candidates end before
 /// the first such character (see [`Matcher::field`]).
@@ -28,7 +49,7 @@ fn plausible(f: Field, v: &str) -> bool {
         Field::ResponseCode | Field::BytesReceived | Field::BytesSent | Field::Duration => {
             typed(&is_dash_or_digits)
         }
-        Field::Protocol => v == "-" || v.starts_with("HTTP/"),
+        Field::Protocol => typed(&|v| v == "-" || v.starts_with("HTTP/")),
         Field::ResponseFlags => typed(&|v| {
             v == "-"
                 || (!v.is_empty()
@@ -46,19 +67,15 @@ fn plausible(f: Field, v: &str) -> bool {
     }
 }
 
-/// Offsets in one line that bound the candidates of every field, each found
-/// in one pass over the line, so that a matcher step costs O(log n) instead
-/// of a scan of the rest of the line (fuzz target `access_log`: with the
-/// scans, a 60 KB request path cost 120 ms per line).
+/// Where field values must stop in one line (values never contain a quote,
+/// nor whitespace outside quotes or brackets), found in one pass so that a
+/// step finds its limit in O(log n) instead of scanning the rest of the line.
 pub(super) struct LineIndex<'a> {
     line: &'a str,
     /// Offsets of `"`.
     quotes: Vec<u32>,
     /// Offsets of `"` and of whitespace.
     breaks: Vec<u32>,
-    /// Literals met so far, each with every place it starts in the line
-    /// (overlapping occurrences included). Templates share most literals.
-    lits: Vec<(String, Vec<u32>)>,
 }
 
 impl<'a> LineIndex<'a> {
@@ -79,24 +96,7 @@ impl<'a> LineIndex<'a> {
             line,
             quotes,
             breaks,
-            lits: Vec::new(),
         })
-    }
-
-    /// The id of `lit` in `lits`, its occurrences found when first needed.
-    fn literal(&mut self, lit: &str) -> usize {
-        if let Some(id) = self.lits.iter().position(|(l, _)| l == lit) {
-            return id;
-        }
-        let step = lit.chars().next().map_or(1, char::len_utf8);
-        let mut at = Vec::new();
-        let mut from = 0;
-        while let Some(k) = self.line.get(from..).and_then(|r| r.find(lit)) {
-            at.push((from + k) as u32);
-            from += k + step;
-        }
-        self.lits.push((lit.to_string(), at));
-        self.lits.len() - 1
     }
 }
 
@@ -106,12 +106,24 @@ fn first_at(sorted: &[u32], pos: usize) -> Option<usize> {
     sorted.get(i).map(|&k| k as usize)
 }
 
-/// The candidate ends (relative to the field's start) still to try for one field.
+/// Bytes of literal search that cost one unit of budget.
+pub(super) const SCAN_UNIT: usize = 8;
+
+/// The units a template gets on a line of `len` bytes: a real line uses about
+/// three per field and one per [`SCAN_UNIT`] bytes (under 150 for a 300-byte
+/// line of Istio's format); a line that does not fit is given up after this
+/// many, so the work stays linear in the line.
+pub(super) fn budget(len: usize) -> usize {
+    32 + 2 * len
+}
+
+/// The candidate ends (offsets in the line) still to try for one field.
 enum Ends {
-    /// Occurrences `lo..hi` of the next literal (`lits[id]` of the index).
-    Lit { id: usize, lo: usize, hi: usize },
+    /// The next literal (`lit`, token `ti + 1`) found from `from` on, up to
+    /// `limit`; searched lazily, non-overlapping.
+    Lit { from: usize, limit: usize },
     /// Adjacent operators (Istio 1.0's `%PATH%%PROTOCOL%`): every char
-    /// boundary, longest value first; `None` when done.
+    /// boundary from `limit` down, longest value first; `None` when done.
     Split(Option<usize>),
     /// The last token: the rest of the line, once.
     Rest(Option<usize>),
@@ -127,12 +139,10 @@ struct Choice {
     active: bool,
 }
 
-/// An iterative backtracking matcher (no recursion: its depth would be the
-/// template's length, and templates come from the proxy's own config).
 struct Matcher<'a, 'i> {
     toks: &'i [Tok],
-    ix: &'i mut LineIndex<'a>,
-    /// Steps left: every token step and every candidate tried costs one.
+    ix: &'i LineIndex<'a>,
+    /// Units left (see [`budget`]).
     budget: usize,
     caps: Vec<(Field, &'a str)>,
     stack: Vec<Choice>,
@@ -146,8 +156,8 @@ enum Step {
 }
 
 impl<'a> Matcher<'a, '_> {
-    fn spend(&mut self) -> bool {
-        self.budget = self.budget.saturating_sub(1);
+    fn spend(&mut self, units: usize) -> bool {
+        self.budget = self.budget.saturating_sub(units);
         self.budget > 0
     }
 
@@ -161,7 +171,7 @@ impl<'a> Matcher<'a, '_> {
             }
             Some(Tok::Lit(_)) => Step::Fail,
             Some(Tok::Field(f)) => {
-                let ends = self.field(ti, pos);
+                let ends = self.field(ti, pos, *f);
                 self.stack.push(Choice {
                     ti,
                     pos,
@@ -175,7 +185,7 @@ impl<'a> Matcher<'a, '_> {
     }
 
     /// The candidates of the field at token `ti`, starting at `pos`.
-    fn field(&mut self, ti: usize, pos: usize) -> Ends {
+    fn field(&self, ti: usize, pos: usize, f: Field) -> Ends {
         let prev_lit = match ti.checked_sub(1).and_then(|k| self.toks.get(k)) {
             Some(Tok::Lit(s)) => s.chars().last(),
             _ => None,
@@ -189,26 +199,72 @@ impl<'a> Matcher<'a, '_> {
             (prev_lit, next_first),
             (Some('"'), Some('"')) | (Some('['), Some(']'))
         );
-        // A value never contains a quote, nor whitespace outside quotes or
-        // brackets: candidates end at or before the first such character.
+        // Candidates end at or before the first quote (and, outside quotes
+        // or brackets, the first whitespace).
         let stops = if delimited {
             &self.ix.quotes
         } else {
             &self.ix.breaks
         };
-        let line_len = self.ix.line.len();
-        let limit = first_at(stops, pos).unwrap_or(line_len);
-        match next {
-            None => Ends::Rest((limit == line_len).then_some(limit - pos)),
-            Some(Tok::Lit(s)) => {
-                let id = self.ix.literal(s);
-                let occ = &self.ix.lits[id].1;
-                let lo = occ.partition_point(|&k| (k as usize) < pos);
-                let hi = occ.partition_point(|&k| (k as usize) <= limit);
-                Ends::Lit { id, lo, hi }
+        let line = self.ix.line;
+        let line_len = line.len();
+        let mut limit = first_at(stops, pos).unwrap_or(line_len);
+        if typed(f) && limit - pos > MAX_TYPED_VALUE {
+            // Longer values are implausible: do not enumerate them.
+            limit = pos + MAX_TYPED_VALUE;
+            while !line.is_char_boundary(limit) {
+                limit -= 1;
             }
-            Some(Tok::Field(_)) => Ends::Split(Some(limit - pos)),
         }
+        match next {
+            None => Ends::Rest((limit == line_len).then_some(limit)),
+            Some(Tok::Lit(_)) => Ends::Lit { from: pos, limit },
+            Some(Tok::Field(_)) => Ends::Split(Some(limit)),
+        }
+    }
+
+    /// The next candidate end of the innermost choice, and the units it cost.
+    fn next_end(&mut self) -> Option<(Option<usize>, usize)> {
+        let line = self.ix.line;
+        let c = self.stack.last_mut()?;
+        Some(match &mut c.ends {
+            Ends::Lit { from, limit } => {
+                let Some(Tok::Lit(lit)) = self.toks.get(c.ti + 1) else {
+                    return Some((None, 1));
+                };
+                if *from > *limit {
+                    return Some((None, 1));
+                }
+                // An occurrence starts at `limit` at the latest.
+                let mut end = (*limit + lit.len()).min(line.len());
+                while !line.is_char_boundary(end) {
+                    end += 1;
+                }
+                let window = &line[*from..end];
+                match window.find(lit.as_str()) {
+                    Some(k) if *from + k <= *limit => {
+                        let at = *from + k;
+                        *from = at + lit.len();
+                        (Some(at), 1 + (k + lit.len()) / SCAN_UNIT)
+                    }
+                    _ => {
+                        *from = usize::MAX;
+                        (None, 1 + window.len() / SCAN_UNIT)
+                    }
+                }
+            }
+            Ends::Rest(e) => (e.take(), 1),
+            Ends::Split(e) => {
+                let cur = e.take();
+                *e = cur.filter(|k| *k > c.pos).and_then(|k| {
+                    line[c.pos..k]
+                        .chars()
+                        .next_back()
+                        .map(|ch| k - ch.len_utf8())
+                });
+                (cur, 1)
+            }
+        })
     }
 
     /// Take the next candidate of the innermost choice (dropping exhausted
@@ -220,64 +276,40 @@ impl<'a> Matcher<'a, '_> {
                 self.caps.pop();
                 c.active = false;
             }
-            let line = self.ix.line;
-            let rest = &line[c.pos..];
-            let end = match &mut c.ends {
-                Ends::Lit { id, lo, hi } if *lo < *hi => {
-                    let k = self.ix.lits[*id].1[*lo] as usize;
-                    *lo += 1;
-                    Some(k - c.pos)
-                }
-                Ends::Lit { .. } => None,
-                Ends::Rest(e) => e.take(),
-                Ends::Split(e) => {
-                    let cur = e.take();
-                    *e =
-                        cur.and_then(|k| rest[..k].chars().next_back().map(|ch| k - ch.len_utf8()));
-                    cur
-                }
-            };
+            let (ti, pos, field) = (c.ti, c.pos, c.field);
+            let (end, cost) = self.next_end()?;
+            if !self.spend(cost) {
+                return None;
+            }
             let Some(end) = end else {
                 self.stack.pop();
                 continue;
             };
-            let (ti, pos, field) = (c.ti, c.pos, c.field);
-            if !self.spend() {
-                return None;
-            }
-            let v = &rest[..end];
+            let v = &self.ix.line[pos..end];
             if plausible(field, v) {
                 if let Some(c) = self.stack.last_mut() {
                     c.active = true;
                 }
                 self.caps.push((field, v));
-                return Some((ti + 1, pos + end));
+                return Some((ti + 1, end));
             }
         }
     }
 }
 
-/// Steps a template gets on one line: every token step and every candidate
-/// value tried costs one. A real line needs a few hundred at most (a few per
-/// field); a line that does not fit a template is given up after this many.
-pub(super) const STEP_BUDGET: usize = 5_000;
-
 /// Match the line of `ix` against a compiled template: the captured fields,
-/// or `None` when it does not fit or the template's [`STEP_BUDGET`] runs out.
-pub(super) fn match_line<'a>(
-    toks: &[Tok],
-    ix: &mut LineIndex<'a>,
-) -> Option<Vec<(Field, &'a str)>> {
+/// or `None` when it does not fit or the template's [`budget`] runs out.
+pub(super) fn match_line<'a>(toks: &[Tok], ix: &LineIndex<'a>) -> Option<Vec<(Field, &'a str)>> {
     let mut m = Matcher {
         toks,
         ix,
-        budget: STEP_BUDGET,
+        budget: budget(ix.line.len()),
         caps: Vec::new(),
         stack: Vec::new(),
     };
     let (mut ti, mut pos) = (0, 0);
     loop {
-        if !m.spend() {
+        if !m.spend(1) {
             return None;
         }
         (ti, pos) = match m.step(ti, pos) {

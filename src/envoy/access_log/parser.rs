@@ -51,6 +51,11 @@ pub const ISTIO_TEXT_FORMATS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The most custom formats a parser tries: a sidecar's listeners use one or
+/// two (mesh `accessLogFormat`, Telemetry), and the work per line grows
+/// with their number (they come from the proxy; fuzz target `access_log`).
+pub const MAX_CUSTOM_FORMATS: usize = 8;
+
 /// A compiled set of formats to try on each line.
 pub struct LogParser {
     text: Vec<(String, Vec<Tok>)>,
@@ -98,11 +103,12 @@ impl LogParser {
     }
 
     /// `extra` formats (e.g. mesh `accessLogFormat`, or those read from the
-    /// listeners) are tried before Istio's built-in ones.
+    /// listeners) are tried before Istio's built-in ones; only the first
+    /// [`MAX_CUSTOM_FORMATS`] (every format is tried on every line).
     pub fn with_formats(extra: &[LogFormatSpec]) -> LogParser {
         let mut text = Vec::new();
         let mut json_maps = Vec::new();
-        for (i, spec) in extra.iter().enumerate() {
+        for (i, spec) in extra.iter().take(MAX_CUSTOM_FORMATS).enumerate() {
             match spec {
                 LogFormatSpec::Text(t) => text.push((format!("custom-{i}"), compile(t))),
                 LogFormatSpec::Json(m) => json_maps.push(
@@ -158,7 +164,7 @@ impl LogParser {
             if index.is_none() {
                 index = Some(LineIndex::new(body)?);
             }
-            let caps = index.as_mut().and_then(|ix| match_line(toks, ix));
+            let caps = index.as_ref().and_then(|ix| match_line(toks, ix));
             if let Some(caps) = caps {
                 let mut e = AccessLogEntry {
                     format: name.clone(),

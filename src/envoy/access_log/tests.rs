@@ -343,7 +343,7 @@ fn adjacent_operators_take_the_longest_value_that_fits() {
 /// A template of 1,500 operators (templates come from the proxy's listeners):
 /// the matcher recursed once per token, 3,000 frames deep, past the 256 KiB
 /// stack given here (9,000 operators overflowed a 2 MiB test thread); it is
-/// iterative now. Far longer templates run out of `STEP_BUDGET` instead.
+/// iterative now. Far longer templates run out of budget instead (`matcher::budget`).
 #[test]
 fn very_long_template_matches_without_recursion() {
     let fmt = LogFormatSpec::Text("%BYTES_SENT% ".repeat(1_500));
@@ -364,4 +364,30 @@ fn very_long_template_matches_without_recursion() {
 fn unclosed_operator_parameters_compile_to_a_literal() {
     let format = "%A(".repeat(20_000);
     assert_eq!(compile(&format), vec![Tok::Lit(format.clone())]);
+}
+
+/// Formats come from the proxy's listeners: only the first
+/// `MAX_CUSTOM_FORMATS` are tried (each is tried on every line).
+#[test]
+fn custom_formats_are_capped() {
+    let mut formats: Vec<LogFormatSpec> = (0..MAX_CUSTOM_FORMATS)
+        .map(|i| LogFormatSpec::Text(format!("x{i} %RESPONSE_CODE%")))
+        .collect();
+    formats.push(LogFormatSpec::Text("late %RESPONSE_CODE%".into()));
+    let (v, skipped) = parse_log_with("x0 503\nlate 503\n", &formats);
+    assert_eq!((v.len(), skipped), (1, 1));
+    assert_eq!(v[0].format, "custom-0");
+}
+
+/// A template of 2,000 distinct literals (a listener's) against lines that
+/// almost fit: every backtrack searched the rest of the line for its
+/// literal. Searches now cost budget by the bytes they read; the lines are
+/// given up (not access log lines) after work linear in their length.
+#[test]
+fn near_miss_lines_against_a_long_template_are_given_up() {
+    let format: String = (0..2_000).map(|i| format!("%UPSTREAM_HOST%x{i}")).collect();
+    let line: String = (0..1_999).map(|i| format!("ax{i}")).collect();
+    let text = format!("{line}\n{line}\n");
+    let (v, skipped) = parse_log_with(&text, &[LogFormatSpec::Text(format)]);
+    assert_eq!((v.len(), skipped), (0, 2));
 }
