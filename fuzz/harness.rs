@@ -187,7 +187,11 @@ pub fn stats(data: &[u8]) {
     for (name, _) in s.values.iter().take(64) {
         let _ = s.get(name);
         let _ = s.present(name);
-        let (prefix, suffix) = name.split_at(name.len() / 2);
+        let mut half = name.len() / 2;
+        while !name.is_char_boundary(half) {
+            half -= 1;
+        }
+        let (prefix, suffix) = name.split_at(half);
         let _ = s.sum_matching(prefix, suffix);
         let _ = s.with_prefix(prefix).count();
     }
