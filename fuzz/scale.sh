@@ -60,6 +60,20 @@ gen() { # NAME: writes $out/NAME (once)
     jq -c --rawfile log "$out/access_log-60k-paths.log" --rawfile cl "$out/clusters-100k-hosts.txt" \
       --rawfile st "$out/stats-8mb.txt" '.proxies |= map(.log_tail = $log | .clusters = $cl | .stats = $st)' \
       ../tests/recordings/healthy.snapshot.json ;;
+  snapshot-many-objects.json) # the lab recording plus 5,000 DestinationRules, PeerAuthentications and Pods
+    jq -c '.objects += ([range(5000) | tostring as $i |
+        {apiVersion: "networking.istio.io/v1", kind: "DestinationRule",
+         metadata: {name: ("dr-" + $i), namespace: "foo", creationTimestamp: "2024-01-01T00:00:00Z"},
+         spec: {host: "*.foo.svc.cluster.local", trafficPolicy: {tls: {mode: "ISTIO_MUTUAL"}},
+                subsets: [{name: "v1", labels: {version: "v1"}}]}},
+        {apiVersion: "security.istio.io/v1", kind: "PeerAuthentication",
+         metadata: {name: ("pa-" + $i), namespace: "foo"},
+         spec: {selector: {matchLabels: {app: ("a" + $i)}}, mtls: {mode: "STRICT"}, portLevelMtls: {"8080": {mode: "DISABLE"}}}},
+        {apiVersion: "v1", kind: "Pod",
+         metadata: {name: ("httpbin-" + $i), namespace: "foo", labels: {app: "httpbin"}},
+         spec: {containers: [{name: "httpbin"}, {name: "istio-proxy", image: "istio/proxyv2:1.28.0"}]},
+         status: {podIP: ("10.9." + (($i | tonumber) / 256 | floor | tostring) + "." + (($i | tonumber) % 256 | tostring)), phase: "Running"}}])' \
+      ../tests/recordings/healthy.snapshot.json ;;
   esac >"$f"
 }
 
@@ -69,7 +83,7 @@ declare -A inputs=(
   [stats]="stats-long-regex.txt stats-8mb.txt"
   [config_dump]="config_dump-20k-listeners.json"
   [tls_check]="tls_check-2x5k-clusters.json"
-  [snapshot]="snapshot-big.json"
+  [snapshot]="snapshot-big.json snapshot-many-objects.json"
 )
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(clusters access_log stats config_dump tls_check snapshot)
