@@ -49,8 +49,8 @@ struct PodRun {
     addrs: PodAddrs,
     apps: HashMap<String, App>,
     sidecar: Option<Sidecar>,
-    /// The xDS last written, to update only on change.
-    last_xds: Option<String>,
+    /// `lab.mesh503.io/proxy: none`: nothing runs (logs are empty).
+    idle: bool,
     /// The pod spec the apps were started from (restart apps if it changes).
     spec_fingerprint: String,
 }
@@ -88,7 +88,7 @@ impl PodRuntime for Shared {
     fn log_path(&self, namespace: &str, pod: &str, container: &str) -> Option<PathBuf> {
         let pods = self.pods.lock().ok()?;
         let run = pods.get(&(namespace.to_string(), pod.to_string()))?;
-        if container == "istio-proxy" {
+        if container == "istio-proxy" && !run.idle {
             return run.sidecar.as_ref().map(|s| s.log_path());
         }
         if let Some(app) = run.apps.get(container) {
@@ -492,6 +492,8 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             .context("podIP")?;
         let addrs = PodAddrs::from_pod_ip(ip);
         let injected = pod_is_injected(pod);
+        // `lab.mesh503.io/proxy: none`: injected in the API, nothing runs.
+        let runs = !no_proxy(pod);
         let fingerprint = pod_fingerprint(pod);
         let needs_apps = {
             let runs = shared
@@ -509,7 +511,11 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .remove(&key);
-            let apps = start_apps(shared, pod, &addrs, injected).await;
+            let apps = if runs {
+                start_apps(shared, pod, &addrs, injected).await
+            } else {
+                Ok(HashMap::new())
+            };
             let apps = match apps {
                 Ok(a) => a,
                 Err(e) => {
@@ -521,14 +527,13 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 addrs,
                 apps,
                 sidecar: None,
-                last_xds: None,
+                idle: !runs,
                 spec_fingerprint: fingerprint,
             };
-            if injected {
+            if injected && runs {
                 match render_and_start(shared, &world, pod, &addrs) {
-                    Ok((sc, xds, filters)) => {
+                    Ok((sc, filters)) => {
                         run.sidecar = Some(sc);
-                        run.last_xds = Some(xds);
                         waiting.push((key.clone(), filters));
                     }
                     Err(e) => errors.push(format!("pod {ns}/{name}: sidecar: {e:#}")),
@@ -539,7 +544,7 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .insert(key, run);
-        } else if injected && !nack::frozen(pod) {
+        } else if injected && runs && !nack::frozen(pod) {
             if let Err(e) = update_sidecar(shared, &world, pod, &key).await {
                 errors.push(e);
             }
@@ -558,7 +563,7 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             if let Some(sc) = sc {
                 let key = key.clone();
                 futs.push(async move {
-                    let r = match sc.wait_ready(Duration::from_secs(20)).await {
+                    let r = match sc.wait_ready(sc.ready_timeout()).await {
                         Ok(()) => Ok(()),
                         Err(e) => accept_nack(shared, &key, &sc, e, filters).await,
                     };
@@ -590,8 +595,13 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
     }
 }
 
-fn xds_fingerprint(x: &crate::istiod::SidecarXds) -> String {
-    serde_json::json!([x.clusters, x.endpoints, x.listeners, x.routes, x.secrets]).to_string()
+/// The pod-template annotation that keeps a pod's processes from running
+/// (`lab.mesh503.io/proxy: "none"`): see tests/lab/README.md.
+pub const PROXY_ANNOTATION: &str = "proxy";
+
+/// Is this pod marked to run nothing (no Envoy, no app)?
+pub fn no_proxy(pod: &Value) -> bool {
+    annotation(pod, PROXY_ANNOTATION) == Some("none")
 }
 
 fn render_and_start(
@@ -599,7 +609,7 @@ fn render_and_start(
     world: &World,
     pod: &Value,
     addrs: &PodAddrs,
-) -> anyhow::Result<(Sidecar, String, Vec<String>)> {
+) -> anyhow::Result<(Sidecar, Vec<String>)> {
     let xds = render_sidecar(world, pod, &shared.pki).map_err(|e| anyhow!("render: {e}"))?;
     let spec = spec_for_pod(world, pod).map_err(|e| anyhow!("spec: {e}"))?;
     let dir = shared.dir.join(format!(
@@ -610,7 +620,7 @@ fn render_and_start(
     std::fs::create_dir_all(&dir)?;
     debug_assert_eq!(spec.addrs, *addrs);
     let sc = Sidecar::start(&shared.envoy, &dir, &spec, &xds)?;
-    Ok((sc, xds_fingerprint(&xds), xds.envoy_filters.clone()))
+    Ok((sc, xds.envoy_filters.clone()))
 }
 
 /// What decides whether a pod's apps restart: its spec and annotations,
@@ -665,17 +675,7 @@ async fn update_sidecar(
     let (ns, name) = key;
     let xds: SidecarXds = render_sidecar(world, pod, &shared.pki)
         .map_err(|e| format!("pod {ns}/{name}: render: {e}"))?;
-    let text = xds_fingerprint(&xds);
     let poisoned = || "pod table poisoned".to_string();
-    let changed = {
-        let runs = shared.pods.lock().map_err(|_| poisoned())?;
-        runs.get(key)
-            .map(|r| r.last_xds.as_deref() != Some(text.as_str()))
-            .unwrap_or(false)
-    };
-    if !changed {
-        return Ok(());
-    }
     // Take the sidecar out while awaiting (no lock across await).
     let Some(sc) = shared
         .pods
@@ -693,9 +693,6 @@ async fn update_sidecar(
     let mut runs = shared.pods.lock().map_err(|_| poisoned())?;
     if let Some(r) = runs.get_mut(key) {
         r.sidecar = Some(sc);
-        if res.is_ok() {
-            r.last_xds = Some(text);
-        }
     }
     res.map_err(|e| format!("pod {ns}/{name}: sidecar update: {e}"))
 }

@@ -8,6 +8,7 @@
 //! This crate never imports the plugin crate: it is an independent model of
 //! Istio, so tests of the plugin against it prove something.
 
+pub mod ads;
 pub mod api;
 pub mod app;
 pub mod controller;
@@ -15,6 +16,7 @@ pub mod curl;
 pub mod duration;
 pub mod endpoint_slices;
 pub mod envoy;
+pub mod generate;
 pub mod injector;
 pub mod istiod;
 pub mod kubeconfig;
@@ -25,5 +27,7 @@ pub mod pki;
 pub mod resources;
 pub mod runtime;
 pub mod scenario;
+pub mod sidecar;
 pub mod store;
 pub mod validation;
+pub mod xds_proto;

@@ -69,6 +69,26 @@ enum Cmd {
         #[arg(short = 'c', long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// Write a scenario of N services with the seed's break on foo/httpbin
+    /// (plain YAML, to stdout or --out) for benchmarks.
+    Generate {
+        /// Services in total (foo/httpbin and foo/sleep included).
+        #[arg(long)]
+        services: usize,
+        /// Replicas of each generated Deployment (pods without a running Envoy).
+        #[arg(long, default_value_t = 3)]
+        pods_per_service: usize,
+        /// Pods with a real Envoy (foo/sleep, foo/httpbin, then one pod of
+        /// each of the first generated services).
+        #[arg(long, default_value_t = 2)]
+        envoys: usize,
+        /// The modelled Istio release.
+        #[arg(long, default_value = "1.24")]
+        istio_version: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,6 +142,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             drop(lab);
             eprintln!("mesh503-lab: stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Generate {
+            services,
+            pods_per_service,
+            envoys,
+            istio_version,
+            out,
+        } => {
+            let yaml = mesh503_lab::generate::to_yaml(&mesh503_lab::generate::MeshSpec {
+                services,
+                pods_per_service,
+                envoys,
+                istio_version,
+            })?;
+            match out {
+                Some(p) => std::fs::write(&p, yaml)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => print!("{yaml}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Curl {
