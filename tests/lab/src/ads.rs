@@ -227,11 +227,25 @@ impl NodeInner {
         let empty = Published::default();
         let published = self.types.get(type_url).unwrap_or(&empty);
         let d = self.deliveries.get_mut(&(stream, type_url.to_string()))?;
+        let mut recreated = Vec::new();
         let resources: Vec<(&String, &Res)> = if WILDCARD.contains(&type_url) {
             if d.sent_set == Some(published.set_hash) {
                 return None;
             }
             d.sent_set = Some(published.set_hash);
+            // A cluster Envoy re-creates warms until it gets its endpoints
+            // again: note which ones, so their assignments are resent
+            // (istiod follows every cluster push with endpoints).
+            for (n, r) in &published.resources {
+                if d.sent.get(n) != Some(&r.hash) {
+                    recreated.push(n.clone());
+                }
+            }
+            d.sent = published
+                .resources
+                .iter()
+                .map(|(n, r)| (n.clone(), r.hash))
+                .collect();
             published.resources.iter().collect()
         } else {
             let mut out = Vec::new();
@@ -254,7 +268,7 @@ impl NodeInner {
         d.nonce = nonce.clone();
         d.nonce_epoch = epoch;
         d.pending = true;
-        Some(DiscoveryResponse {
+        let response = DiscoveryResponse {
             version_info: version,
             resources: resources
                 .into_iter()
@@ -268,7 +282,18 @@ impl NodeInner {
             control_plane: Some(ControlPlane {
                 identifier: "mesh503-lab".into(),
             }),
-        })
+        };
+        if type_url == TYPE_CLUSTER && !recreated.is_empty() {
+            // EDS service name = cluster name (istiod's).
+            for ((_, t), cla) in self.deliveries.iter_mut() {
+                if t == TYPE_CLA {
+                    for n in &recreated {
+                        cla.sent.remove(n);
+                    }
+                }
+            }
+        }
+        Some(response)
     }
 
     fn on_request(
@@ -500,6 +525,9 @@ impl AdsServer {
                     .iter()
                     .zip(types.iter())
                     .all(|((ta, a), (tb, b))| ta == tb && a.set_hash == b.set_hash);
+            if std::env::var_os("MESH503_DEBUG").is_some() {
+                eprintln!("DEBUG publish {node_id}: same={same} epoch={}", inner.epoch);
+            }
             if same {
                 return Ok(false);
             }

@@ -320,7 +320,16 @@ impl Controller {
             }
         }
 
-        // Services → ClusterIP, EndpointSlices, Endpoints.
+        // Services → ClusterIP, EndpointSlices, Endpoints. Pods by namespace,
+        // labels read once (a mesh has thousands of both).
+        let mut pods_by_ns: HashMap<&str, Vec<(&Value, BTreeMap<String, String>)>> =
+            HashMap::new();
+        for p in &pods {
+            pods_by_ns
+                .entry(ns_of(p))
+                .or_default()
+                .push((p, labels(p, &["metadata", "labels"])));
+        }
         let mut svc_index = 0u32;
         for s in objects.iter().filter(|o| is(o, "v1", "Service")) {
             svc_index += 1;
@@ -350,11 +359,12 @@ impl Controller {
                 desired.push(svc);
                 continue;
             }
-            let backing: Vec<&Value> = pods
-                .iter()
-                .filter(|p| {
-                    ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"]))
-                })
+            let backing: Vec<&Value> = pods_by_ns
+                .get(ns.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|(_, l)| selects(&selector, l))
+                .map(|(p, _)| *p)
                 .collect();
             // Per-pod targetPort resolution, one slice per port mapping.
             desired.extend(crate::endpoint_slices::build(&svc, &backing));

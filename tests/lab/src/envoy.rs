@@ -491,11 +491,9 @@ mod tests {
 
     #[test]
     fn spec_and_bootstrap_look_like_pilot_agents() {
-        let world = World {
-            objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+        let world = World::new(vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "istio", "namespace": "istio-system", "labels": {"lab.mesh503.io/istio-version": "1.24"}},
-                "data": {"mesh": "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"}})],
-        };
+                "data": {"mesh": "accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n"}})]);
         let p =
             pod(json!({"sidecar.istio.io/statsInclusionPrefixes": "cluster.outbound,listener"}));
         let spec = spec_for_pod(&world, &p).unwrap();
@@ -558,10 +556,8 @@ mod tests {
     #[test]
     fn old_releases_keep_every_stat_unless_annotated() {
         // Istio 1.0/1.1 set no stats matcher by default.
-        let world = World {
-            objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "istio", "namespace": "istio-system", "labels": {"lab.mesh503.io/istio-version": "1.0"}}})],
-        };
+        let world = World::new(vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "istio", "namespace": "istio-system", "labels": {"lab.mesh503.io/istio-version": "1.0"}}})]);
         let spec = spec_for_pod(&world, &pod(json!({}))).unwrap();
         assert!(bootstrap(&spec, "127.0.0.1:9".parse().unwrap())
             .get("stats_config")

@@ -447,9 +447,7 @@ fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
 async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
     let _one_at_a_time = shared.sync_lock.lock().await;
     let objects = shared.store.all();
-    let world = World {
-        objects: objects.clone(),
-    };
+    let world = World::new(objects.clone());
     let pods: Vec<&Value> = objects
         .iter()
         .filter(|o| {
@@ -686,6 +684,9 @@ async fn update_sidecar(
     else {
         return Ok(());
     };
+    if std::env::var_os("MESH503_DEBUG").is_some() {
+        eprintln!("DEBUG update {ns}/{name}: {} clusters", xds.clusters.len());
+    }
     let res = match sc.update(&xds).await {
         Ok(()) => Ok(()),
         Err(e) => accept_nack(shared, key, &sc, e, &xds.envoy_filters).await,
