@@ -525,9 +525,6 @@ impl AdsServer {
                     .iter()
                     .zip(types.iter())
                     .all(|((ta, a), (tb, b))| ta == tb && a.set_hash == b.set_hash);
-            if std::env::var_os("MESH503_DEBUG").is_some() {
-                eprintln!("DEBUG publish {node_id}: same={same} epoch={}", inner.epoch);
-            }
             if same {
                 return Ok(false);
             }

@@ -167,6 +167,7 @@ impl Controller {
     /// `now` is the RFC 3339 time stamped on new status fields.
     pub fn reconcile(&mut self, objects: &[Value], now: &str) -> Changes {
         let minor = istio_minor(objects);
+        let native = crate::injector::native_global(objects, minor);
         let ns_labels: HashMap<String, BTreeMap<String, String>> = objects
             .iter()
             .filter(|o| is(o, "v1", "Namespace"))
@@ -265,7 +266,7 @@ impl Controller {
                     "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                     "spec": template["spec"].clone()});
-                let pod = self.admit_pod(pod, objects, &ns_labels, minor, now, &existing);
+                let pod = self.admit_pod(pod, &ns_labels, minor, now, &existing, native);
                 if pod_ready(&pod) {
                     ready += 1;
                 }
@@ -297,7 +298,7 @@ impl Controller {
             if self.owned.contains(&k) || p["metadata"]["ownerReferences"].is_array() {
                 continue;
             }
-            let pod = self.admit_pod(p.clone(), objects, &ns_labels, minor, now, &existing);
+            let pod = self.admit_pod(p.clone(), &ns_labels, minor, now, &existing, native);
             pods.push(pod);
         }
 
@@ -401,11 +402,11 @@ impl Controller {
     fn admit_pod(
         &mut self,
         mut pod: Value,
-        objects: &[Value],
         ns_labels: &HashMap<String, BTreeMap<String, String>>,
         minor: u32,
         now: &str,
         existing: &HashMap<Key, &Value>,
+        native: bool,
     ) -> Value {
         let ns = ns_of(&pod).to_string();
         let name = name_of(&pod).to_string();
@@ -429,7 +430,7 @@ impl Controller {
         let nsl = ns_labels.get(&ns).cloned().unwrap_or_default();
         let already = crate::injector::has_proxy(&pod["spec"]);
         if !already && injection_wanted(&pod["metadata"], &pod["spec"], &nsl) {
-            let native = crate::injector::wants_native(objects, minor, &pod["metadata"]);
+            let native = crate::injector::wants_native_given(native, minor, &pod["metadata"]);
             crate::injector::inject(&mut pod, minor, native);
         }
         let addrs = self.address_for(&ns, &name);

@@ -101,6 +101,9 @@ fn resolve_python_wrapper(p: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Envoy's admin access log, relative to the sidecar dir.
+pub const ADMIN_LOG: &str = "admin.log";
+
 /// Access log encoding from the mesh config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLog {
@@ -302,7 +305,10 @@ pub fn bootstrap(spec: &SidecarSpec, xds_server: SocketAddr) -> Value {
             {"name": "admin", "admin_layer": {}},
         ]},
         "admin": {
-            "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": "/dev/null"}}],
+            // LAB DIFFERENCE: Istio sends the admin access log to /dev/null;
+            // the lab keeps it in the sidecar dir (never served) so the
+            // benchmark can tell which admin paths a tool read.
+            "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": ADMIN_LOG}}],
             "address": {"socket_address": {"address": spec.addrs.localhost.to_string(), "port_value": 15000}},
         },
         // LAB DIFFERENCE: in a pod the kernel picks the pod IP as the source

@@ -338,6 +338,23 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// Every running sidecar: `<namespace>/<pod>`, its admin address and
+    /// its directory (`admin.log` there records every admin request).
+    pub fn sidecars(&self) -> Vec<(String, SocketAddr, PathBuf)> {
+        let Ok(pods) = self.shared.pods.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, SocketAddr, PathBuf)> = pods
+            .iter()
+            .filter_map(|((ns, pod), r)| {
+                let sc = r.sidecar.as_ref()?;
+                Some((format!("{ns}/{pod}"), sc.admin_addr(), sc.dir().to_path_buf()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Pids of every Envoy the lab runs (for leak tests).
     pub fn envoy_pids(&self) -> Vec<u32> {
         self.shared
@@ -380,11 +397,27 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// `MESH503_LAB_TIMING=1`: print how long each phase of a sync takes.
+fn timing(what: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("MESH503_LAB_TIMING").is_some()) {
+        eprintln!("mesh503-lab: timing: {what}");
+    }
+}
+
 /// Run the controller until the store stops changing.
 async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<()> {
     for _ in 0..10 {
+        let t0 = std::time::Instant::now();
         let objects = shared.store.all();
         let ch = controller.reconcile(&objects, &now());
+        timing(format_args!(
+            "reconciled {} objects in {:?}: {} to write, {} to delete",
+            objects.len(),
+            t0.elapsed(),
+            ch.apply.len(),
+            ch.delete.len()
+        ));
         if ch.apply.is_empty() && ch.delete.is_empty() {
             return Ok(());
         }
@@ -446,9 +479,10 @@ fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
 /// Start, update or stop apps and sidecars so they match the store's pods.
 async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
     let _one_at_a_time = shared.sync_lock.lock().await;
-    let objects = shared.store.all();
-    let world = World::new(objects.clone());
-    let pods: Vec<&Value> = objects
+    let t0 = std::time::Instant::now();
+    let world = World::new(shared.store.all());
+    let pods: Vec<&Value> = world
+        .objects
         .iter()
         .filter(|o| {
             o["kind"] == "Pod" && o["apiVersion"] == "v1" && o["status"]["podIP"].is_string()
@@ -548,6 +582,12 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             }
         }
     }
+    timing(format_args!(
+        "synced {} pods ({} new sidecars) in {:?}",
+        live.len(),
+        waiting.len(),
+        t0.elapsed()
+    ));
     if wait && !waiting.is_empty() {
         // Wait for every new sidecar concurrently.
         let mut futs = Vec::new();
@@ -671,8 +711,10 @@ async fn update_sidecar(
     key: &(String, String),
 ) -> Result<(), String> {
     let (ns, name) = key;
+    let t0 = std::time::Instant::now();
     let xds: SidecarXds = render_sidecar(world, pod, &shared.pki)
         .map_err(|e| format!("pod {ns}/{name}: render: {e}"))?;
+    timing(format_args!("rendered {ns}/{name} in {:?}", t0.elapsed()));
     let poisoned = || "pod table poisoned".to_string();
     // Take the sidecar out while awaiting (no lock across await).
     let Some(sc) = shared
@@ -684,13 +726,12 @@ async fn update_sidecar(
     else {
         return Ok(());
     };
-    if std::env::var_os("MESH503_DEBUG").is_some() {
-        eprintln!("DEBUG update {ns}/{name}: {} clusters", xds.clusters.len());
-    }
+    let t0 = std::time::Instant::now();
     let res = match sc.update(&xds).await {
         Ok(()) => Ok(()),
         Err(e) => accept_nack(shared, key, &sc, e, &xds.envoy_filters).await,
     };
+    timing(format_args!("pushed to {ns}/{name} in {:?}", t0.elapsed()));
     let mut runs = shared.pods.lock().map_err(|_| poisoned())?;
     if let Some(r) = runs.get_mut(key) {
         r.sidecar = Some(sc);

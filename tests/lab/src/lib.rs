@@ -11,6 +11,8 @@
 pub mod ads;
 pub mod api;
 pub mod app;
+pub mod bench;
+pub mod bench_reads;
 pub mod controller;
 pub mod curl;
 pub mod duration;

@@ -69,6 +69,29 @@ enum Cmd {
         #[arg(short = 'c', long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// The scale benchmark (not a test): for each size, bring a generated
+    /// mesh up, measure the lab, and time the plugin's `diagnose` against
+    /// plain-client floors (see docs/performance.md).
+    Bench {
+        /// The plugin binary (`target/release/kubectl-mesh503`).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// Mesh sizes (services), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,2000,5000")]
+        sizes: Vec<usize>,
+        /// diagnose runs (and floor runs) per size; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 3)]
+        pods_per_service: usize,
+        #[arg(long, default_value_t = 2)]
+        envoys: usize,
+        #[arg(long, default_value = "1.24")]
+        istio_version: String,
+        /// Seconds of idle CPU measurement per size.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+    },
     /// Write a scenario of N services with the seed's break on foo/httpbin
     /// (plain YAML, to stdout or --out) for benchmarks.
     Generate {
@@ -142,6 +165,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             drop(lab);
             eprintln!("mesh503-lab: stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench {
+            plugin,
+            sizes,
+            runs,
+            pods_per_service,
+            envoys,
+            istio_version,
+            idle_secs,
+        } => {
+            mesh503_lab::bench::run(&mesh503_lab::bench::BenchOptions {
+                plugin,
+                sizes,
+                runs,
+                pods_per_service,
+                envoys,
+                istio_version,
+                idle_secs,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Generate {
