@@ -481,22 +481,18 @@ pub fn pod_ready(pod: &Value) -> bool {
 
 /// Compare two versions of an object ignoring what the store fills in.
 fn same_ignoring_server_fields(a: &Value, b: &Value) -> bool {
-    fn norm(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v["metadata"].as_object_mut() {
-            for f in [
-                "uid",
-                "resourceVersion",
-                "creationTimestamp",
-                "generation",
-                "managedFields",
-            ] {
-                m.remove(f);
-            }
-        }
-        v
-    }
-    norm(a) == norm(b)
+    crate::store::eq_except(
+        a,
+        b,
+        &[],
+        &[
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+        ],
+    )
 }
 
 #[cfg(test)]

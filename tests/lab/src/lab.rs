@@ -648,7 +648,13 @@ fn render_and_start(
     pod: &Value,
     addrs: &PodAddrs,
 ) -> anyhow::Result<(Sidecar, Vec<String>)> {
+    let t0 = std::time::Instant::now();
     let xds = render_sidecar(world, pod, &shared.pki).map_err(|e| anyhow!("render: {e}"))?;
+    timing(format_args!(
+        "rendered {} clusters for a new sidecar in {:?}",
+        xds.clusters.len(),
+        t0.elapsed()
+    ));
     let spec = spec_for_pod(world, pod).map_err(|e| anyhow!("spec: {e}"))?;
     let dir = shared.dir.join(format!(
         "{}.{}",
@@ -657,7 +663,9 @@ fn render_and_start(
     ));
     std::fs::create_dir_all(&dir)?;
     debug_assert_eq!(spec.addrs, *addrs);
+    let t0 = std::time::Instant::now();
     let sc = Sidecar::start(&shared.envoy, &dir, &spec, &xds)?;
+    timing(format_args!("encoded and started in {:?}", t0.elapsed()));
     Ok((sc, xds.envoy_filters.clone()))
 }
 
