@@ -52,6 +52,8 @@ pub struct SizeResult {
     pub diagnose_runs_secs: Vec<f64>,
     pub diagnose_peak_rss_mib: f64,
     pub diagnose_exit: i32,
+    /// The last lines the plugin wrote to stderr on its first run.
+    pub diagnose_stderr: String,
     pub plugin_api_requests: usize,
     pub plugin_admin_requests: usize,
     pub floor_same_secs: f64,
@@ -102,15 +104,32 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// A finished plugin run: wall time, peak RSS (KiB), exit code, stdout bytes.
+/// A finished plugin run: wall time, peak RSS (KiB), exit code, the end of
+/// what it wrote to stderr.
 struct Run {
     secs: f64,
     maxrss_kib: u64,
     exit: i32,
+    stderr_tail: String,
 }
 
-/// Run the plugin once with the lab's kubeconfig, reaping it with wait4 to
-/// read its peak RSS. Killed after `limit`.
+/// `VmHWM` (peak RSS, KiB) of a process while it runs `comm`: sampled from
+/// /proc, ignoring the moment between fork and exec, when the child is still
+/// a copy of the (large) lab process and `wait4`'s `ru_maxrss` counts it.
+fn hwm_kib(pid: i32, comm: &str) -> Option<u64> {
+    let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if c.trim_end() != comm {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+/// Run the plugin once with the lab's kubeconfig; its peak RSS is sampled
+/// every 5 ms from /proc (see [`hwm_kib`]). Killed after `limit`.
 fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str], limit: Duration) -> anyhow::Result<Run> {
     let t0 = Instant::now();
     let mut child = Command::new(plugin)
@@ -118,27 +137,47 @@ fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str], limit: Duration) 
         .env("KUBECONFIG", kubeconfig)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", plugin.display()))?;
     let pid = child.id() as libc::pid_t;
     let mut out = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut err = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = out.read_to_end(&mut buf);
         buf.len()
     });
-    let killer = std::thread::spawn(move || {
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(3)..].join(" | ")
+    });
+    let comm: String = plugin
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect())
+        .unwrap_or_default();
+    // Samples the peak RSS until the child is reaped; kills it after `limit`.
+    let watcher = std::thread::spawn(move || {
         let end = Instant::now() + limit;
-        while Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(100));
-            // SAFETY: signal 0 only checks the pid exists.
-            if unsafe { libc::kill(pid, 0) } != 0 {
-                return;
+        let mut peak = 0;
+        loop {
+            if let Some(h) = hwm_kib(pid, &comm) {
+                peak = h;
             }
+            // SAFETY: signal 0 only checks the pid exists (zombies included).
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                return peak;
+            }
+            if Instant::now() >= end {
+                // SAFETY: plain kill(2) of our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return peak;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
     });
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to overwrite.
@@ -147,7 +186,8 @@ fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str], limit: Duration) 
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = t0.elapsed().as_secs_f64();
     let _ = reader.join();
-    let _ = killer.join();
+    let stderr_tail = err_reader.join().unwrap_or_default();
+    let maxrss_kib = watcher.join().unwrap_or(0);
     // The child is reaped; keep std from waiting for it again.
     std::mem::forget(child);
     if r != pid {
@@ -160,8 +200,9 @@ fn run_plugin(plugin: &Path, kubeconfig: &Path, args: &[&str], limit: Duration) 
     };
     Ok(Run {
         secs,
-        maxrss_kib: usage.ru_maxrss as u64,
+        maxrss_kib,
         exit,
+        stderr_tail,
     })
 }
 
@@ -247,6 +288,7 @@ fn measure_size(lab_opts: &BenchOptions, n: usize) -> anyhow::Result<SizeResult>
     let offsets: Vec<u64> = sidecars.iter().map(|(_, _, d)| admin_log_len(d)).collect();
     let first = run_plugin(&lab_opts.plugin, &kubeconfig, &args, limit)?;
     res.diagnose_exit = first.exit;
+    res.diagnose_stderr = first.stderr_tail.clone();
     let api: Vec<Read> = lab
         .requests()
         .into_iter()

@@ -395,11 +395,16 @@ impl Sidecar {
     /// Hot update: publish the new config and wait until Envoy runs it
     /// (returns at once when nothing changed).
     pub async fn update(&self, xds: &SidecarXds) -> anyhow::Result<()> {
-        if self.publish(xds)? {
-            self.wait_ready(self.ready_timeout()).await
-        } else {
-            Ok(())
+        if !self.publish(xds)? {
+            return Ok(());
         }
+        self.wait_ready(self.ready_timeout()).await?;
+        // The main thread has applied the update; Envoy's workers get
+        // changed clusters by a posted thread-local update, which a loaded
+        // machine may run a little later (seen once: a request right after
+        // the ACK used the old cluster). Give them a moment.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
     }
 
     /// Stop Envoy now (SIGTERM, SIGKILL after 2 s) and reap it. Idempotent.
