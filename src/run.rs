@@ -129,10 +129,8 @@ fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
         }
     };
     let report = analyze::analyze(&snapshot);
-    let text = match d.output {
-        Output::Table => report::table::render(&report, use_color(), None),
-        Output::Json => report::json::render(&report),
-    };
+    let width = report::layout::detect_width();
+    let text = report::render(&report, d.output, use_color(), width);
     print(&text)?;
     if let Some(dir) = &d.fix_out {
         write_fixes(dir, &report)?;
@@ -289,8 +287,9 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
         }
     };
     let text = match t.output {
-        Output::Table => report::tls_check::render_table(&table, use_color()),
-        Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
+        Output::Table | Output::Wide => report::tls_check::render_table(&table, use_color()),
+        Output::Json => report::json::to_json(&table),
+        Output::Yaml => report::json::to_yaml(&table),
     };
     print(&text)?;
     if table.has_conflicts() {
