@@ -175,8 +175,8 @@ fn write_fixes(dir: &OutDir, report: &analyze::Report) -> Result<(), Error> {
         written.push(path.display().to_string());
     }
     let mut msg = format!(
-        "wrote {} fix file(s) to {}{}\n",
-        written.len(),
+        "wrote {} to {}{}\n",
+        crate::words::counts(written.len(), "fix file"),
         dir.path().display(),
         if written.is_empty() {
             " (no finding has a fix that changes an object)".to_string()

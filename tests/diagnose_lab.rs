@@ -289,7 +289,7 @@ fn replicas_of_one_client_give_one_finding() {
         mtls[0]["subject"]
             .as_str()
             .unwrap()
-            .contains("1 other pod(s) of the same workload"),
+            .contains("1 other pod of the same workload"),
         "{}",
         mtls[0]
     );

@@ -3,7 +3,7 @@
 //! the heredoc's `EOF` ends it wherever it is pasted), how to verify; then
 //! the candidates rejected, with the calls they would break. Rendering only.
 
-use super::layout::{width_of, Doc};
+use super::layout::{width_of, wrap, Doc};
 use crate::analyze::fix::{Fixes, PairChange, PairState};
 use crate::words::{counts, noun};
 
@@ -69,15 +69,30 @@ fn list(doc: &mut Doc, first: &str, hang: &str, pairs: &[PairChange], all: bool)
     }
 }
 
-/// A command to paste: on the label's line when it fits, else alone on
-/// the next line; never wrapped.
+/// A command to paste: on the label's line when it fits, else on the next
+/// lines, continued with ` \\` between words (the shell reads the same
+/// command). A command with quotes, or a word longer than a line, is never
+/// broken.
 fn command(doc: &mut Doc, label: &str, cmd: &str) {
     let line = format!("{label} {cmd}");
     if width_of(&line) <= doc.width {
         doc.raw(&line);
-    } else {
-        doc.raw(label);
+        return;
+    }
+    doc.raw(label);
+    let room = doc.width.saturating_sub(8 + 2);
+    if cmd.contains(['\'', '"', '\\']) || cmd.split(' ').any(|w| width_of(w) > room) {
         doc.raw(&format!("      {cmd}"));
+        return;
+    }
+    let lines = wrap(cmd, doc.width.saturating_sub(2), "      ", "        ");
+    let n = lines.len();
+    for (i, l) in lines.into_iter().enumerate() {
+        if i + 1 < n {
+            doc.raw(&format!("{l} \\"));
+        } else {
+            doc.raw(&l);
+        }
     }
 }
 
@@ -125,7 +140,11 @@ pub fn render(doc: &mut Doc, fixes: &Fixes, all: bool) {
             doc.para("    Note: ", "      ", n);
         }
         if let Some(block) = &fix.apply {
-            doc.raw("    Apply (paste the lines below as they are):");
+            doc.para(
+                "    ",
+                "      ",
+                "Apply (paste the lines below as they are):",
+            );
             for l in block.lines() {
                 doc.raw(l);
             }

@@ -20,8 +20,11 @@ pub const MIN_WIDTH: usize = 40;
 /// Widest width honoured (a bound, so nothing is laid out for `COLUMNS=10⁹`).
 pub const MAX_WIDTH: usize = 1000;
 
-/// Characters after which an over-long token may be broken.
+/// Characters after which an over-long token may be broken: first these,
+/// then, for a piece still too long, [`WEAK_BREAKS`].
 pub const TOKEN_BREAKS: &[char] = &['|', '.', '/', ',', ':', '=', '&', '?', ';'];
+/// Breaks used only inside a piece still too long for a line.
+pub const WEAK_BREAKS: &[char] = &['-', '_'];
 
 /// The output width: the terminal's when standard output is one, else
 /// `COLUMNS` (a positive number), else [`PIPED_WIDTH`]; clamped to
@@ -49,16 +52,16 @@ pub fn width_of(s: &str) -> usize {
     UnicodeWidthStr::width(s)
 }
 
-/// Splits an over-long token after each run of [`TOKEN_BREAKS`]; the
-/// pieces joined give the token back.
-fn pieces(token: &str) -> Vec<&str> {
+/// Splits `token` after each run of `breaks`; the pieces joined give the
+/// token back.
+fn split_after<'a>(token: &'a str, breaks: &[char]) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut chars = token.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         // After a run of separators (`||`), not inside it.
-        let next_breaks = chars.peek().is_some_and(|(_, n)| TOKEN_BREAKS.contains(n));
-        if TOKEN_BREAKS.contains(&c) && !next_breaks {
+        let next_breaks = chars.peek().is_some_and(|(_, n)| breaks.contains(n));
+        if breaks.contains(&c) && !next_breaks {
             let end = i + c.len_utf8();
             out.push(&token[start..end]);
             start = end;
@@ -68,6 +71,21 @@ fn pieces(token: &str) -> Vec<&str> {
         out.push(&token[start..]);
     }
     out
+}
+
+/// An over-long token in pieces: after [`TOKEN_BREAKS`], and a piece
+/// still longer than `room` after [`WEAK_BREAKS`] too.
+fn pieces(token: &str, room: usize) -> Vec<&str> {
+    split_after(token, TOKEN_BREAKS)
+        .into_iter()
+        .flat_map(|p| {
+            if width_of(p) > room {
+                split_after(p, WEAK_BREAKS)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }
 
 /// Wraps `text` into lines of at most `width` columns: the first starts
@@ -99,10 +117,15 @@ pub fn wrap(text: &str, width: usize, first: &str, hang: &str) -> Vec<String> {
             has_word = true;
             continue;
         }
-        // Too long for a line of its own: break it at TOKEN_BREAKS,
-        // starting on the current line when its first piece fits there.
-        let mut sep = if has_word { " " } else { "" };
-        for piece in pieces(word) {
+        // Too long for a line of its own: start it on a line of its own
+        // and break it at TOKEN_BREAKS (then WEAK_BREAKS).
+        if has_word {
+            lines.push(std::mem::replace(&mut line, hang.to_string()));
+            used = width_of(hang);
+            has_word = false;
+        }
+        let mut sep = "";
+        for piece in pieces(word, width.saturating_sub(width_of(hang))) {
             let pw = width_of(piece);
             if has_word && used + sep.len() + pw > width {
                 lines.push(std::mem::replace(&mut line, hang.to_string()));

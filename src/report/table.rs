@@ -5,9 +5,9 @@
 //! what was missing. Every line fits [`Style::width`] (rules in
 //! [`super::layout`] and docs/output.md). Rendering only.
 
-use super::layout::{width_of, wrap, Doc};
+use super::layout::{width_of, wrap, Doc, MIN_WIDTH};
 use crate::analyze::{EvidenceKind, Finding, Report, Severity};
-use crate::words::{count, counts};
+use crate::words::{counts, noun};
 
 /// How the human report is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,13 @@ fn summary(doc: &mut Doc, findings: &[Finding], style: &Style) {
         .map(width_of)
         .max()
         .unwrap_or(0);
+    const STACKED: &str = "FINDING / SUBJECT";
     let beside = style.width >= fixed + longest_word.max("SUBJECT".len());
+    let stacked = style.width >= before_finding + widths[3].max(STACKED.len())
+        && style.width >= before_finding + 20;
+    if !beside && !stacked {
+        return narrow(doc, findings, style.color);
+    }
     let cells = |r: &[String; 4], sev: Option<(Severity, bool)>| -> String {
         let mut line = String::new();
         for (c, cell) in r.iter().enumerate() {
@@ -156,7 +162,8 @@ fn summary(doc: &mut Doc, findings: &[Finding], style: &Style) {
     if beside {
         doc.raw(&format!("{}SUBJECT", cells(&head, None)));
     } else {
-        doc.raw(&format!("{} / SUBJECT", cells(&head, None)));
+        let head = cells(&head, None);
+        doc.raw(&format!("{}{STACKED}", &head[..head.len() - "FINDING".len()]));
     }
     for (r, f) in rows.iter().zip(findings) {
         let row = cells(r, Some((f.severity, style.color)));
@@ -176,6 +183,20 @@ fn summary(doc: &mut Doc, findings: &[Finding], style: &Style) {
             let indent = " ".repeat(before_finding);
             doc.para(&indent, &indent, &f.subject);
         }
+    }
+}
+
+/// The summary when even the finding ids do not fit beside the other
+/// columns: per finding, its number, severity, confidence and id on one
+/// line (a finding id is at most ~30 columns, so it fits in [`MIN_WIDTH`]),
+/// the subject wrapped under it; no header.
+fn narrow(doc: &mut Doc, findings: &[Finding], color: bool) {
+    for (i, f) in findings.iter().enumerate() {
+        let n = format!("{:<3}", i + 1);
+        let sev = severity(f.severity, f.severity.to_string(), color);
+        // Colour codes are not wrapped: the first line is short anyway.
+        doc.raw(&format!("{n}{sev} {}% {}", f.confidence, f.id()));
+        doc.para("   ", "   ", &f.subject);
     }
 }
 
@@ -211,9 +232,9 @@ fn finding(doc: &mut Doc, n: usize, f: &Finding, style: &Style) {
                 "    ",
                 "      ",
                 &format!(
-                    "… and {} more (-o wide shows {})",
-                    count(more, "item", "items"),
-                    if more == 1 { "it" } else { "them all" }
+                    "… and {more} more {} (-o wide shows {})",
+                    noun(more, "item", "items"),
+                    noun(more, "it", "them all")
                 ),
             );
         }
