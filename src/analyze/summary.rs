@@ -52,7 +52,9 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
         },
         if st.auto_mtls { "on" } else { "off" },
         st.root_namespace,
-        st.version.map(|v| format!(", Istio {v}")).unwrap_or_default()
+        st.version
+            .map(|v| format!(", Istio {v}"))
+            .unwrap_or_default()
     ));
     c.push(format!(
         "cluster domain {} ({})",

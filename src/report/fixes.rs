@@ -161,13 +161,7 @@ pub fn render(doc: &mut Doc, fixes: &Fixes, all: bool) {
         doc.raw("  Rejected fixes:");
         for r in &fixes.rejected {
             doc.para("    - ", "      ", &format!("{}: {}", r.summary, r.reason));
-            list(
-                doc,
-                "        would hurt: ",
-                "          ",
-                &r.breaks,
-                all,
-            );
+            list(doc, "        would hurt: ", "          ", &r.breaks, all);
         }
     }
     if fixes.chosen.as_ref().is_some_and(|f| f.effect.is_some()) {

@@ -19,7 +19,8 @@ pub fn render_yaml(report: &Report) -> String {
 /// Any serializable value as pretty JSON with a final newline.
 pub fn to_json<T: Serialize>(v: &T) -> String {
     // Reports hold only strings, numbers and enums: serialization cannot fail.
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

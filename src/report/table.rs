@@ -5,7 +5,7 @@
 //! what was missing. Every line fits [`Style::width`] (rules in
 //! [`super::layout`] and docs/output.md). Rendering only.
 
-use super::layout::{width_of, wrap, Doc, MIN_WIDTH};
+use super::layout::{width_of, wrap, Doc};
 use crate::analyze::{EvidenceKind, Finding, Report, Severity};
 use crate::words::{counts, noun};
 
@@ -163,7 +163,10 @@ fn summary(doc: &mut Doc, findings: &[Finding], style: &Style) {
         doc.raw(&format!("{}SUBJECT", cells(&head, None)));
     } else {
         let head = cells(&head, None);
-        doc.raw(&format!("{}{STACKED}", &head[..head.len() - "FINDING".len()]));
+        doc.raw(&format!(
+            "{}{STACKED}",
+            &head[..head.len() - "FINDING".len()]
+        ));
     }
     for (r, f) in rows.iter().zip(findings) {
         let row = cells(r, Some((f.severity, style.color)));
@@ -188,7 +191,7 @@ fn summary(doc: &mut Doc, findings: &[Finding], style: &Style) {
 
 /// The summary when even the finding ids do not fit beside the other
 /// columns: per finding, its number, severity, confidence and id on one
-/// line (a finding id is at most ~30 columns, so it fits in [`MIN_WIDTH`]),
+/// line (a finding id is at most ~30 columns, so it fits in [`super::layout::MIN_WIDTH`]),
 /// the subject wrapped under it; no header.
 fn narrow(doc: &mut Doc, findings: &[Finding], color: bool) {
     for (i, f) in findings.iter().enumerate() {

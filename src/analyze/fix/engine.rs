@@ -170,7 +170,10 @@ fn verdict(c: &Candidate, d: &Diff, repaired: Result<(), String>) -> Option<Stri
         why.push(r.clone());
     }
     if !d.breaks.is_empty() {
-        why.push(format!("would break {}", crate::words::counts(d.breaks.len(), "working call")));
+        why.push(format!(
+            "would break {}",
+            crate::words::counts(d.breaks.len(), "working call")
+        ));
     }
     if !d.downgrades.is_empty() {
         why.push(format!(

@@ -406,14 +406,20 @@ fn cluster_hosts(p: &Proxy, cluster: &str, c: &mut Confirmation) {
             if status.hosts.is_empty() {
                 format!("{cluster} has no hosts")
             } else {
-                format!("{cluster} has {}, none healthy", crate::words::counts(status.hosts.len(), "host"))
+                format!(
+                    "{cluster} has {}, none healthy",
+                    crate::words::counts(status.hosts.len(), "host")
+                )
             },
         ));
     } else {
         c.add(Weight::PredictionContradicted);
         c.evidence.push(Evidence::new(
             SourceRef::AdminClusters(p.label.clone()),
-            format!("{cluster} has {}: the proxy runs other endpoints than the API objects say", crate::words::counts(healthy as usize, "healthy host")),
+            format!(
+                "{cluster} has {}: the proxy runs other endpoints than the API objects say",
+                crate::words::counts(healthy as usize, "healthy host")
+            ),
         ));
     }
 }
