@@ -51,7 +51,10 @@ fn assert_no_word_split(wrapped: &str, unwrapped: &str, width: usize) {
         .flat_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             let n = words.len();
-            words.into_iter().enumerate().map(move |(i, x)| (x, i + 1 == n))
+            words
+                .into_iter()
+                .enumerate()
+                .map(move |(i, x)| (x, i + 1 == n))
         })
         .collect();
     let mut j = 0;
@@ -140,7 +143,10 @@ fn the_summary_does_not_repeat_the_claims() {
 fn plurals_are_words_not_parentheses() {
     let r = seed();
     let text = table(&r, Output::Wide, MAX_WIDTH);
-    assert!(text.contains("2 findings, 1 error, most likely first"), "{text}");
+    assert!(
+        text.contains("2 findings, 1 error, most likely first"),
+        "{text}"
+    );
     assert!(text.contains("1 legacy authentication policy;"), "{text}");
     assert!(text.contains("Repairs 2 calls:"), "{text}");
     for bad in ["(s)", "(ies)", "(es)"] {

@@ -103,7 +103,7 @@ pub fn callers(mesh: &Mesh, extra: &Caller) -> Vec<Caller> {
                 c.label = format!(
                     "{} (and {})",
                     c.label,
-                    crate::words::counts(others as usize, "other replica")
+                    crate::words::counts(others, "other replica")
                 );
             }
             c

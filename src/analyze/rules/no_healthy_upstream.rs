@@ -129,7 +129,7 @@ fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Optio
     confidence.add_if(ready == 0, Weight::ConfigCertain);
     evidence.push(Evidence::new(
         SourceRef::Endpoints(svc.key.clone()),
-        crate::words::counts(ready as usize, "ready endpoint"),
+        crate::words::counts(ready, "ready endpoint"),
     ));
     let why = if ready == 0 {
         format!(

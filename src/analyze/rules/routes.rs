@@ -418,7 +418,7 @@ fn cluster_hosts(p: &Proxy, cluster: &str, c: &mut Confirmation) {
             SourceRef::AdminClusters(p.label.clone()),
             format!(
                 "{cluster} has {}: the proxy runs other endpoints than the API objects say",
-                crate::words::counts(healthy as usize, "healthy host")
+                crate::words::counts(healthy, "healthy host")
             ),
         ));
     }

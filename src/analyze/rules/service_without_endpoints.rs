@@ -178,7 +178,7 @@ fn finding(
         ),
         Evidence::new(
             SourceRef::Endpoints(svc.key.clone()),
-            crate::words::counts(mesh.ready_endpoints(&svc.key) as usize, "ready endpoint"),
+            crate::words::counts(mesh.ready_endpoints(&svc.key), "ready endpoint"),
         ),
     ];
     let mut callers = Vec::new();

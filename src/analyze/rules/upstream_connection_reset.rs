@@ -34,7 +34,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
         let shown = format!(
             "{} × 503 UC and {} on inbound",
             reset.len(),
-            crate::words::count(ok as usize, "success", "successes")
+            crate::words::count(ok, "success", "successes")
         );
         let claim = format!(
             "{}'s app closes connections the sidecar is still reusing (intermittent 503 UC)",

@@ -260,7 +260,7 @@ fn import_text(i: &Import) -> String {
 pub fn destination_text(d: &DestinationView) -> String {
     let c = &d.cluster_name;
     match &d.status {
-        DestStatus::Ok { ready } => format!("{c} has {}", crate::words::count(*ready as usize, "ready endpoint", "ready endpoints")),
+        DestStatus::Ok { ready } => format!("{c} has {}", crate::words::counts(*ready, "ready endpoint")),
         DestStatus::Dropped => format!(
             "{} has weight 0 beside other destinations: istiod leaves it out",
             d.destination.host
