@@ -169,6 +169,12 @@ fn table_output_reads_like_a_report() {
         );
     }
     assert!(!s.contains("\u{1b}["), "NO_COLOR: no ANSI escapes");
+    // Progress goes to stderr only when stderr is a terminal (docs/output.md).
+    assert!(
+        out.stderr.is_empty(),
+        "piped stderr: no progress\n{}",
+        text(&out)
+    );
 }
 
 #[test]
