@@ -52,7 +52,7 @@ fn seed_2018_first_finding_is_the_tls_mismatch_with_its_chain() {
     );
     insta::assert_snapshot!(
         "seed_2018_table",
-        kubectl_mesh503::report::table::render(&r, false, Some(160))
+        kubectl_mesh503::report::render(&r, kubectl_mesh503::report::Output::Table, false, 160)
     );
 }
 

@@ -105,7 +105,7 @@ pub fn clients_from_probes(probes: &[Probe], service: &str, max: usize) -> Vec<(
             let t = &p.traffic;
             let mut errors = if t.rq_error > 0 { format!(" ({} failed)", t.rq_error) } else { String::new() };
             if t.cx_connect_fail > 0 {
-                errors.push_str(&format!(" and {} failed connection(s)", t.cx_connect_fail));
+                errors.push_str(&format!(" and {}", crate::words::count(t.cx_connect_fail as usize, "failed connection", "failed connections")));
             }
             let clusters: Vec<&str> = t.clusters.iter().map(String::as_str).collect();
             (
@@ -262,8 +262,8 @@ impl Run<'_> {
                 .then_with(|| a.0.ip.cmp(&b.0.ip))
         });
         self.say(&format!(
-            "mapping {} caller IP(s) from access logs to pods",
-            callers.len()
+            "mapping {} from access logs to pods",
+            crate::words::counts(callers.len(), "caller IP")
         ));
         let max = self.opts.max_clients.max(1);
         let pods = self.pods_in(&r.namespace).await?.unwrap_or_default();

@@ -74,8 +74,9 @@ fn limits(mesh: &Mesh, pairs: &blast::Pairs) -> Vec<String> {
     namespaces.sort_unstable();
     namespaces.dedup();
     let mut out = vec![format!(
-        "checked {} (caller, service, port) pair(s) from the pods of namespace(s) {}; callers elsewhere, outside the cluster or in namespaces that could not be listed were not seen (docs/fixes.md)",
-        pairs.len(),
+        "checked {} from the pods of {} {}; callers elsewhere, outside the cluster or in namespaces that could not be listed were not seen (docs/fixes.md)",
+        crate::words::count(pairs.len(), "(caller, service, port) pair", "(caller, service, port) pairs"),
+        crate::words::noun(namespaces.len(), "namespace", "namespaces"),
         if namespaces.is_empty() { "none".to_string() } else { namespaces.join(", ") }
     )];
     if pairs.truncated {
@@ -169,12 +170,15 @@ fn verdict(c: &Candidate, d: &Diff, repaired: Result<(), String>) -> Option<Stri
         why.push(r.clone());
     }
     if !d.breaks.is_empty() {
-        why.push(format!("would break {} working call(s)", d.breaks.len()));
+        why.push(format!(
+            "would break {}",
+            crate::words::counts(d.breaks.len(), "working call")
+        ));
     }
     if !d.downgrades.is_empty() {
         why.push(format!(
-            "would silently downgrade {} sidecar-to-sidecar call(s) from mTLS to plaintext",
-            d.downgrades.len()
+            "would silently downgrade {} from mTLS to plaintext",
+            crate::words::counts(d.downgrades.len(), "sidecar-to-sidecar call")
         ));
     }
     if let Err(e) = repaired {

@@ -55,7 +55,7 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                     ])
                     .evidence([Evidence::new(
                         SourceRef::pod_log(&pod.key),
-                        format!("{} connection(s) from {caller} rejected (filter_chain_not_found); e.g. {}", entries.len(), sample_line(&entries)),
+                        format!("{} from {caller} rejected (filter_chain_not_found); e.g. {}", crate::words::counts(entries.len(), "connection"), sample_line(&entries)),
                     )])
                     .fix(Some(Fix::advice(
                         FixKind::InjectSidecarOrRelaxPolicy,

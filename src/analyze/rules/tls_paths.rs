@@ -323,8 +323,8 @@ fn data_plane_story(
         ev.push(Evidence::new(
             SourceRef::AccessLog(client_label.clone()),
             format!(
-                "{} request(s) answered 503 ({}){tls}; e.g. {}",
-                relevant.len(),
+                "{} answered 503 ({}){tls}; e.g. {}",
+                crate::words::counts(relevant.len(), "request"),
                 flags_summary(&relevant),
                 sample_line(&relevant)
             ),
@@ -341,8 +341,8 @@ fn data_plane_story(
         ev.push(Evidence::new(
             SourceRef::AccessLog(server_label.clone()),
             format!(
-                "{} connection(s) rejected ({needle}); e.g. {}",
-                rejected.len(),
+                "{} rejected ({needle}); e.g. {}",
+                crate::words::counts(rejected.len(), "connection"),
                 sample_line(&rejected)
             ),
         ));
