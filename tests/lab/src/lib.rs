@@ -15,6 +15,7 @@ pub mod curl;
 pub mod duration;
 pub mod endpoint_slices;
 pub mod envoy;
+pub mod exits;
 pub mod injector;
 pub mod istiod;
 pub mod kubeconfig;
