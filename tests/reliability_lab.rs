@@ -420,13 +420,14 @@ fn an_api_frozen_mid_run_ends_at_the_request_timeout_with_exit_3() {
     }));
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), &url, None);
-    let (out, took) = run_with(&kc, &["diagnose", "svc/httpbin", "--request-timeout", "2s"]);
+    // The default flags: what hung before.
+    let (out, took) = run_with(&kc, &["diagnose", "svc/httpbin"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(out.stdout.is_empty(), "no report from a partial read");
     assert!(err.contains("--request-timeout"), "names the flag: {err}");
-    // A bound (2s per request, a few requests at most), not a speed target.
-    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The documented default deadline (--timeout 60s); a bound, not a speed target.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 
 /// An API that answers every request, each after a delay: with a generous
