@@ -196,6 +196,16 @@ fn role_without(role: &str, group: &str, resource: &str, verb: &str) -> String {
     serde_yaml::to_string(&out).unwrap()
 }
 
+/// (group, resource, verb removed), command, exit code, the line that names it.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    i32,
+    &'static str,
+);
+
 const FROM: &[&str] = &[
     "diagnose",
     "deploy/httpbin",
@@ -209,7 +219,7 @@ const FROM: &[&str] = &[
 fn each_missing_rule_yields_its_named_gap() {
     let role = documented_role();
     // (group, resource, verb removed), command, exit code, the line that names it.
-    let cases: &[(&str, &str, &str, &[&str], i32, &str)] = &[
+    let cases: &[Case] = &[
         (
             "",
             "services",
