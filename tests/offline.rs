@@ -511,3 +511,12 @@ fn the_completion_subcommand_prints_the_fixed_script() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// `--config-dump /dev/zero` ends at once with exit 2 (issue 10: it grew
+/// memory without bound), as `--snapshot /dev/zero` does.
+#[test]
+fn config_dump_from_an_endless_device_is_refused_at_once() {
+    let (code, _, err) = cli(&["tls-check", "--config-dump", "/dev/zero"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/dev/zero"), "names the file: {err}");
+}

@@ -171,8 +171,10 @@ impl MeshBuilder {
         m.endpoints = self.endpoints;
         m.gaps = gaps;
         let mut objects = super::routing::RoutingObjects::from_objects(&self.objects);
-        objects.services = m.services.iter().map(service_value).collect();
-        objects.pods = m.pods.iter().map(pod_value).collect();
+        let services: Vec<Value> = m.services.iter().map(service_value).collect();
+        let pods: Vec<Value> = m.pods.iter().map(pod_value).collect();
+        objects.services = services.iter().collect();
+        objects.pods = pods.iter().collect();
         m.routing = super::routing::build(
             &objects,
             &m.config.destination_rules,
