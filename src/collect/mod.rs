@@ -31,6 +31,7 @@ pub mod api;
 pub mod budget;
 pub mod clients;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod kubeconfig;
 pub mod neighbours;
@@ -227,6 +228,7 @@ impl Run<'_> {
         let domain = target.cluster_domain.clone();
         target.routes = Some(self.route_lookups(r, &domain).await?);
         target.missing = std::mem::take(&mut self.missing);
+        target.callers = std::mem::take(&mut self.found_callers);
         self.snap.resolved = Some(target);
         Ok(())
     }

@@ -149,6 +149,14 @@ pub fn finding(mesh: &Mesh, case: &TlsCase, cause: Cause, story: Story) -> Findi
     let mut explanation = Vec::new();
     let mut evidence = Vec::new();
     let mut confidence = Confidence::of(&[Weight::ConfigPredicts]);
+    // How the caller was found (server log, server metrics, a sample of
+    // `/clusters`, `--from`): the reader can judge the attribution.
+    if let Some(p) = case.caller.proxy.filter(|p| !p.chosen_because.is_empty()) {
+        evidence.push(Evidence::new(
+            SourceRef::Caller(p.label.clone()),
+            format!("found because {}", p.chosen_because),
+        ));
+    }
     config_story(mesh, case, &mut explanation, &mut evidence);
     data_plane_story(mesh, case, &mut explanation, &mut evidence, &mut confidence);
     explanation.push(format!("Result: {}.", story.consequence));
