@@ -204,6 +204,12 @@ fn hidden_peer_authentications_are_named_and_no_fix_is_printed() {
         "the 503s are still explained from the sidecars: {t}"
     );
     no_fix_printed(&r, "peerauthentications", &t);
+    // No server mode is stated from the policies it could not read.
+    let first = r["findings"][0].to_string();
+    assert!(
+        !first.contains("decided by no policy") && first.contains("cannot be decided from config"),
+        "{t}"
+    );
 }
 
 /// RBAC hides the mesh ConfigMap (`enableAutoMtls: false` in it): the report
@@ -228,4 +234,11 @@ fn hidden_mesh_config_is_named_and_no_fix_is_printed() {
         "the 503s are still explained from the sidecars: {t}"
     );
     no_fix_printed(&r, "mesh config", &t);
+    // The mesh settings it used are named as assumed, not as read.
+    assert!(
+        r["findings"][0]
+            .to_string()
+            .contains("not read (see gaps), so assumed"),
+        "{t}"
+    );
 }

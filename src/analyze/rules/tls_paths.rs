@@ -199,10 +199,16 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
     }
     expl.push(format!("Client side: {}.", ct.decision.reason));
     let s = &mesh.settings;
+    let unread = !matches!(s.source, crate::model::MeshConfigSource::Read);
     ev.push(Evidence::new(
         SourceRef::MeshConfig(s.istio_namespace.clone()),
         format!(
-            "auto mTLS {}{}",
+            "{}auto mTLS {}{}",
+            if unread {
+                "not read (see gaps), so assumed: "
+            } else {
+                ""
+            },
             if s.auto_mtls { "on" } else { "off" },
             match s.config.enable_auto_mtls {
                 Some(v) => format!(" (enableAutoMtls: {v})"),
@@ -216,10 +222,17 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
         ),
     ));
     let server = &case.path.server;
+    let hidden = hidden_server_policies(mesh, &case.svc.key.namespace);
     let server_text = match &server.policy {
         _ if !server.sidecar => format!(
             "{} has no istio-proxy sidecar: it accepts plaintext only",
             server.pod
+        ),
+        // Never state a mode from policies that could not be read.
+        _ if hidden.is_some() => format!(
+            "{}'s sidecar mode cannot be decided from config: {} could not be read (see gaps); what its listener enforces, where read, is below",
+            case.svc.key.name,
+            hidden.as_deref().unwrap_or_default()
         ),
         Some(m) => {
             ev.push(Evidence::new(
@@ -239,6 +252,24 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
         ),
     };
     expl.push(format!("Server side: {server_text}."));
+}
+
+/// Server policy lists (PeerAuthentication, and the legacy ones) that RBAC
+/// hid in the server's or the root namespace, in words; `None` when all
+/// could be read.
+fn hidden_server_policies(mesh: &Mesh, server_ns: &str) -> Option<String> {
+    const SERVER_POLICIES: &[&str] = &[
+        "peerauthentications.security.istio.io",
+        "policies.authentication.istio.io",
+        "meshpolicies.authentication.istio.io",
+    ];
+    let root = mesh.settings.root_namespace.as_str();
+    SERVER_POLICIES.iter().find_map(|r| {
+        [server_ns, root]
+            .into_iter()
+            .find(|ns| mesh.gaps.iter().any(|g| g.may_hide(r, ns)))
+            .map(|ns| format!("{r} in namespace {ns}"))
+    })
 }
 
 /// Server log lines showing plaintext at a TLS-only port (`filter_chain_not_found`)
