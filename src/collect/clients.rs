@@ -80,6 +80,10 @@ pub fn clients_from_callers<'p>(
     (chosen, unmatched)
 }
 
+/// At most this many namespaces whose config names the host are read as
+/// caller namespaces.
+pub const MAX_CONFIG_NAMESPACES: usize = 20;
+
 /// A sampled pod's `/clusters` reading, for client choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -190,6 +194,10 @@ impl Run<'_> {
                 config_ns.entry(k).or_insert(v);
             }
         }
+        // Their Services and Pods are read too (neighbours), so the analysis
+        // can predict for them from config when no sidecar of theirs is read.
+        self.client_namespaces
+            .extend(config_ns.keys().take(MAX_CONFIG_NAMESPACES).cloned());
         if c.len() < max && (!failing || !config_ns.is_empty()) {
             let sampled = self
                 .clients_from_sample(r, &taken, &config_ns, !failing, max - c.len())

@@ -32,25 +32,55 @@ pub struct Caller<'m> {
 
 /// The read client sidecars, one per replica group; else a hypothetical
 /// client in the service's namespace (config alone can still predict).
+/// Then the caller classes found from config ([`Mesh::target_routes`])
+/// that none of those stands for, when the snapshot has a pod with a
+/// sidecar in them (their representative): another namespace whose own
+/// rules give it a view of the host, predicted from config alone.
 pub fn callers<'m>(mesh: &'m Mesh, svc: &Service) -> Vec<Caller<'m>> {
     let groups = mesh.client_groups();
-    if groups.is_empty() {
-        return vec![Caller {
+    let mut out: Vec<Caller<'m>> = if groups.is_empty() {
+        vec![Caller {
             label: format!("any sidecar client in {}", svc.key.namespace),
             replicas: String::new(),
             client: Client::in_namespace(&svc.key.namespace),
             proxy: None,
-        }];
+        }]
+    } else {
+        groups
+            .iter()
+            .map(|g| Caller {
+                label: g.proxy.label.clone(),
+                replicas: replicas_note(g),
+                client: g.client(),
+                proxy: Some(g.proxy),
+            })
+            .collect()
+    };
+    let covered: Vec<String> = out.iter().map(|c| c.client.namespace.clone()).collect();
+    for class in &mesh.target_routes(svc).callers {
+        let has_sidecar = class
+            .pod
+            .as_ref()
+            .and_then(|k| mesh.pod(k))
+            .is_some_and(|p| p.has_sidecar());
+        if class.every_namespace
+            || !has_sidecar
+            || class.namespaces.iter().any(|n| covered.contains(n))
+            || covered.contains(&class.namespace)
+        {
+            continue;
+        }
+        out.push(Caller {
+            label: format!("any sidecar client in {}", class.namespace),
+            replicas: String::new(),
+            client: Client {
+                namespace: class.namespace.clone(),
+                labels: class.labels.clone(),
+            },
+            proxy: None,
+        });
     }
-    groups
-        .iter()
-        .map(|g| Caller {
-            label: g.proxy.label.clone(),
-            replicas: replicas_note(g),
-            client: g.client(),
-            proxy: Some(g.proxy),
-        })
-        .collect()
+    out
 }
 
 /// One caller's failing path to one service port.
