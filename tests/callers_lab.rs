@@ -96,6 +96,51 @@ fn caller_in_another_namespace_with_its_own_rule() {
     assert!(blamed.is_empty(), "{blamed:?}\n{t}");
 }
 
+/// A caller whose namespace has no config for the host: the host's own
+/// rule is kept from it, so every namespace is sampled.
+#[test]
+fn caller_outside_a_rule_kept_to_its_namespace() {
+    let lab = start("callers-rule-not-exported.yaml");
+    for s in statuses(
+        &lab,
+        "warehouse/picker",
+        "http://stock.warehouse:7070/get",
+        2,
+    ) {
+        assert_eq!(s, Ok(200), "the exported-to-self rule gives picker mTLS");
+    }
+    for s in statuses(
+        &lab,
+        "shipping/dispatch",
+        "http://stock.warehouse:7070/get",
+        3,
+    ) {
+        assert_eq!(s, Ok(503), "no rule for shipping, auto mTLS off: plaintext");
+    }
+    let (r, t) = diagnose_svc(&lab, "stock", "warehouse");
+    let f = first(&r);
+    assert_eq!(f["id"], "MTLS_PLAINTEXT_TO_STRICT", "{t}");
+    assert!(
+        f["subject"]
+            .as_str()
+            .unwrap()
+            .contains("from shipping/dispatch-"),
+        "{t}"
+    );
+    assert!(
+        f.to_string()
+            .contains("every namespace was sampled because DestinationRule warehouse/stock"),
+        "{t}"
+    );
+    let blamed = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .any(|f| f["subject"].as_str().is_some_and(|s| s.contains("picker")));
+    assert!(!blamed, "{t}");
+}
+
 #[test]
 fn caller_without_sidecar_found_from_its_environment() {
     let lab = start("callers-no-sidecar-env.yaml");

@@ -199,8 +199,19 @@ impl Run<'_> {
         self.client_namespaces
             .extend(config_ns.keys().take(MAX_CONFIG_NAMESPACES).cloned());
         if c.len() < max && (!failing || !config_ns.is_empty()) {
+            let wide = super::discover::rule_not_exported_everywhere(
+                &self.snap.objects,
+                &super::discover::service_names(r),
+                &domain,
+            );
             let sampled = self
-                .clients_from_sample(r, &taken, &config_ns, !failing, max - c.len())
+                .clients_from_sample(
+                    r,
+                    &taken,
+                    &config_ns,
+                    (!failing, wide.as_deref()),
+                    max - c.len(),
+                )
                 .await?;
             c.extend(sampled);
         }
@@ -352,11 +363,11 @@ impl Run<'_> {
 
     /// Candidates for the sample: running injected pods, the target's
     /// namespace first (when `own`), then the `extra` namespaces (every
-    /// namespace with `-A`), at most `cap`.
+    /// namespace with `-A` or when `wide`), at most `cap`.
     async fn sample_candidates(
         &mut self,
         ns: &str,
-        own: bool,
+        (own, wide): (bool, bool),
         extra: &[String],
         exclude: &HashSet<String>,
         cap: usize,
@@ -380,7 +391,7 @@ impl Run<'_> {
                 }
             }
         }
-        if candidates.len() < cap && own && self.opts.all_namespaces {
+        if candidates.len() < cap && own && (self.opts.all_namespaces || wide) {
             for p in self.pods_in("").await?.unwrap_or_default() {
                 if candidates.len() >= cap {
                     break;
@@ -394,14 +405,16 @@ impl Run<'_> {
     }
 
     /// Clients from a sample of injected pods' `/clusters`: in the target's
-    /// namespace when `own`, and in the namespaces whose config names the
-    /// host (`config_ns`, with why), at most `max`.
+    /// namespace when `own`, in the namespaces whose config names the host
+    /// (`config_ns`, with why), and in every namespace when `own` and
+    /// `wide` says why (a rule for the host not exported everywhere), at
+    /// most `max`.
     async fn clients_from_sample(
         &mut self,
         r: &super::resolve::Resolved,
         exclude: &HashSet<String>,
         config_ns: &BTreeMap<String, String>,
-        own: bool,
+        (own, wide): (bool, Option<&str>),
         max: usize,
     ) -> Result<Vec<(Value, String)>, CollectError> {
         let ns = r.namespace.clone();
@@ -425,7 +438,7 @@ impl Run<'_> {
         }
         let extra: Vec<String> = config_ns.keys().cloned().collect();
         let candidates = self
-            .sample_candidates(&ns, own, &extra, exclude, max * 4)
+            .sample_candidates(&ns, (own, wide.is_some()), &extra, exclude, max * 4)
             .await?;
         let service_text = services
             .iter()
@@ -513,12 +526,15 @@ impl Run<'_> {
         Ok(picked
             .into_iter()
             .filter_map(|(probe, because)| {
-                let because = match config_ns.get(&probe.namespace) {
-                    Some(why) => format!(
+                let because = match (config_ns.get(&probe.namespace), wide) {
+                    (Some(why), _) => format!(
                         "{because}; namespace {} was sampled because {why}",
                         probe.namespace
                     ),
-                    None => because,
+                    (None, Some(why)) if probe.namespace != ns => {
+                        format!("{because}; every namespace was sampled because {why}")
+                    }
+                    _ => because,
                 };
                 candidates
                     .iter()

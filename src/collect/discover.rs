@@ -286,6 +286,43 @@ pub fn config_caller_namespaces(
     out
 }
 
+/// Why callers outside the target's namespace may see the host otherwise:
+/// a DestinationRule for the host in its own namespace that is not
+/// exported to every namespace (`exportTo` without `*`). Callers elsewhere
+/// then get another rule, or none, and no config of theirs names the host,
+/// so the sample looks in every namespace (`None`: every such rule is
+/// exported everywhere).
+pub fn rule_not_exported_everywhere(
+    objects: &[Value],
+    services: &[(String, String)],
+    domain: &str,
+) -> Option<String> {
+    services.iter().find_map(|(name, svc_ns)| {
+        let fqdn = format!("{name}.{svc_ns}.svc.{domain}");
+        objects.iter().find_map(|o| {
+            let ns = objects::namespace(o);
+            let host = o["spec"]["host"].as_str().unwrap_or_default();
+            let list: Vec<&str> = o["spec"]["exportTo"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let restricted = !list.is_empty() && !list.contains(&"*");
+            (o["kind"] == "DestinationRule"
+                && ns == svc_ns
+                && restricted
+                && names_host(host, ns, &fqdn, domain))
+            .then(|| {
+                format!(
+                    "DestinationRule {ns}/{} for the host is exported only to {}: callers elsewhere get another view of it",
+                    objects::name(o),
+                    list.join(", ")
+                )
+            })
+        })
+    })
+}
+
 /// The host forms a pod's configuration may name the Service by: the FQDN,
 /// `name.ns.svc`, `name.ns`, and (in its own namespace) `name` in a URL.
 fn host_forms(name: &str, ns: &str, domain: &str, same_ns: bool) -> Vec<String> {

@@ -264,3 +264,33 @@ fn pods_without_sidecar_that_name_the_host() {
     );
     assert!(got[1].1.contains("container app's args"), "{}", got[1].1);
 }
+
+#[test]
+fn a_rule_kept_from_other_namespaces_widens_the_sample() {
+    let services = vec![("stock".to_string(), "warehouse".to_string())];
+    let kept = dr("warehouse", "stock", "stock", Some(json!(["."])));
+    let why = rule_not_exported_everywhere(&[kept], &services, "cluster.local").unwrap();
+    assert!(
+        why.contains("DestinationRule warehouse/stock") && why.contains("exported only to ."),
+        "{why}"
+    );
+    // Near misses: exported everywhere (absent or `*`), another host, or a
+    // rule in another namespace (that one is a caller namespace's own).
+    for o in [
+        dr("warehouse", "stock", "stock", None),
+        dr("warehouse", "stock", "stock", Some(json!([".", "*"]))),
+        dr("warehouse", "other", "other", Some(json!(["."]))),
+        dr(
+            "shipping",
+            "stock",
+            "stock.warehouse.svc.cluster.local",
+            Some(json!(["."])),
+        ),
+    ] {
+        assert_eq!(
+            rule_not_exported_everywhere(&[o.clone()], &services, "cluster.local"),
+            None,
+            "{o}"
+        );
+    }
+}
