@@ -288,7 +288,7 @@ fn a_rule_kept_from_other_namespaces_widens_the_sample() {
         ),
     ] {
         assert_eq!(
-            rule_not_exported_everywhere(&[o.clone()], &services, "cluster.local"),
+            rule_not_exported_everywhere(std::slice::from_ref(&o), &services, "cluster.local"),
             None,
             "{o}"
         );
