@@ -34,6 +34,12 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
             }
         ));
     }
+    for f in &mesh.target.found_callers {
+        c.push(match &f.pod {
+            Some(p) => format!("caller {p} (no sidecar to read): {}", f.because),
+            None => format!("callers not attributable to a pod: {}", f.because),
+        });
+    }
     let st = &mesh.settings;
     let cfg = &mesh.config;
     c.push(format!(

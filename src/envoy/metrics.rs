@@ -283,7 +283,12 @@ fn classify(line: &str) -> Option<(IstioMetric, Spelling, &str)> {
         if let Some(m) = IstioMetric::by(|m| name == m.name()) {
             return Some((m, Spelling::Prometheus, &line[brace..]));
         }
-        if let Some(m) = IstioMetric::by(|m| name.strip_prefix("envoy_") == Some(&m.name())) {
+        // Upstream Envoy keeps a custom stat namespace in the name
+        // (`envoy_istiocustom_istio_requests_total`, the lab's README).
+        let upstream = name
+            .strip_prefix("envoy_")
+            .map(|n| n.strip_prefix("istiocustom_").unwrap_or(n));
+        if let Some(m) = IstioMetric::by(|m| upstream == Some(&m.name())) {
             return Some((m, Spelling::EnvoyPrometheus, &line[brace..]));
         }
     }

@@ -3,7 +3,7 @@
 //! snapshot knows; the first that repairs and hurts nothing is the fix.
 
 use crate::analyze::catalog::Cause;
-use crate::model::Mesh;
+use crate::model::{GapKind, GapSource, Mesh};
 
 use super::blast::{self, Diff};
 use super::candidate::Candidate;
@@ -43,6 +43,26 @@ fn hidden(mesh: &Mesh, problem: &Problem) -> Option<String> {
             wanted.push((r, svc.key.namespace.clone()));
             wanted.push((r, root.clone()));
         }
+    }
+    // The mesh config decides auto mTLS, the root namespace and the
+    // defaults every rule is read against: a fix computed on assumed
+    // defaults may change nothing, or the wrong thing.
+    let mesh_config = mesh.gaps.iter().find(|g| {
+        matches!(g.source, GapSource::MeshConfig { .. })
+            && matches!(
+                g.kind,
+                GapKind::Forbidden | GapKind::Unreachable | GapKind::Other
+            )
+    });
+    if let Some(g) = mesh_config {
+        return Some(format!(
+            "cannot be computed: the mesh config ({}) could not be read ({}); auto mTLS, the root namespace and Istio's defaults decide this call, and a fix computed on assumed defaults may change nothing. Grant get on it and run again",
+            match &g.source {
+                GapSource::MeshConfig { namespace } => format!("ConfigMap {namespace}/istio"),
+                _ => "ConfigMap istio".to_string(),
+            },
+            g.detail
+        ));
     }
     for (resource, ns) in wanted {
         if let Some(g) = mesh.gaps.iter().find(|g| g.may_hide(resource, &ns)) {
