@@ -145,9 +145,9 @@ pub static CATALOG: &[Declaration] = &[
         id: "CLIENT_WITHOUT_SIDECAR_TO_STRICT",
         title: "a pod without sidecar calls a STRICT server",
         severities: &[Severity::Error],
-        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`).",
-        signature: "server `NR filter_chain_not_found` from that pod's IP",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms],
+        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`), or, with access logs off, from config alone: a pod without `istio-proxy` whose environment or command line names the target (a refused handshake is counted by no standard metric).",
+        signature: "server `NR filter_chain_not_found` from that pod's IP; without logs, a sidecarless pod configured with the target's host",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms, Weight::ConfigPredicts],
         fix: &[FixKind::InjectSidecarOrRelaxPolicy],
         sources: &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",

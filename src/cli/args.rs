@@ -87,7 +87,7 @@ pub struct DiagnoseArgs {
     /// svc/NAME, deploy/NAME, pod/NAME, or a host NAME.NS.svc.cluster.local[:PORT].
     /// Not needed with --snapshot.
     pub target: Option<String>,
-    /// Client pod to examine: pod/NAME or deploy/NAME (repeatable). Default: clients seen in the sidecars' data.
+    /// Client pod to examine: pod/NAME or deploy/NAME, optionally NAMESPACE/ in front (foo/deploy/sleep); repeatable. Default: clients seen in the sidecars' data.
     #[arg(long = "from", value_name = "REF")]
     pub from: Vec<String>,
     /// Analyze a saved snapshot instead of the cluster (no cluster access at all); `-` reads standard input. At most 512 MiB.

@@ -59,7 +59,10 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             "{}'s sidecar cannot connect to its own app for {}:{}",
             p.label, svc.fqdn, port.number
         );
-        let shown = format!("{} inbound request(s) answered 503 UF", refused.len());
+        let shown = format!(
+            "{} answered 503 UF",
+            crate::words::counts(refused.len(), "inbound request")
+        );
         let weights = [Weight::ServerLog, Weight::DistinctiveFlag];
         let f = server_log_finding(
             Cause::AppNotListening,

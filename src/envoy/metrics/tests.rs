@@ -110,9 +110,13 @@ fn upstream_envoy_spellings() {
     }
     assert_eq!(m.rows[0].spelling, Spelling::EnvoyStats);
     assert_eq!(m.rows[1].spelling, Spelling::EnvoyPrometheus);
-    // The lab's Envoy keeps the custom stat namespace (tests/lab/README.md).
-    assert_eq!(m.rows[2].spelling, Spelling::EnvoyPrometheus);
-    // Near miss: another custom namespace is not Istio's.
+    // With the custom stat namespace kept in the name (the lab's Envoy 1.40).
+    let lab = "envoy_istiocustom_istio_requests_total{reporter=\"destination\",source_workload=\"checkout\",response_code=\"503\"} 3\n";
+    let m = parse_istio_metrics(lab);
+    assert_eq!(m.rows.len(), 1, "{:?}", m.unreadable);
+    assert_eq!(m.rows[0].spelling, Spelling::EnvoyPrometheus);
+    assert_eq!(m.rows[0].source_workload.as_deref(), Some("checkout"));
+    // Near miss: another namespace's counter is not Istio's.
     assert!(
         parse_istio_metrics("envoy_other_istio_requests_total{} 1\n")
             .rows
