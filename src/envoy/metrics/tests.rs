@@ -98,9 +98,10 @@ fn wasm_era_stats() {
 fn upstream_envoy_spellings() {
     // Envoy 1.40's stats access logger, prefix `istio`, tags in config order.
     let text = "istio.requests_total.response_code.503.response_flags.UF.reporter.source: 1\n\
-                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
+                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n\
+                envoy_istiocustom_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
     let m = parse_istio_metrics(text);
-    assert_eq!(m.rows.len(), 2, "{:?}", m.unreadable);
+    assert_eq!(m.rows.len(), 3, "{:?}", m.unreadable);
     for r in &m.rows {
         assert_eq!(r.response_code, Some(503));
         assert_eq!(r.response_flags, vec!["UF"]);
