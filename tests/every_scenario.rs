@@ -34,11 +34,7 @@ const NO_TRAFFIC: &[(&str, &str)] = &[];
 /// Services whose 503s the plugin does not explain yet, with the reason
 /// (`scenario`, `svc/NAME -n NS`). The test asserts they still miss, so the
 /// entry goes when the miss is fixed; any other miss fails.
-const KNOWN_MISSES: &[(&str, &str, &str)] = &[(
-    "namespace-star-mtls.yaml",
-    "svc/api -n archive",
-    "no sidecar of the target to read and no `--from`: the caller in orders (its `*` ISTIO_MUTUAL rule) is not discovered from the target's side, so no proxy evidence and no config prediction for it (issue 8 item 1, caller discovery)",
-)];
+const KNOWN_MISSES: &[(&str, &str, &str)] = &[];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Step {

@@ -38,6 +38,7 @@ use super::objects;
 use super::Run;
 use crate::envoy::metrics::{parse_istio_metrics, IstioMetric, IstioMetrics, Reporter};
 use crate::istio::host;
+use crate::istio::mesh_config::MeshConfig;
 use crate::istio::sidecar::has_sidecar;
 use crate::snapshot::{FoundCaller, ObjectRef, ProxyEvidence};
 
@@ -216,6 +217,45 @@ fn names_host(h: &str, owner_ns: &str, fqdn: &str, domain: &str) -> bool {
             || host::probable_intent(&h, domain).is_some_and(|i| i.eq_ignore_ascii_case(fqdn)))
 }
 
+/// The mesh's root namespace from the `istio` ConfigMap among `objects`
+/// (`rootNamespace`, default `istio-system`).
+fn mesh_root_namespace(objects: &[Value]) -> String {
+    objects
+        .iter()
+        .filter(|o| o["kind"].as_str() == Some("ConfigMap"))
+        .find_map(|o| MeshConfig::from_configmap(o).ok())
+        .map(|m| m.root_namespace().to_string())
+        .unwrap_or_else(|| "istio-system".to_string())
+}
+
+/// A wildcard DestinationRule outside the root namespace that covers the
+/// host and sets `tls` (top level or per port), applying to its own
+/// namespace: istio/istio#36672's `*` ISTIO_MUTUAL in one namespace makes
+/// every sidecar there choose TLS for this host too, so that namespace's
+/// pods are callers worth reading. A mesh-wide rule (root namespace) says
+/// nothing about who calls this host; a wildcard without `tls` changes no
+/// wire.
+fn wildcard_tls_covers(o: &Value, h: &str, ns: &str, fqdn: &str, domain: &str) -> bool {
+    let h = h.to_ascii_lowercase();
+    if !host::is_wildcard(&h) || !exported_to(o, ns, ns) {
+        return false;
+    }
+    let pattern = if h == "*" {
+        h.clone()
+    } else {
+        host::fqdn(&h, ns, domain)
+    };
+    if !host::matches(&pattern, &fqdn.to_ascii_lowercase()) {
+        return false;
+    }
+    let tp = &o["spec"]["trafficPolicy"];
+    tp.get("tls").is_some_and(|t| !t.is_null())
+        || tp["portLevelSettings"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p.get("tls").is_some_and(|t| !t.is_null()))
+        })
+}
+
 /// Namespaces other than the target's whose own Istio config names the
 /// target host, each with why (first reason kept).
 pub fn config_caller_namespaces(
@@ -231,6 +271,7 @@ pub fn config_caller_namespaces(
             out.entry(ns.to_string()).or_insert(why);
         }
     };
+    let root = mesh_root_namespace(objects);
     for o in objects {
         let ns = objects::namespace(o);
         let key = format!("{ns}/{}", objects::name(o));
@@ -239,6 +280,13 @@ pub fn config_caller_namespaces(
                 let h = o["spec"]["host"].as_str().unwrap_or_default();
                 if names_host(h, ns, &fqdn, domain) && exported_to(o, ns, ns) {
                     add(ns, format!("DestinationRule {key} applies to the host"));
+                } else if ns != root && wildcard_tls_covers(o, h, ns, &fqdn, domain) {
+                    add(
+                        ns,
+                        format!(
+                            "DestinationRule {key} (host `{h}`) sets TLS for every host its namespace calls, this one included"
+                        ),
+                    );
                 }
             }
             Some("VirtualService") => {

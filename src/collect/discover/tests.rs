@@ -294,3 +294,33 @@ fn a_rule_kept_from_other_namespaces_widens_the_sample() {
         );
     }
 }
+
+#[test]
+fn a_namespace_wildcard_rule_with_tls_makes_its_namespace_callers() {
+    let with_tls = |mut o: Value| {
+        o["spec"]["trafficPolicy"] = json!({"tls": {"mode": "ISTIO_MUTUAL"}});
+        o
+    };
+    let objects = vec![
+        // istio/istio#36672's shape: `*` with ISTIO_MUTUAL in orders.
+        with_tls(dr("orders", "default", "*", None)),
+        // Near misses: the root namespace's mesh-wide rule, a wildcard
+        // without tls, a wildcard for another domain, one kept elsewhere.
+        with_tls(dr("istio-system", "mesh", "*.local", None)),
+        dr("billing", "default", "*", None),
+        with_tls(dr("partners", "ext", "*.example.com", None)),
+        with_tls(dr("search", "star", "*", Some(json!(["catalog"])))),
+    ];
+    let got = config_caller_namespaces(&objects, ("api", "archive"), "cluster.local");
+    let names: Vec<&str> = got.keys().map(String::as_str).collect();
+    assert_eq!(names, vec!["orders"], "{got:?}");
+    assert!(got["orders"].contains("sets TLS for every host"), "{got:?}");
+    // A custom root namespace is the mesh-wide one.
+    let mut objects = objects;
+    objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": "mesh-root"},
+        "data": {"mesh": "rootNamespace: orders\n"}}));
+    let got = config_caller_namespaces(&objects, ("api", "archive"), "cluster.local");
+    assert!(!got.contains_key("orders"), "{got:?}");
+    assert!(got.contains_key("istio-system"), "{got:?}");
+}
