@@ -39,6 +39,27 @@ pub enum Cause {
     GatewayRouteMissing,
 }
 
+/// What a rule needs to find its cause: the split `scan` relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Needs {
+    /// Kubernetes and Istio objects are enough (the data plane, when read,
+    /// only confirms): `scan` runs it over every Service.
+    Config,
+    /// It reads sidecars (access logs, `/clusters`, `/config_dump`):
+    /// `diagnose` only.
+    DataPlane,
+}
+
+impl Needs {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Needs::Config => "config (also run by `scan`)",
+            Needs::DataPlane => "data plane (sidecars' logs or admin output; `diagnose` only)",
+        }
+    }
+}
+
 /// One cause, declared.
 pub struct Declaration {
     pub cause: Cause,
@@ -57,6 +78,8 @@ pub struct Declaration {
     pub fix: &'static [FixKind],
     /// Where the semantics come from.
     pub sources: &'static [&'static str],
+    /// Whether config alone can find it ([`Needs::Config`]: `scan` runs it).
+    pub needs: Needs,
     /// The rule: a pure function of the model.
     pub check: fn(&Mesh) -> Vec<Finding>,
 }
@@ -94,6 +117,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
             "envoyproxy/envoy source/common/stream_info/utility.h (response flags)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_plaintext_to_strict::check,
     },
     Declaration {
@@ -116,6 +140,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode); istio/istio#32788",
             "envoyproxy/envoy docs/root/configuration/observability/access_log/usage.rst (%UPSTREAM_TRANSPORT_FAILURE_REASON%)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_to_plaintext_server::check,
     },
     Declaration {
@@ -136,6 +161,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/api networking/v1alpha3/destination_rule.proto (ClientTLSSettings)",
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
         ],
+        needs: Needs::Config,
         check: rules::tls_origination_to_sidecar::check,
     },
     Declaration {
@@ -151,6 +177,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",
             "envoyproxy/envoy source/server/listener_impl.cc (filter_chain_not_found)",
         ],
+        needs: Needs::DataPlane,
         check: rules::client_without_sidecar::check,
     },
     Declaration {
@@ -166,6 +193,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/util/util.go (BuildConfigInfoMetadata)",
             "istio/istio istioctl/pkg/describe (reads istio.config to name the applied rule)",
         ],
+        needs: Needs::DataPlane,
         check: rules::proxy_config_differs::check,
     },
     Declaration {
@@ -181,6 +209,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy docs/root/intro/arch_overview/upstream/circuit_breaking.rst",
             "istio/api networking/v1alpha3/destination_rule.proto (ConnectionPoolSettings)",
         ],
+        needs: Needs::DataPlane,
         check: rules::circuit_breaker_overflow::check,
     },
     Declaration {
@@ -196,6 +225,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/upstream/host_utility.cc (health flags)",
             "istio/istio pilot/pkg/networking/core/cluster_traffic_policy.go (applyOutlierDetection: healthy_panic_threshold)",
         ],
+        needs: Needs::DataPlane,
         check: rules::no_healthy_upstream::check,
     },
     Declaration {
@@ -221,6 +251,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
             "istio.io docs ops/best-practices/traffic-management (make-before-break)",
         ],
+        needs: Needs::Config,
         check: rules::subset_not_found::check,
     },
     Declaration {
@@ -236,6 +267,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
             "envoyproxy/envoy source/common/stream_info/utility.h (UF)",
         ],
+        needs: Needs::DataPlane,
         check: rules::app_not_listening::check,
     },
     Declaration {
@@ -251,6 +283,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy api/envoy/config/core/v3/protocol.proto (HttpProtocolOptions.idle_timeout)",
             "istio/api networking/v1alpha3/destination_rule.proto (HTTPSettings.idleTimeout)",
         ],
+        needs: Needs::DataPlane,
         check: rules::upstream_connection_reset::check,
     },
     Declaration {
@@ -266,6 +299,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/kube/conversion.go (ConvertProtocol)",
             "istio.io docs ops/configuration/traffic-management/protocol-selection",
         ],
+        needs: Needs::Config,
         check: rules::port_protocol_undeclared::check,
     },
     Declaration {
@@ -288,6 +322,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/features/experimental.go (PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS, 1.31)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::service_without_endpoints::check,
     },
     Declaration {
@@ -310,6 +345,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/analysis/analyzers/destinationrule/subset.go (IST0173)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::subset_selects_no_pods::check,
     },
     Declaration {
@@ -334,6 +370,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/push_context.go (IsServiceVisible)",
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
         ],
+        needs: Needs::Config,
         check: rules::route_to_unknown_host::check,
     },
     Declaration {
@@ -350,6 +387,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio#36303, #39969 (no percentage: nothing aborted)",
             "envoyproxy/envoy source/extensions/filters/http/fault/fault_filter.cc",
         ],
+        needs: Needs::Config,
         check: rules::fault_injection_503::check,
     },
     Declaration {
@@ -365,6 +403,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts: duplicate domains)",
             "istio/istio pilot/pkg/model/sidecar.go (computeWildcardHostVirtualServiceIndex)",
         ],
+        needs: Needs::Config,
         check: rules::virtual_service_shadowed::check,
     },
     Declaration {
@@ -380,6 +419,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/route/route.go (BuildHTTPRoutesForVirtualService, IsCatchAllRoute, SortVHostRoutes)",
             "envoyproxy/envoy source/common/router/config_impl.cc (first matching route)",
         ],
+        needs: Needs::Config,
         check: rules::route_unreachable::check,
     },
     Declaration {
@@ -396,6 +436,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/config_impl.cc (findVirtualHost: route_not_found)",
             "kiali KIA1102 (VirtualService gateway not found)",
         ],
+        needs: Needs::Config,
         check: rules::gateway_route_missing::check,
     },
 ];
@@ -437,6 +478,11 @@ the calls they would break (docs/fixes.md). Replicas of one client workload
 are folded into one finding.
 
 Ranking: severity, then confidence, then id, then subject (stable across runs).
+
+Each cause says what it needs: `config` causes are found from Kubernetes and
+Istio objects alone (sidecars, when read, confirm them) and are the ones
+`kubectl mesh503 scan` runs over every Service (docs/scan.md); `data plane`
+causes need the sidecars' logs or admin output and only `diagnose` finds them.
 ";
 
 /// `docs/findings.md`, generated from [`CATALOG`] and [`confidence::WEIGHTS`].
@@ -462,6 +508,7 @@ pub fn render_markdown() -> String {
     for d in CATALOG {
         s.push_str(&format!("\n### `{}`\n\n{}\n\n", d.id, d.meaning));
         s.push_str(&format!("- Signature: {}\n", d.signature));
+        s.push_str(&format!("- Needs: {}\n", d.needs.describe()));
         let ev: Vec<String> = d
             .evidence
             .iter()

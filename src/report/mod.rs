@@ -5,6 +5,7 @@
 
 pub mod fixes;
 pub mod json;
+pub mod scan;
 pub mod table;
 pub mod tls_check;
 
