@@ -389,6 +389,57 @@ mod tests {
         assert_eq!(t.clients[0].client_tls, "plaintext");
     }
 
+    /// A gateway's SNI-DNAT twin (`outbound_.443_._.host`, plaintext: the
+    /// TLS passes through) is the same destination: one row, the real
+    /// cluster's TLS. A proxy without a mesh inbound side is said to be one;
+    /// the near miss, a sidecar with an inbound cluster, is not.
+    #[test]
+    fn gateway_twins_once_and_non_sidecars_named() {
+        use crate::envoy::config_dump::{Cluster, ClusterKind};
+        use crate::istio::sidecar::SidecarKind;
+        let fqdn = "httpbin.foo.svc.cluster.local";
+        let gw_pod = pod(
+            "istio-system",
+            "gw-1",
+            "gw",
+            "10.0.0.7",
+            Some(SidecarKind::Classic),
+        );
+        let mut twin = cluster(443, fqdn, ClientTlsConfig::Plaintext);
+        twin.name = format!("outbound_.443_._.{fqdn}");
+        let gw = proxy(&gw_pod, ProxyRole::Client)
+            .with_cluster(cluster(443, fqdn, istio_tls()))
+            .with_cluster(twin);
+        let t = from_mesh(&MeshBuilder::new().proxy(gw).build());
+        assert_eq!(t.clients.len(), 1, "{:?}", t.clients);
+        assert_ne!(t.clients[0].client_tls, "plaintext");
+        assert!(
+            t.notes
+                .iter()
+                .any(|n| n.contains("no mesh inbound listener")),
+            "{:?}",
+            t.notes
+        );
+        let sidecar = proxy(&sleep_pod(), ProxyRole::Client)
+            .with_cluster(cluster(8000, fqdn, istio_tls()))
+            .with_cluster(Cluster {
+                name: "inbound|8080||".into(),
+                kind: ClusterKind::Inbound { port: 8080 },
+                ..Cluster::default()
+            });
+        let t = from_mesh(&MeshBuilder::new().proxy(sidecar).build());
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        // An SNI cluster without a twin is kept.
+        let mut lone = cluster(443, fqdn, ClientTlsConfig::Plaintext);
+        lone.name = format!("outbound_.443_._.{fqdn}");
+        let t = from_mesh(
+            &MeshBuilder::new()
+                .proxy(proxy(&gw_pod, ProxyRole::Client).with_cluster(lone))
+                .build(),
+        );
+        assert_eq!(t.clients.len(), 1);
+    }
+
     #[test]
     fn offline_dumps_that_are_not_json_dumps_are_refused_with_the_file() {
         let e = from_config_dumps(&[("a.json".into(), serde_json::json!("nope"))]).unwrap_err();

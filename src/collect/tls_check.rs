@@ -55,6 +55,7 @@ pub async fn collect_for_client(
         None => Resolved::empty(&ns),
     };
     run.server_side(&resolved).await?;
+    let client_key = objects::key(&client_pod);
     let jobs = run.named_client_jobs(vec![(client_pod, because)]);
     let clients = run.read_sidecars(jobs).await?;
     let server_jobs = match service {
@@ -65,7 +66,8 @@ pub async fn collect_for_client(
         }
         None => {
             let dests = destinations(&clients);
-            run.destination_servers(&dests, max_servers).await?
+            run.destination_servers(&dests, &client_key, max_servers)
+                .await?
         }
     };
     let servers = run.read_sidecars(server_jobs).await?;
@@ -117,10 +119,13 @@ fn host_namespace(host: &str) -> Option<&str> {
 
 /// Which pod to read per destination, at most `max` pods in all (one pod
 /// may back several hosts), and the hosts left out. Pods without a sidecar
-/// or not running are never chosen.
+/// or not running are never chosen; nor is the client (`client`: its
+/// `ns/name`), whose sidecar is read already and answers for its own
+/// inbound side.
 pub fn choose_servers<'p>(
     dests: &BTreeMap<String, BTreeSet<String>>,
     pods: &'p [Value],
+    client: &str,
     max: usize,
 ) -> (Vec<(&'p Value, String)>, Vec<String>) {
     let mut chosen: Vec<(&Value, String)> = Vec::new();
@@ -131,6 +136,9 @@ pub fn choose_servers<'p>(
             .filter(|p| objects::pod_ips(p).iter().any(|ip| ips.contains(ip)))
             .filter(|p| has_sidecar(p) && objects::is_running(p) && objects::valid_ref(p))
             .collect();
+        if behind.iter().any(|p| objects::key(p) == client) {
+            continue;
+        }
         behind.sort_by_key(|p| (!objects::is_ready(p), objects::key(p)));
         let Some(pod) = behind.first() else { continue };
         if chosen
@@ -209,6 +217,7 @@ impl Run<'_> {
     async fn destination_servers(
         &mut self,
         dests: &BTreeMap<String, BTreeSet<String>>,
+        client: &str,
         max: usize,
     ) -> Result<Vec<ProxyJob>, CollectError> {
         if dests.is_empty() {
@@ -235,7 +244,7 @@ impl Run<'_> {
                 self.add_object(p.clone());
             }
         }
-        let (chosen, left_out) = choose_servers(dests, &pods, max);
+        let (chosen, left_out) = choose_servers(dests, &pods, client, max);
         if !left_out.is_empty() {
             self.gap(
                 "server sidecars",
@@ -295,15 +304,21 @@ mod tests {
             ("web.baz.svc.cluster.local", &["10.0.0.5"]),
             ("api.qux.svc.cluster.local", &["10.0.0.6"]),
         ]);
-        let (chosen, left) = choose_servers(&d, &pods, 2);
+        let (chosen, left) = choose_servers(&d, &pods, "foo/sleep-1", 2);
         let names: Vec<&str> = chosen.iter().map(|(p, _)| objects::name(p)).collect();
         // Host order: api.qux first, then httpbin (its ready pod); the pod
         // without a sidecar is never read; web.baz is over the bound.
         assert_eq!(names, ["api-1", "httpbin-1"]);
         assert_eq!(left, ["web.baz.svc.cluster.local"]);
-        let (all, none_left) = choose_servers(&d, &pods, 10);
+        let (all, none_left) = choose_servers(&d, &pods, "foo/sleep-1", 10);
         assert_eq!(all.len(), 3);
         assert!(none_left.is_empty());
+        // The client's own service: its sidecar is read already.
+        let mut with_self = pods.clone();
+        with_self.push(pod("foo", "sleep-1", "10.0.0.1", true, true));
+        let d = dests(&[("sleep.foo.svc.cluster.local", &["10.0.0.1"])]);
+        let (none, _) = choose_servers(&d, &with_self, "foo/sleep-1", 10);
+        assert!(none.is_empty());
     }
 
     #[test]
