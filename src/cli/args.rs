@@ -89,8 +89,8 @@ pub const TLS_CHECK_EXIT_CODES: &str = "Exit codes: 0 every destination checked 
 
 /// Shown under `scan --help`.
 pub const SCAN_EXIT_CODES: &str = "Exit codes: 0 no error-level finding in any Service scanned; 1 error-level findings (causes of 503s); \
-2 bad usage; 3 cluster access failed (unreachable, no answer in time, the namespace's Services forbidden, API lost during the run); \
-4 ran but could not check (config scan needs could not be read: see \"Could not see\"); 5 could not write the output. Details: docs/exit-codes.md.";
+2 bad usage; 3 cluster access failed (unreachable, no answer in time, credentials refused, API lost during the run); \
+4 ran, found no error, but could not check (Services, Endpoints, DestinationRules or PeerAuthentications could not be listed: see \"Could not see\"); 5 could not write the output. Details: docs/exit-codes.md.";
 
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
