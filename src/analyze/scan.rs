@@ -6,6 +6,10 @@
 //! `scan` lists is one `diagnose` would explain. Data-plane rules are not
 //! run: there is no sidecar evidence, and their silence would mean nothing.
 //!
+//! Fixes are not searched (`Mesh::search_fixes` off): checking each
+//! candidate against every Service for every finding grows with the square
+//! of the mesh; each finding says to run `diagnose` for its fix.
+//!
 //! Findings are grouped by Service; groups are ranked by their worst
 //! severity, then their best confidence, then how many findings, then name;
 //! inside a group findings keep `diagnose`'s ranking ([`rank::rank`]).
@@ -109,6 +113,8 @@ pub fn scan_mesh<'d>(
     keys.sort();
     keys.dedup();
     let whole = mesh.target.clone();
+    let search_fixes = mesh.search_fixes;
+    mesh.search_fixes = false;
     let mut services = Vec::new();
     for key in &keys {
         mesh.target = whole.only(key);
@@ -130,6 +136,7 @@ pub fn scan_mesh<'d>(
         });
     }
     mesh.target = whole;
+    mesh.search_fixes = search_fixes;
     rank_services(&mut services);
     ScanReport {
         schema: SCAN_SCHEMA,
