@@ -166,6 +166,11 @@ pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
         }
         if let Some(what) = not_a_sidecar(p) {
             notes.push(format!("{}: {what}", p.label));
+        } else if p.inbound.by_port.is_empty() && p.inbound.catch_all.is_none() {
+            notes.push(format!(
+                "{}: a sidecar whose dump holds no inbound listener: its server mode is not shown",
+                p.label
+            ));
         }
         clients.extend(client_rows(mesh, p));
     }
@@ -213,10 +218,12 @@ fn endpoint_views(mesh: &Mesh, p: &Proxy, c: &Cluster) -> Vec<EndpointView> {
 /// `listener.go` `buildSidecarInboundListeners`).
 fn not_a_sidecar(p: &Proxy) -> Option<String> {
     let dump = p.dump.as_ref()?;
-    let inbound = dump
-        .listeners
-        .iter()
-        .any(crate::istio::tls::is_sidecar_inbound)
+    let inbound = !p.inbound.by_port.is_empty()
+        || p.inbound.catch_all.is_some()
+        || dump
+            .listeners
+            .iter()
+            .any(crate::istio::tls::is_sidecar_inbound)
         || dump
             .clusters
             .iter()
@@ -428,6 +435,17 @@ mod tests {
                 ..Cluster::default()
             });
         let t = from_mesh(&MeshBuilder::new().proxy(sidecar).build());
+        assert!(
+            !t.notes
+                .iter()
+                .any(|n| n.contains("no mesh inbound listener")),
+            "{:?}",
+            t.notes
+        );
+        let with_inbound = proxy(&sleep_pod(), ProxyRole::Client)
+            .with_cluster(cluster(8000, fqdn, istio_tls()))
+            .with_inbound(8080, inbound(true, false));
+        let t = from_mesh(&MeshBuilder::new().proxy(with_inbound).build());
         assert!(t.notes.is_empty(), "{:?}", t.notes);
         // An SNI cluster without a twin is kept.
         let mut lone = cluster(443, fqdn, ClientTlsConfig::Plaintext);
