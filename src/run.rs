@@ -132,10 +132,8 @@ fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
         }
     };
     let report = analyze::analyze(&snapshot);
-    let text = match d.output {
-        Output::Table => report::table::render(&report, use_color(), None),
-        Output::Json => report::json::render(&report),
-    };
+    let width = report::layout::detect_width();
+    let text = report::render(&report, d.output, use_color(), width);
     print(&text)?;
     if let Some(dir) = &d.fix_out {
         write_fixes(dir, &report)?;
@@ -180,8 +178,8 @@ fn write_fixes(dir: &OutDir, report: &analyze::Report) -> Result<(), Error> {
         written.push(path.display().to_string());
     }
     let mut msg = format!(
-        "wrote {} fix file(s) to {}{}\n",
-        written.len(),
+        "wrote {} to {}{}\n",
+        crate::words::counts(written.len(), "fix file"),
         dir.path().display(),
         if written.is_empty() {
             " (no finding has a fix that changes an object)".to_string()
@@ -302,8 +300,9 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
         }
     };
     let text = match t.output {
-        Output::Table => report::tls_check::render_table(&table, use_color()),
-        Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
+        Output::Table | Output::Wide => report::tls_check::render_table(&table, use_color()),
+        Output::Json => report::json::to_json(&table),
+        Output::Yaml => report::json::to_yaml(&table),
     };
     print(&text)?;
     if table.has_conflicts() {
@@ -351,8 +350,9 @@ fn scan(s: &Settings, sc: &Scan) -> Result<Exit, Error> {
     let scope = (!s.connection.all_namespaces).then_some(snapshot.namespace.as_str());
     let report = analyze::scan::scan(&snapshot, scope);
     let text = match sc.output {
-        Output::Table => report::scan::render(&report, use_color()),
+        Output::Table | Output::Wide => report::scan::render(&report, use_color()),
         Output::Json => report::scan::render_json(&report),
+        Output::Yaml => report::json::to_yaml(&report),
     };
     print(&text)?;
     if report.has_errors() {

@@ -37,6 +37,8 @@ pub enum Cause {
     VirtualServiceShadowed,
     RouteUnreachable,
     GatewayRouteMissing,
+    ConfigRejected,
+    Unexplained503s,
 }
 
 /// What a rule needs to find its cause: the split `scan` relies on.
@@ -169,9 +171,9 @@ pub static CATALOG: &[Declaration] = &[
         id: "CLIENT_WITHOUT_SIDECAR_TO_STRICT",
         title: "a pod without sidecar calls a STRICT server",
         severities: &[Severity::Error],
-        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`).",
-        signature: "server `NR filter_chain_not_found` from that pod's IP",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms],
+        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`), or, with access logs off, from config alone: a pod without `istio-proxy` whose environment or command line names the target (a refused handshake is counted by no standard metric).",
+        signature: "server `NR filter_chain_not_found` from that pod's IP; without logs, a sidecarless pod configured with the target's host",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms, Weight::ConfigPredicts],
         fix: &[FixKind::InjectSidecarOrRelaxPolicy],
         sources: &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",
@@ -217,7 +219,7 @@ pub static CATALOG: &[Declaration] = &[
         id: "NO_HEALTHY_UPSTREAM",
         title: "no healthy endpoint: none at all, or every one ejected",
         severities: &[Severity::Error, Severity::Warning],
-        meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts).",
+        meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts; an error again when the proxies show 503s for the target and no error explains them).",
         signature: "`503 UH` (`no_healthy_upstream`), `/clusters` `failed_outlier_check` or no hosts",
         evidence: &[Weight::ClientLog, Weight::HostHealth, Weight::ConfigCertain],
         fix: &[FixKind::ReadyEndpoints, FixKind::TuneOutlierDetection, FixKind::Investigate],
@@ -260,8 +262,8 @@ pub static CATALOG: &[Declaration] = &[
         title: "the server sidecar cannot connect to its own app",
         severities: &[Severity::Error],
         meaning: "The server sidecar's inbound cluster cannot reach the application: typically an app bound to 127.0.0.1 while Istio ≥1.10 forwards to the pod IP, a wrong container port, or an app that is down.",
-        signature: "server `503 UF` on `inbound|…`",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag],
+        signature: "server `503 UF` on `inbound|…`; with logs off, the server's `istio_requests_total{reporter=\"destination\",response_code=\"503\"}` with `UF` in `response_flags`",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::Metrics],
         fix: &[FixKind::ChangeApplication],
         sources: &[
             "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
@@ -274,8 +276,8 @@ pub static CATALOG: &[Declaration] = &[
         cause: Cause::UpstreamConnectionReset,
         id: "UPSTREAM_CONNECTION_RESET",
         title: "the app closes keep-alive connections the sidecar still reuses",
-        severities: &[Severity::Warning],
-        meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close.",
+        severities: &[Severity::Warning, Severity::Error],
+        meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close. A warning; an error when the proxies show 503s for the target and no error explains them (the 503s are in front of the report).",
         signature: "server `503 UC` mixed with 2xx on `inbound|…`",
         evidence: &[Weight::ServerLog, Weight::IntermittentPattern],
         fix: &[FixKind::TuneIdleTimeout, FixKind::ChangeApplication],
@@ -377,8 +379,8 @@ pub static CATALOG: &[Declaration] = &[
         cause: Cause::FaultInjection503,
         id: "FAULT_INJECTION_503",
         title: "a route injects HTTP 503 aborts on purpose",
-        severities: &[Severity::Warning, Severity::Info],
-        meaning: "A reachable route of the VirtualService a caller gets has `fault.abort` with `httpStatus: 503` and a percentage above 0: the caller's sidecar answers that share of requests itself. The 503s are by design (a warning when every request or logged ones are aborted, information for a share). Without a percentage nothing is aborted.",
+        severities: &[Severity::Warning, Severity::Info, Severity::Error],
+        meaning: "A reachable route of the VirtualService a caller gets has `fault.abort` with `httpStatus: 503` and a percentage above 0: the caller's sidecar answers that share of requests itself. The 503s are by design (a warning when every request or logged ones are aborted, information for a share; an error when the proxies show 503s for the target and nothing else explains them, so the report never exits 0 in front of 503s). Without a percentage nothing is aborted.",
         signature: "client `503 FI` (`fault_filter_abort`)",
         evidence: &[Weight::ConfigRouteCertain, Weight::ClientLog, Weight::DistinctiveFlag],
         fix: &[FixKind::EditRoute],
@@ -439,6 +441,41 @@ pub static CATALOG: &[Declaration] = &[
         needs: Needs::Config,
         check: rules::gateway_route_missing::check,
     },
+    Declaration {
+        cause: Cause::ConfigRejected,
+        id: "CONFIG_REJECTED",
+        title: "a sidecar rejected (NACKed) config it was sent",
+        severities: &[Severity::Error, Severity::Warning],
+        meaning: "A sidecar of the target or of a caller holds an `error_state` in `/config_dump`: Envoy refused the last update of a listener, cluster or endpoint assignment and keeps running the version it accepted before (or nothing). The API objects then describe config the proxy does not run. An error when the resource is the server's inbound side (`virtualInbound`, `inbound|…`) or a caller's way to the target (its `outbound|port|…|host` cluster or endpoints, the listener of that port); a warning elsewhere. Names the EnvoyFilters that apply to the workload, the one patching that kind of resource first.",
+        signature: "`error_state` (`details`, `last_update_attempt`) next to a dynamic listener or cluster in `/config_dump`; `istioctl proxy-status` shows the NACK; calls fail as the older config dictates",
+        evidence: &[Weight::ConfigRejected, Weight::ClientLog, Weight::ServerLog, Weight::Metrics],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "envoyproxy/envoy api/envoy/admin/v3/config_dump_shared.proto (UpdateFailureState)",
+            "envoyproxy/envoy api/envoy/admin/v3/listener.proto (ListenersConfigDump.DynamicListener: active_state, error_state)",
+            "istio/istio pilot/pkg/model/push_context.go (EnvoyFilters, getMatchedEnvoyFilters)",
+            "istio/istio pilot/pkg/networking/core/envoyfilter (patches applied without Envoy's validation)",
+        ],
+        needs: Needs::DataPlane,
+        check: rules::config_rejected::check,
+    },
+    Declaration {
+        cause: Cause::Unexplained503s,
+        id: "UNEXPLAINED_503S",
+        title: "503s were seen for the target and no rule explains them",
+        severities: &[Severity::Error],
+        meaning: "Istio's standard metrics (`istio_requests_total`, either reporter) or the access logs of the target's sidecars or its callers' show 503 responses for the target, and no other finding explains them (an error, or a fault abort, ejected hosts, a keep-alive race, a pool limit: such a warning or note is then raised to an error). The report says so instead of \"no cause\", naming for each kind of 503 the hop that produced it: a response flag from `reporter=source` is the caller's sidecar, from `reporter=destination` the server's sidecar; no flag (`-`, `via_upstream`) means the 503 was relayed from further up (from the server's side: the app).",
+        signature: "`istio_requests_total{response_code=\"503\"}` or access-log lines `503` for the target",
+        evidence: &[Weight::Metrics, Weight::ClientLog, Weight::ServerLog],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "istio/proxy testdata/metric (istio_requests_total labels: reporter, response_flags)",
+            "envoyproxy/envoy source/common/stream_info/utility.cc (response flags)",
+            "envoyproxy/envoy source/common/router/router.cc (via_upstream)",
+        ],
+        needs: Needs::DataPlane,
+        check: rules::unexplained_503s::check,
+    },
 ];
 
 impl Cause {
@@ -477,7 +514,9 @@ checking every candidate against the mesh, and the candidates rejected with
 the calls they would break (docs/fixes.md). Replicas of one client workload
 are folded into one finding.
 
-Ranking: severity, then confidence, then id, then subject (stable across runs).
+Ranking: severity, then a sidecar's rejected config (`CONFIG_REJECTED`, the
+cause other findings on its path follow from), then confidence, then id,
+then subject (stable across runs).
 
 Each cause says what it needs: `config` causes are found from Kubernetes and
 Istio objects alone (sidecars, when read, confirm them) and are the ones
@@ -546,7 +585,7 @@ pub fn render_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 18] = [
+    const ALL: [Cause; 20] = [
         Cause::MtlsPlaintextToStrict,
         Cause::MtlsToPlaintextServer,
         Cause::TlsOriginationToSidecar,
@@ -565,6 +604,8 @@ mod tests {
         Cause::VirtualServiceShadowed,
         Cause::RouteUnreachable,
         Cause::GatewayRouteMissing,
+        Cause::ConfigRejected,
+        Cause::Unexplained503s,
     ];
 
     #[test]

@@ -60,6 +60,7 @@ pub fn analyze_mesh(mesh: &Mesh) -> Report {
     for decl in CATALOG {
         findings.extend((decl.check)(mesh));
     }
+    rules::unexplained_503s::reconcile(&mut findings);
     rank::rank(&mut findings);
     fix::text::note_conflicts(&mut findings);
     Report {

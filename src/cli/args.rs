@@ -100,7 +100,7 @@ pub struct DiagnoseArgs {
     /// When sampling for client pods (no --from), look in all namespaces, not only the target's.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// Client pod to examine: pod/NAME, deploy/NAME or NAMESPACE/deploy/NAME (repeatable). Default: clients seen in the sidecars' data.
+    /// Client pod to examine: pod/NAME or deploy/NAME, optionally NAMESPACE/ in front (foo/deploy/sleep); repeatable. Default: clients seen in the sidecars' data.
     #[arg(long = "from", value_name = "REF")]
     pub from: Vec<String>,
     /// Analyze a saved snapshot instead of the cluster (no cluster access at all); `-` reads standard input. At most 512 MiB.

@@ -7,7 +7,7 @@
 //! | preflight | [`config`] | `/version`, Istio API discovery (one version per kind), Istio config cluster-wide |
 //! | resolve | [`resolve`] | the target → Services, EndpointSlices, server pods, cluster domain |
 //! | servers | [`sidecar`] | each server sidecar: admin API over a port-forward, log tail |
-//! | clients | [`clients`] | `--from`, else callers in the servers' access logs, else a sample's `/clusters` |
+//! | clients | [`clients`], [`discover`] | `--from`, else callers in the servers' access logs and metrics (`source_workload`), a sample's `/clusters` in the namespaces whose config names the host (and the target's when nothing shows a failing caller), pods without sidecar whose env/args name the host |
 //! | finish | [`config`] | namespaces, mesh config, Istio config forbidden cluster-wide per namespace |
 //! | routes | [`routes`] | Services routes to the target name (by name), Gateway pods |
 //!
@@ -34,6 +34,7 @@ pub mod api;
 pub mod budget;
 pub mod clients;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod kubeconfig;
 pub mod neighbours;
@@ -190,6 +191,7 @@ impl Run<'_> {
         let domain = target.cluster_domain.clone();
         target.routes = Some(self.route_lookups(r, &domain).await?);
         target.missing = std::mem::take(&mut self.missing);
+        target.callers = std::mem::take(&mut self.found_callers);
         self.snap.resolved = Some(target);
         Ok(())
     }

@@ -56,6 +56,8 @@ pub(super) struct Run<'a> {
     pub(super) pod_lists: HashMap<String, Vec<Value>>,
     /// Reads the diagnosis cannot do without that failed.
     pub(super) missing: Vec<Gap>,
+    /// Callers found that are not read proxies (`ResolvedTarget::callers`).
+    pub(super) found_callers: Vec<crate::snapshot::FoundCaller>,
 }
 
 impl<'a> Run<'a> {
@@ -87,6 +89,7 @@ impl<'a> Run<'a> {
             client_namespaces: BTreeSet::new(),
             pod_lists: HashMap::new(),
             missing: Vec::new(),
+            found_callers: Vec::new(),
         }
     }
 

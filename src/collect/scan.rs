@@ -122,6 +122,7 @@ pub async fn collect_for_scan(
             .to_string(),
         missing: std::mem::take(&mut run.missing),
         routes: Some(routes),
+        callers: vec![],
     });
     run.snap.redact();
     Ok(run.snap)

@@ -212,7 +212,8 @@ impl StatsInclusion {
 /// Full-match a tiny regex subset (literals, `\x` escapes, `.`, and the
 /// quantifiers `*`, `+`, `?` on a single atom) — enough for Istio's
 /// `vhost\..*\.route\..*` and typical `statsInclusionRegexps`. `None` for
-/// anything else (classes, groups, alternation, anchors inside).
+/// anything else (classes, groups, alternation, anchors inside), and when
+/// regex × name exceed [`REGEX_MAX_WORK`] (O(n·m) time, O(m) memory).
 pub fn simple_regex_full_match(re: &str, text: &str) -> Option<bool> {
     #[derive(Clone, Copy)]
     enum Atom {
@@ -240,28 +241,36 @@ pub fn simple_regex_full_match(re: &str, text: &str) -> Option<bool> {
         atoms.push((atom, q));
     }
     let chars: Vec<char> = text.chars().collect();
-    // dp[i][j]: atoms[i..] match chars[j..]
     let n = atoms.len();
     let m = chars.len();
-    let mut dp = vec![vec![false; m + 1]; n + 1];
-    dp[n][m] = true;
-    for i in (0..n).rev() {
-        let (atom, q) = atoms[i];
+    // O(n·m) time: beyond this much work the answer is "cannot evaluate"
+    // (the regex and the name both come from the proxy; real ones are a few
+    // dozen characters each).
+    if n.saturating_mul(m) > REGEX_MAX_WORK {
+        return None;
+    }
+    // next[j]: atoms[i+1..] match chars[j..]; cur[j]: atoms[i..] match chars[j..].
+    // Two rows, not the n×m table (fuzz target `stats`: O(n·m) memory).
+    let mut next = vec![false; m + 1];
+    next[m] = true;
+    let mut cur = vec![false; m + 1];
+    for &(atom, q) in atoms.iter().rev() {
         let matches = |c: char| match atom {
             Atom::Any => true,
             Atom::Ch(x) => x == c,
         };
         for j in (0..=m).rev() {
             let first = j < m && matches(chars[j]);
-            dp[i][j] = match q {
-                '*' => dp[i + 1][j] || (first && dp[i][j + 1]),
-                '+' => first && (dp[i + 1][j + 1] || dp[i][j + 1]),
-                '?' => dp[i + 1][j] || (first && dp[i + 1][j + 1]),
-                _ => first && dp[i + 1][j + 1],
+            cur[j] = match q {
+                '*' => next[j] || (first && cur[j + 1]),
+                '+' => first && (next[j + 1] || cur[j + 1]),
+                '?' => next[j] || (first && next[j + 1]),
+                _ => first && next[j + 1],
             };
         }
+        std::mem::swap(&mut cur, &mut next);
     }
-    Some(dp[0][0])
+    Some(next[0])
 }
 
 /// The stats kubectl-mesh503 keeps from a sidecar's `/stats` (snapshot v2
@@ -380,6 +389,9 @@ pub fn kept_stats_filter() -> String {
         istio_metric_alternatives()
     )
 }
+
+/// The most regex atoms × name characters [`simple_regex_full_match`] evaluates.
+pub const REGEX_MAX_WORK: usize = 1 << 22;
 
 #[cfg(test)]
 mod tests {
@@ -533,6 +545,23 @@ garbage line without separator
         assert_eq!(simple_regex_full_match("a+b?c", "aaac"), Some(true));
         assert_eq!(simple_regex_full_match("a+b?c", "bc"), Some(false));
         assert_eq!(simple_regex_full_match("[a-z]+", "abc"), None);
+    }
+
+    /// Fuzz target `stats` (an inclusion regex and a stat name both come from
+    /// the proxy): the full n×m table of a 100,000-atom regex against a
+    /// 100,000-character name was 10 GB. Two rows now, and past
+    /// `REGEX_MAX_WORK` the answer is "cannot evaluate".
+    #[test]
+    fn tiny_regex_work_is_bounded() {
+        let big = "a".repeat(100_000);
+        assert_eq!(simple_regex_full_match(&big, &big), None);
+        let re = "a?".repeat(1_000) + &"a".repeat(1_000);
+        assert_eq!(simple_regex_full_match(&re, &"a".repeat(2_000)), Some(true));
+        assert_eq!(
+            simple_regex_full_match(&re, &"a".repeat(2_001)),
+            Some(false)
+        );
+        assert_eq!(simple_regex_full_match(&re, &"a".repeat(999)), Some(false));
     }
 
     proptest! {

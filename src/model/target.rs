@@ -41,6 +41,18 @@ pub struct TargetSelection {
     /// Reads the diagnosis could not do without that failed (v2; also in
     /// the mesh's gaps): "nothing found" then means "could not check".
     pub missing: Vec<Gap>,
+    /// Callers collect found that are not read proxies (v2), with how.
+    pub found_callers: Vec<FoundCaller>,
+}
+
+/// A caller of the target found by `collect` that is not a read proxy: a
+/// pod without sidecar whose configuration names the target, or (`pod:
+/// None`) callers the server metrics count but cannot name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCaller {
+    pub pod: Option<PodKey>,
+    /// How it was found (`Caller::found_by` in words).
+    pub because: String,
 }
 
 impl TargetSelection {
@@ -58,6 +70,7 @@ impl TargetSelection {
             source: TargetSource::Resolved,
             server_pods: r.server_pods,
             missing: r.missing.iter().map(|g| Gap::collected(g, false)).collect(),
+            found_callers: r.callers,
         }
     }
 
@@ -84,6 +97,7 @@ impl TargetSelection {
             source: TargetSource::FromText,
             server_pods: vec![],
             missing: vec![],
+            found_callers: vec![],
         }
     }
 
@@ -158,6 +172,7 @@ impl TargetSelection {
             source: TargetSource::FromText,
             server_pods: vec![],
             missing: vec![],
+            found_callers: vec![],
         }
     }
 }

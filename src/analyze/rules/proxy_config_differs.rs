@@ -6,7 +6,10 @@
 //! `BuildConfigInfoMetadata`; `istioctl x describe` reads the same field).
 //! When it names a rule other than the model's lookup selects, the proxy has
 //! not received the current config (push pending or rejected) or the tool
-//! cannot see everything istiod sees (RBAC, exportTo).
+//! cannot see everything istiod sees (RBAC, exportTo). A cluster naming a
+//! rule while the API shows none for the host is the same disagreement: the
+//! rule was deleted since, or the tool may not see it (a refused list is
+//! named).
 
 use super::tls_paths::callers;
 use crate::analyze::catalog::Cause;
@@ -27,29 +30,39 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                 continue;
             };
             let lookup = mesh.destination_rule_lookup(&caller.client, svc);
-            let (Some(sel), Some((ns, name))) = (lookup.selection.as_ref(), &c.istio_config_ref)
-            else {
+            let Some((ns, name)) = &c.istio_config_ref else {
                 continue;
             };
-            if sel
-                .rules
-                .iter()
-                .any(|r| &r.meta.namespace == ns && &r.meta.name == name)
-            {
-                continue;
-            }
-            let api_rules = sel
-                .rules
-                .iter()
-                .map(|r| r.key())
-                .collect::<Vec<_>>()
-                .join(" + ");
+            let api_says = match lookup.selection.as_ref() {
+                Some(sel)
+                    if sel
+                        .rules
+                        .iter()
+                        .any(|r| &r.meta.namespace == ns && &r.meta.name == name) =>
+                {
+                    continue;
+                }
+                Some(sel) => format!(
+                    "the API says {} applies",
+                    sel.rules
+                        .iter()
+                        .map(|r| r.key())
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
+                // The proxy names a rule the API did not show: deleted since
+                // (a push pending or refused) or hidden from the tool.
+                None if mesh.list_forbidden("destinationrules", ns) => format!(
+                    "the tool may not list DestinationRules in {ns} (RBAC), so it could not see it"
+                ),
+                None => "the API shows no DestinationRule for this host".to_string(),
+            };
             out.push(
                 Finding::new(
                     Cause::ProxyConfigDiffers,
                     format!("{}:{} from {}{}", svc.fqdn, port.number, caller.label, caller.replicas),
                     format!(
-                        "{}'s sidecar built {cluster_name} from {ns}/{name}, but the API says {api_rules} applies",
+                        "{}'s sidecar built {cluster_name} from {ns}/{name}, but {api_says}",
                         caller.label
                     ),
                     &Confidence::of(&[Weight::ProxyRunsOtherRule]),
@@ -125,8 +138,13 @@ mod tests {
                 false,
             ),
             (
-                "near miss: no rule applies per the API (nothing to compare)",
+                "the cluster names a rule the API does not show (deleted, or hidden from the tool)",
                 mesh(false, Some(("foo", "httpbin"))),
+                true,
+            ),
+            (
+                "near miss: no rule in the API and none named by the cluster",
+                mesh(false, None),
                 false,
             ),
         ];
@@ -143,5 +161,12 @@ mod tests {
         );
         assert_eq!(f.confidence, 70);
         assert!(f.fixes.is_none());
+        let f = &check(&mesh(false, Some(("foo", "httpbin"))))[0];
+        assert!(
+            f.claim
+                .ends_with("from foo/httpbin, but the API shows no DestinationRule for this host"),
+            "{}",
+            f.claim
+        );
     }
 }

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 mod callers;
+mod matcher;
 mod parser;
 mod template;
 #[cfg(test)]
@@ -39,7 +40,7 @@ mod tests;
 pub use callers::{
     callers, callers_in_log, downstream_ip, is_istio_own_source, is_received, merge_callers, Caller,
 };
-pub use parser::{LogParser, ISTIO_TEXT_FORMATS};
+pub use parser::{LogParser, ISTIO_TEXT_FORMATS, MAX_CUSTOM_FORMATS};
 
 /// An access log format as configured on a listener or in mesh config.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -258,7 +259,8 @@ pub fn parse_log(text: &str) -> (Vec<AccessLogEntry>, usize) {
 }
 
 /// Like [`parse_log`], trying `formats` first (mesh `accessLogFormat`, or the
-/// formats found on the proxy's listeners).
+/// formats found on the proxy's listeners; the first [`MAX_CUSTOM_FORMATS`]).
+/// Linear in the text whatever the formats and lines hold (see `matcher`).
 pub fn parse_log_with(text: &str, formats: &[LogFormatSpec]) -> (Vec<AccessLogEntry>, usize) {
     LogParser::with_formats(formats).parse_log(text)
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::template::{compile, field_for, match_line, set_field, Field, Tok};
+use super::matcher::{match_line, LineIndex};
+use super::template::{compile, field_for, set_field, Field, Tok};
 use super::{AccessLogEntry, LogFormatSpec};
 
 /// Istio's built-in TEXT formats, newest first, with a name for each.
@@ -49,6 +50,11 @@ pub const ISTIO_TEXT_FORMATS: &[(&str, &str)] = &[
         "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n",
     ),
 ];
+
+/// The most custom formats a parser tries: a sidecar's listeners use one or
+/// two (mesh `accessLogFormat`, Telemetry), and the work per line grows
+/// with their number (they come from the proxy; fuzz target `access_log`).
+pub const MAX_CUSTOM_FORMATS: usize = 8;
 
 /// A compiled set of formats to try on each line.
 pub struct LogParser {
@@ -97,11 +103,12 @@ impl LogParser {
     }
 
     /// `extra` formats (e.g. mesh `accessLogFormat`, or those read from the
-    /// listeners) are tried before Istio's built-in ones.
+    /// listeners) are tried before Istio's built-in ones; only the first
+    /// [`MAX_CUSTOM_FORMATS`] (every format is tried on every line).
     pub fn with_formats(extra: &[LogFormatSpec]) -> LogParser {
         let mut text = Vec::new();
         let mut json_maps = Vec::new();
-        for (i, spec) in extra.iter().enumerate() {
+        for (i, spec) in extra.iter().take(MAX_CUSTOM_FORMATS).enumerate() {
             match spec {
                 LogFormatSpec::Text(t) => text.push((format!("custom-{i}"), compile(t))),
                 LogFormatSpec::Json(m) => json_maps.push(
@@ -142,6 +149,8 @@ impl LogParser {
     }
 
     fn parse_text(&self, body: &str, raw: &str, custom_only: bool) -> Option<AccessLogEntry> {
+        // Built when a template gets past the pre-check, then shared by the rest.
+        let mut index: Option<LineIndex<'_>> = None;
         for (name, toks) in &self.text {
             if custom_only && !name.starts_with("custom-") {
                 continue;
@@ -152,7 +161,11 @@ impl LogParser {
                     continue;
                 }
             }
-            if let Some(caps) = match_line(toks, body) {
+            if index.is_none() {
+                index = Some(LineIndex::new(body)?);
+            }
+            let caps = index.as_ref().and_then(|ix| match_line(toks, ix));
+            if let Some(caps) = caps {
                 let mut e = AccessLogEntry {
                     format: name.clone(),
                     raw: raw.to_string(),

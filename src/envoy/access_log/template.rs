@@ -1,6 +1,7 @@
 //! The access-log template engine: Envoy command operators (`%START_TIME%`,
-//! `%REQ(:METHOD)%`, …) compiled into tokens, and a bounded backtracking
-//! matcher that reads a line back into fields.
+//! `%REQ(:METHOD)%`, …) compiled into tokens, and the captured values set on
+//! an entry (the matcher that reads a line back into fields is
+//! [`super::matcher`]).
 //!
 //! Place in the flow: a private part of [`super`] (envoy/ parsers).
 //!
@@ -95,6 +96,10 @@ pub(super) fn compile(format: &str) -> Vec<Tok> {
     let mut toks = Vec::new();
     let mut lit = String::new();
     let mut i = 0;
+    // The next `)` at or after an offset, remembered: a format of many `%X(`
+    // without `)` would otherwise scan to its end once per `%` (O(n²); fuzz
+    // target `access_log`, formats come from the proxy's listeners).
+    let mut close: Option<(usize, Option<usize>)> = None;
     while i < b.len() {
         if b[i] == b'%' {
             if i + 1 < b.len() && b[i + 1] == b'%' {
@@ -111,10 +116,12 @@ pub(super) fn compile(format: &str) -> Vec<Tok> {
             }
             let name_end = j;
             if j < b.len() && b[j] == b'(' {
-                match format[j..].find(')') {
-                    Some(k) => j += k + 1,
-                    None => j = b.len(),
-                }
+                let next = match close {
+                    Some((from, found)) if from <= j && found.is_none_or(|k| k >= j) => found,
+                    _ => format[j..].find(')').map(|k| j + k),
+                };
+                close = Some((j, next));
+                j = next.map_or(b.len(), |k| k + 1);
             }
             let op_end = j;
             if j < b.len() && b[j] == b':' {
@@ -145,135 +152,6 @@ pub(super) fn compile(format: &str) -> Vec<Tok> {
         toks.push(Tok::Lit(lit));
     }
     toks
-}
-
-fn is_dash_or_digits(v: &str) -> bool {
-    v == "-" || (!v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// Per-field plausibility, so that the right era's template wins.
-fn plausible(f: Field, v: &str, delimited: bool) -> bool {
-    if !delimited && (v.contains(char::is_whitespace) || v.contains('"')) {
-        return false;
-    }
-    if delimited && v.contains('"') {
-        return false;
-    }
-    match f {
-        Field::ResponseCode | Field::BytesReceived | Field::BytesSent | Field::Duration => {
-            is_dash_or_digits(v)
-        }
-        Field::Protocol => v == "-" || v.starts_with("HTTP/"),
-        Field::ResponseFlags => {
-            v == "-"
-                || (!v.is_empty()
-                    && v.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b',' || c == b'_'))
-        }
-        Field::StartTime => !v.is_empty() && !v.contains(']'),
-        Field::Method => {
-            v == "-"
-                || (!v.is_empty()
-                    && v.bytes()
-                        .all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_'))
-        }
-        _ => true,
-    }
-}
-
-struct Matcher<'a> {
-    toks: &'a [Tok],
-    line: &'a str,
-    budget: usize,
-    caps: Vec<(Field, &'a str)>,
-}
-
-impl<'a> Matcher<'a> {
-    fn run(&mut self, ti: usize, pos: usize) -> bool {
-        if self.budget == 0 {
-            return false;
-        }
-        self.budget -= 1;
-        let Some(tok) = self.toks.get(ti) else {
-            return pos == self.line.len();
-        };
-        match tok {
-            Tok::Lit(s) => {
-                self.line[pos..].starts_with(s.as_str()) && self.run(ti + 1, pos + s.len())
-            }
-            Tok::Field(f) => {
-                let prev_lit = match ti.checked_sub(1).and_then(|k| self.toks.get(k)) {
-                    Some(Tok::Lit(s)) => s.chars().last(),
-                    _ => None,
-                };
-                let next = self.toks.get(ti + 1);
-                let next_first = match next {
-                    Some(Tok::Lit(s)) => s.chars().next(),
-                    _ => None,
-                };
-                let delimited = matches!(
-                    (prev_lit, next_first),
-                    (Some('"'), Some('"')) | (Some('['), Some(']'))
-                );
-                let rest = &self.line[pos..];
-                // A value never contains a quote, nor whitespace outside quotes/brackets,
-                // so candidates end at or before the first such character: this bounds
-                // the work per field to the field's own length.
-                let limit = rest
-                    .find(|c: char| c == '"' || (!delimited && c.is_whitespace()))
-                    .unwrap_or(rest.len());
-                let ends: Vec<usize> = match next {
-                    None => {
-                        if limit == rest.len() {
-                            vec![rest.len()]
-                        } else {
-                            vec![]
-                        }
-                    }
-                    Some(Tok::Lit(s)) => rest
-                        .match_indices(s.as_str())
-                        .map(|(k, _)| k)
-                        .take_while(|k| *k <= limit)
-                        .collect(),
-                    // adjacent operators (Istio 1.0's "%PATH%%PROTOCOL%"): try every split
-                    Some(Tok::Field(_)) => rest
-                        .char_indices()
-                        .map(|(k, _)| k)
-                        .chain(std::iter::once(rest.len()))
-                        .take_while(|k| *k <= limit)
-                        .collect(),
-                };
-                for end in ends {
-                    let v = &rest[..end];
-                    if !plausible(*f, v, delimited) {
-                        continue;
-                    }
-                    self.caps.push((*f, v));
-                    if self.run(ti + 1, pos + end) {
-                        return true;
-                    }
-                    self.caps.pop();
-                    if self.budget == 0 {
-                        return false;
-                    }
-                }
-                false
-            }
-        }
-    }
-}
-
-/// Match `line` against a compiled template: the captured fields, or `None`
-/// when it does not fit (or the work budget runs out: a bad line never costs
-/// more than a fixed number of steps).
-pub(super) fn match_line<'a>(toks: &'a [Tok], line: &'a str) -> Option<Vec<(Field, &'a str)>> {
-    let mut m = Matcher {
-        toks,
-        line,
-        budget: 20_000,
-        caps: Vec::new(),
-    };
-    m.run(0, 0).then_some(m.caps)
 }
 
 fn opt(v: &str) -> Option<String> {

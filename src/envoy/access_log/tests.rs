@@ -376,3 +376,90 @@ fn only_istios_own_sources_are_skipped() {
     assert_eq!(ips, vec!["127.10.0.9"]);
     assert!(!is_istio_own_source("127.0.0.2".parse().unwrap()));
 }
+
+// ---------------------------------------------------------------------------
+// Fuzzing findings (fuzz target `access_log`; inputs in fuzz/regressions/access_log)
+// ---------------------------------------------------------------------------
+
+/// A 60,000-character request path (a client chooses it; Envoy accepts 60 KiB
+/// of headers): every step scanned the rest of the line, and Istio 1.0's
+/// `%PATH%%PROTOCOL%` tried every split from the shortest, so the line ran
+/// out of budget and was dropped. Now it parses, in every era's format.
+#[test]
+fn long_request_path_parses_in_every_era() {
+    let path = format!("/{}", "a".repeat(60_000));
+    for (line, format) in [
+        (MODERN_UC.replace("/get", &path), "istio-1.12+"),
+        (ISTIO_106.replace("/ip", &path), "istio-1.0-http"),
+    ] {
+        let (v, skipped) = parse_log(&line);
+        assert_eq!((v.len(), skipped), (1, 0), "{format}");
+        assert_eq!(v[0].format, format);
+        assert_eq!(v[0].path.as_deref(), Some(path.as_str()));
+        assert_eq!(v[0].protocol.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(v[0].response_code, Some(503));
+    }
+}
+
+/// Adjacent operators: the first value is the longest that lets the rest fit
+/// (`%RESPONSE_CODE%%RESPONSE_FLAGS%` on `503UF` read code 5 and flags
+/// `03UF` when the shortest came first).
+#[test]
+fn adjacent_operators_take_the_longest_value_that_fits() {
+    let fmt = LogFormatSpec::Text("%RESPONSE_CODE%%RESPONSE_FLAGS% %UPSTREAM_CLUSTER%".into());
+    let (v, _) = parse_log_with("503UF outbound|80||a", &[fmt]);
+    assert_eq!(v[0].response_code, Some(503));
+    assert_eq!(v[0].response_flags, vec!["UF".to_string()]);
+}
+
+/// A template of 1,500 operators (templates come from the proxy's listeners):
+/// the matcher recursed once per token, 3,000 frames deep, past the 256 KiB
+/// stack given here (9,000 operators overflowed a 2 MiB test thread); it is
+/// iterative now. Far longer templates run out of budget instead (`matcher::budget`).
+#[test]
+fn very_long_template_matches_without_recursion() {
+    let fmt = LogFormatSpec::Text("%BYTES_SENT% ".repeat(1_500));
+    let line = format!("{}\n", "7 ".repeat(1_500));
+    let parsed = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || parse_log_with(&line, &[fmt]))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(parsed.0.len(), 1);
+    assert_eq!(parsed.0[0].bytes_sent, Some(7));
+}
+
+/// Many `%X(` without `)`: each `%` scanned to the end of the format for a
+/// `)` (quadratic); the result is one literal, as before.
+#[test]
+fn unclosed_operator_parameters_compile_to_a_literal() {
+    let format = "%A(".repeat(20_000);
+    assert_eq!(compile(&format), vec![Tok::Lit(format.clone())]);
+}
+
+/// Formats come from the proxy's listeners: only the first
+/// `MAX_CUSTOM_FORMATS` are tried (each is tried on every line).
+#[test]
+fn custom_formats_are_capped() {
+    let mut formats: Vec<LogFormatSpec> = (0..MAX_CUSTOM_FORMATS)
+        .map(|i| LogFormatSpec::Text(format!("x{i} %RESPONSE_CODE%")))
+        .collect();
+    formats.push(LogFormatSpec::Text("late %RESPONSE_CODE%".into()));
+    let (v, skipped) = parse_log_with("x0 503\nlate 503\n", &formats);
+    assert_eq!((v.len(), skipped), (1, 1));
+    assert_eq!(v[0].format, "custom-0");
+}
+
+/// A template of 2,000 distinct literals (a listener's) against lines that
+/// almost fit: every backtrack searched the rest of the line for its
+/// literal. Searches now cost budget by the bytes they read; the lines are
+/// given up (not access log lines) after work linear in their length.
+#[test]
+fn near_miss_lines_against_a_long_template_are_given_up() {
+    let format: String = (0..2_000).map(|i| format!("%UPSTREAM_HOST%x{i}")).collect();
+    let line: String = (0..1_999).map(|i| format!("ax{i}")).collect();
+    let text = format!("{line}\n{line}\n");
+    let (v, skipped) = parse_log_with(&text, &[LogFormatSpec::Text(format)]);
+    assert_eq!((v.len(), skipped), (0, 2));
+}

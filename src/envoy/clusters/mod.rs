@@ -161,21 +161,6 @@ pub(super) fn cluster_mut<'a>(out: &'a mut Clusters, name: &str) -> &'a mut Clus
         })
 }
 
-pub(super) fn host_mut<'a>(c: &'a mut ClusterStatus, addr: &str) -> &'a mut HostStatus {
-    // Hosts come in blocks; search from the end.
-    let idx = match c.hosts.iter().rposition(|h| h.address == addr) {
-        Some(i) => i,
-        None => {
-            c.hosts.push(HostStatus {
-                address: addr.to_string(),
-                ..HostStatus::default()
-            });
-            c.hosts.len() - 1
-        }
-    };
-    &mut c.hosts[idx]
-}
-
 pub(super) fn non_empty(v: &str) -> Option<String> {
     if v.is_empty() {
         None

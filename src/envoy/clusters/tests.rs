@@ -285,3 +285,28 @@ fn outbound_cluster_names() {
         );
     }
 }
+
+/// Fuzz target `clusters` (input in fuzz/regressions/clusters): 25,000 hosts
+/// in one cluster; each line searched the cluster's hosts for its address
+/// (quadratic: 28 s). Hosts are indexed now; a host's lines need not be
+/// adjacent, and hosts keep the order Envoy printed them in.
+#[test]
+fn text_many_hosts_in_one_cluster() {
+    let mut text = String::new();
+    for i in 0..25_000u32 {
+        text.push_str(&format!(
+            "c::10.0.{}.{}:80::rq_total::{i}\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    text.push_str("c::10.0.0.0:80::rq_error::4\nc::[fd00::1]:80::rq_total::1\n");
+    let cs = parse_clusters_text(&text);
+    let c = cs.get("c").unwrap();
+    assert_eq!(c.hosts.len(), 25_001);
+    assert_eq!(c.hosts[0].address, "10.0.0.0:80");
+    assert_eq!(c.hosts[0].counter("rq_error"), 4);
+    assert_eq!(c.hosts[24_999].counter("rq_total"), 24_999);
+    assert_eq!(c.hosts[25_000].address, "[fd00::1]:80");
+    assert_eq!(c.total("rq_total"), (0..25_000u64).sum::<u64>() + 1);
+}

@@ -5,7 +5,9 @@
 //!
 //! Source: envoyproxy/envoy `source/server/admin/clusters_handler.cc`.
 
-use super::{cluster_mut, host_mut, non_empty, Clusters, HostStatus};
+use std::collections::HashMap;
+
+use super::{cluster_mut, non_empty, Clusters, HostStatus};
 
 const CLUSTER_LEVEL: &[&str] = &[
     "default_priority",
@@ -48,8 +50,13 @@ fn set_host_stat(h: &mut HostStatus, stat: &str, value: &str) {
 }
 
 /// Parse `/clusters` text output. Never fails; odd lines go to `unparsed`.
+/// Linear in the text: hosts are found by address through an index, not by a
+/// search of the cluster's hosts (fuzz target `clusters`: 25,000 hosts in one
+/// cluster took 28 s with that search).
 pub fn parse_clusters_text(text: &str) -> Clusters {
     let mut out = Clusters::default();
+    // cluster → host address → index in that cluster's `hosts`.
+    let mut hosts: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
@@ -120,7 +127,18 @@ pub fn parse_clusters_text(text: &str) -> Clusters {
             continue;
         }
         let c = cluster_mut(&mut out, cluster);
-        set_host_stat(host_mut(c, host), stat, value);
+        let at = *hosts
+            .entry(cluster)
+            .or_default()
+            .entry(host)
+            .or_insert_with(|| {
+                c.hosts.push(HostStatus {
+                    address: host.to_string(),
+                    ..HostStatus::default()
+                });
+                c.hosts.len() - 1
+            });
+        set_host_stat(&mut c.hosts[at], stat, value);
     }
     out
 }

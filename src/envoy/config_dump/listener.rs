@@ -98,13 +98,16 @@ impl Listener {
     /// Every access log format on the listener (deduplicated).
     pub fn access_log_formats(&self) -> Vec<LogFormatSpec> {
         let mut out: Vec<LogFormatSpec> = Vec::new();
+        // Deduplicated through a set: a search of `out` per format is
+        // quadratic in the chains (a listener comes from the proxy, unbounded).
+        let mut seen = std::collections::HashSet::new();
         for fc in self
             .filter_chains
             .iter()
             .chain(self.default_filter_chain.iter())
         {
             for f in &fc.access_log_formats {
-                if !out.contains(f) {
+                if seen.insert(f) {
                     out.push(f.clone());
                 }
             }
@@ -133,12 +136,15 @@ fn access_logs(cfg: &Value, out: &mut Vec<LogFormatSpec>) {
             (None, Some(j)) => json_format_from_value(j),
             _ => None,
         };
-        if let Some(sp) = spec {
-            if !out.contains(&sp) {
-                out.push(sp);
-            }
-        }
+        out.extend(spec);
     }
+}
+
+/// Drop repeated formats, keeping the first of each (order matters: the
+/// first format that fits a line wins). Through a set: quadratic otherwise.
+fn dedup_formats(formats: &mut Vec<LogFormatSpec>) {
+    let mut seen = std::collections::HashSet::new();
+    formats.retain(|f| seen.insert(f.clone()));
 }
 
 /// `cluster` and `weighted_clusters.clusters[].name` of a route action or tcp_proxy.
@@ -202,6 +208,7 @@ fn parse_filter_chain(fc: &Value) -> FilterChain {
         access_logs(cfg, &mut out.access_log_formats);
         out.network_filters.push(name);
     }
+    dedup_formats(&mut out.access_log_formats);
     out
 }
 

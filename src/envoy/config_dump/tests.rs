@@ -662,6 +662,30 @@ fn arb_json() -> impl Strategy<Value = Value> {
     )
 }
 
+/// `fuzz/scale.sh` (config_dump): 20,000 filter chains with their own access
+/// log formats; each format was looked up in the list of those already kept
+/// (quadratic). A set now; the first of each is kept, in order.
+#[test]
+fn many_access_log_formats_deduplicated_in_order() {
+    let chain = |f: &str| {
+        json!({"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "access_log": [{"typed_config": {"log_format": {"text_format": f}}},
+                           {"typed_config": {"log_format": {"text_format": f}}}]}}]})
+    };
+    let chains: Vec<Value> = (0..20_000)
+        .map(|i| chain(&format!("%RESPONSE_CODE% {}", i % 10_000)))
+        .collect();
+    let l = parse_listener(&json!({"name": "l", "filter_chains": chains}), "l").unwrap();
+    assert_eq!(l.filter_chains[0].access_log_formats.len(), 1);
+    let formats = l.access_log_formats();
+    assert_eq!(formats.len(), 10_000);
+    assert_eq!(formats[0], LogFormatSpec::Text("%RESPONSE_CODE% 0".into()));
+    assert_eq!(
+        formats[9_999],
+        LogFormatSpec::Text("%RESPONSE_CODE% 9999".into())
+    );
+}
+
 proptest! {
     #[test]
     fn never_panics_on_arbitrary_json(v in arb_json()) {

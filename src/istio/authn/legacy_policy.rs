@@ -162,6 +162,12 @@ fn port_matches(sel: &PortSelector, number: u32, name: Option<&str>) -> bool {
 /// selector it was listed with (`None` = all ports).
 type Entry<'a> = (&'a LegacyPolicy, Option<&'a PortSelector>);
 
+/// Candidate entries oldest first (creationTimestamp, then name); stable, so
+/// one policy's entries keep their order.
+fn oldest_first(entries: &mut [Entry<'_>]) {
+    entries.sort_by(|a, b| a.0.meta.age_order(&b.0.meta));
+}
+
 /// Istio 1.4 `authenticationPolicyForWorkload`: over the candidate entries
 /// (oldest first), the first without a port selector is the default; an entry
 /// whose port selector matches wins immediately.
@@ -208,14 +214,62 @@ impl LegacyPolicies {
         }
     }
 
+    fn scoped(&self) -> Scoped<'_> {
+        Scoped {
+            first: &self.mesh,
+            second: &self.policies,
+            domain: &self.domain,
+        }
+    }
+
+    /// The v1alpha1 server mode in `ns`, for the service port when given
+    /// (else the namespace-level mode: namespace Policy > MeshPolicy).
+    ///
+    /// Precedence (Istio 1.4 `AuthenticationPolicyForWorkload`): a `Policy`
+    /// targeting the service (its host name, resolved like any short name;
+    /// with a matching port, or without ports) > the namespace-wide `Policy`
+    /// (no targets) > `MeshPolicy` named `default`. The chosen policy decides
+    /// alone: a namespace Policy with only JWT origins turns mTLS **off** for
+    /// the namespace even under a STRICT MeshPolicy. No policy = no mTLS
+    /// (DISABLE, source `Default`).
+    pub fn server_mode(&self, ns: &str, service: Option<ServicePort<'_>>) -> ServerMode {
+        self.scoped().server_mode(ns, service)
+    }
+}
+
+/// The decisions over borrowed policies (in any order; MeshPolicies and
+/// Policies told apart by kind): [`LegacyPolicies`] and the slice-taking
+/// compat functions share them, and the latter no longer copy every policy
+/// per query (fuzz/scale.sh: copies per pod made `analyze` quadratic).
+#[derive(Clone, Copy)]
+struct Scoped<'p> {
+    first: &'p [LegacyPolicy],
+    second: &'p [LegacyPolicy],
+    domain: &'p str,
+}
+
+impl<'p> Scoped<'p> {
+    fn all(&self) -> impl Iterator<Item = &'p LegacyPolicy> + 'p {
+        self.first.iter().chain(self.second)
+    }
+
+    fn mesh(&self) -> impl Iterator<Item = &'p LegacyPolicy> + 'p {
+        self.all().filter(|p| p.is_mesh_policy)
+    }
+
+    /// `Policy` objects in the order given (callers sort what they pick from).
+    fn policies(&self) -> impl Iterator<Item = &'p LegacyPolicy> + 'p {
+        self.all().filter(|p| !p.is_mesh_policy)
+    }
+
     /// The `MeshPolicy` named `default`; the others are noted as ignored.
     fn mesh_policy(
         &self,
         chain: &mut Vec<String>,
         ignored: &mut Vec<String>,
-    ) -> Option<&LegacyPolicy> {
-        let mesh = self.mesh.iter().find(|p| p.meta.name == "default");
-        for p in self.mesh.iter().filter(|p| p.meta.name != "default") {
+    ) -> Option<&'p LegacyPolicy> {
+        let mesh = self.mesh().find(|p| p.meta.name == "default");
+        for p in self.mesh().filter(|p| p.meta.name != "default") {
             ignored.push(format!(
                 "{} ignored: only the MeshPolicy named `default` is used",
                 p.meta.object_ref()
@@ -235,13 +289,13 @@ impl LegacyPolicies {
         port: (u32, Option<&str>),
         chain: &mut Vec<String>,
         ignored: &mut Vec<String>,
-    ) -> Option<&LegacyPolicy> {
-        let entries: Vec<Entry<'_>> = self
-            .policies
-            .iter()
+    ) -> Option<&'p LegacyPolicy> {
+        let mut entries: Vec<Entry<'p>> = self
+            .policies()
             .filter(|p| p.meta.namespace == ns && p.targets.is_empty())
             .map(|p| (p, None))
             .collect();
+        oldest_first(&mut entries);
         let picked = pick(&entries, port.0, port.1);
         for (p, _) in entries.iter().skip(1) {
             ignored.push(format!(
@@ -257,11 +311,11 @@ impl LegacyPolicies {
     }
 
     /// Service-targeted entries, in creation order, one per (policy, port selector).
-    fn service_entries(&self, svc_host: &str) -> Vec<Entry<'_>> {
-        let mut out: Vec<Entry<'_>> = Vec::new();
-        for p in &self.policies {
+    fn service_entries(&self, svc_host: &str) -> Vec<Entry<'p>> {
+        let mut out: Vec<Entry<'p>> = Vec::new();
+        for p in self.policies() {
             for t in &p.targets {
-                if host::fqdn(&t.name, &p.meta.namespace, &self.domain) != svc_host {
+                if host::fqdn(&t.name, &p.meta.namespace, self.domain) != svc_host {
                     continue;
                 }
                 if t.ports.is_empty() {
@@ -271,20 +325,12 @@ impl LegacyPolicies {
                 }
             }
         }
+        oldest_first(&mut out);
         out
     }
 
-    /// The v1alpha1 server mode in `ns`, for the service port when given
-    /// (else the namespace-level mode: namespace Policy > MeshPolicy).
-    ///
-    /// Precedence (Istio 1.4 `AuthenticationPolicyForWorkload`): a `Policy`
-    /// targeting the service (its host name, resolved like any short name;
-    /// with a matching port, or without ports) > the namespace-wide `Policy`
-    /// (no targets) > `MeshPolicy` named `default`. The chosen policy decides
-    /// alone: a namespace Policy with only JWT origins turns mTLS **off** for
-    /// the namespace even under a STRICT MeshPolicy. No policy = no mTLS
-    /// (DISABLE, source `Default`).
-    pub fn server_mode(&self, ns: &str, service: Option<ServicePort<'_>>) -> ServerMode {
+    /// See [`LegacyPolicies::server_mode`].
+    fn server_mode(&self, ns: &str, service: Option<ServicePort<'_>>) -> ServerMode {
         let (number, port_name) = service.map_or((0, None), |s| (s.number, s.port_name));
         let mut chain = Vec::new();
         let mut ignored = Vec::new();
@@ -298,7 +344,7 @@ impl LegacyPolicies {
                 ignored,
             };
         if let Some(svc) = service {
-            let svc_host = host::fqdn(svc.name, ns, &self.domain);
+            let svc_host = host::fqdn(svc.name, ns, self.domain);
             let entries = self.service_entries(&svc_host);
             if let Some(p) = pick(&entries, number, port_name) {
                 chain.push(format!(

@@ -10,6 +10,9 @@ use crate::net::PodAddrs;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// A pod with its labels read once.
+type LabelledPod<'a> = (&'a Value, BTreeMap<String, String>);
+
 /// Annotation prefix for lab-only behaviour (see tests/lab/README.md).
 pub const LAB_PREFIX: &str = "lab.mesh503.io/";
 /// Node name every pod is "scheduled" on.
@@ -48,6 +51,8 @@ pub struct Controller {
     owned: BTreeSet<Key>,
     /// Second octet of this lab's pod addresses (see `net::SlotLock`).
     slot: u8,
+    /// Containers whose process exited (set by the lab before reconciling).
+    pub exited: crate::exits::Exits,
 }
 
 fn labels(obj: &Value, path: &[&str]) -> BTreeMap<String, String> {
@@ -167,6 +172,7 @@ impl Controller {
     /// `now` is the RFC 3339 time stamped on new status fields.
     pub fn reconcile(&mut self, objects: &[Value], now: &str) -> Changes {
         let minor = istio_minor(objects);
+        let native = crate::injector::native_global(objects, minor);
         let ns_labels: HashMap<String, BTreeMap<String, String>> = objects
             .iter()
             .filter(|o| is(o, "v1", "Namespace"))
@@ -265,7 +271,7 @@ impl Controller {
                     "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}]);
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                     "spec": template["spec"].clone()});
-                let pod = self.admit_pod(pod, objects, &ns_labels, minor, now, &existing);
+                let pod = self.admit_pod(pod, &ns_labels, minor, now, &existing, native);
                 if pod_ready(&pod) {
                     ready += 1;
                 }
@@ -297,7 +303,7 @@ impl Controller {
             if self.owned.contains(&k) || p["metadata"]["ownerReferences"].is_array() {
                 continue;
             }
-            let pod = self.admit_pod(p.clone(), objects, &ns_labels, minor, now, &existing);
+            let pod = self.admit_pod(p.clone(), &ns_labels, minor, now, &existing, native);
             pods.push(pod);
         }
 
@@ -320,7 +326,15 @@ impl Controller {
             }
         }
 
-        // Services → ClusterIP, EndpointSlices, Endpoints.
+        // Services → ClusterIP, EndpointSlices, Endpoints. Pods by namespace,
+        // labels read once (a mesh has thousands of both).
+        let mut pods_by_ns: HashMap<&str, Vec<LabelledPod<'_>>> = HashMap::new();
+        for p in &pods {
+            pods_by_ns
+                .entry(ns_of(p))
+                .or_default()
+                .push((p, labels(p, &["metadata", "labels"])));
+        }
         let mut svc_index = 0u32;
         for s in objects.iter().filter(|o| is(o, "v1", "Service")) {
             svc_index += 1;
@@ -350,11 +364,12 @@ impl Controller {
                 desired.push(svc);
                 continue;
             }
-            let backing: Vec<&Value> = pods
-                .iter()
-                .filter(|p| {
-                    ns_of(p) == ns && selects(&selector, &labels(p, &["metadata", "labels"]))
-                })
+            let backing: Vec<&Value> = pods_by_ns
+                .get(ns.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|(_, l)| selects(&selector, l))
+                .map(|(p, _)| *p)
                 .collect();
             // Per-pod targetPort resolution, one slice per port mapping.
             desired.extend(crate::endpoint_slices::build(&svc, &backing));
@@ -391,11 +406,11 @@ impl Controller {
     fn admit_pod(
         &mut self,
         mut pod: Value,
-        objects: &[Value],
         ns_labels: &HashMap<String, BTreeMap<String, String>>,
         minor: u32,
         now: &str,
         existing: &HashMap<Key, &Value>,
+        native: bool,
     ) -> Value {
         let ns = ns_of(&pod).to_string();
         let name = name_of(&pod).to_string();
@@ -419,7 +434,7 @@ impl Controller {
         let nsl = ns_labels.get(&ns).cloned().unwrap_or_default();
         let already = crate::injector::has_proxy(&pod["spec"]);
         if !already && injection_wanted(&pod["metadata"], &pod["spec"], &nsl) {
-            let native = crate::injector::wants_native(objects, minor, &pod["metadata"]);
+            let native = crate::injector::wants_native_given(native, minor, &pod["metadata"]);
             crate::injector::inject(&mut pod, minor, native);
         }
         let addrs = self.address_for(&ns, &name);
@@ -454,6 +469,9 @@ impl Controller {
         if init_statuses.as_array().is_some_and(|a| !a.is_empty()) {
             pod["status"]["initContainerStatuses"] = init_statuses;
         }
+        if let Some(exited) = self.exited.get(&(ns, name)) {
+            crate::exits::apply(&mut pod, exited);
+        }
         pod
     }
 }
@@ -470,22 +488,18 @@ pub fn pod_ready(pod: &Value) -> bool {
 
 /// Compare two versions of an object ignoring what the store fills in.
 fn same_ignoring_server_fields(a: &Value, b: &Value) -> bool {
-    fn norm(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v["metadata"].as_object_mut() {
-            for f in [
-                "uid",
-                "resourceVersion",
-                "creationTimestamp",
-                "generation",
-                "managedFields",
-            ] {
-                m.remove(f);
-            }
-        }
-        v
-    }
-    norm(a) == norm(b)
+    crate::store::eq_except(
+        a,
+        b,
+        &[],
+        &[
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+        ],
+    )
 }
 
 #[cfg(test)]

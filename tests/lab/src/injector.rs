@@ -81,6 +81,12 @@ fn kubelet_minor(v: &str) -> Option<u32> {
 /// cluster's (for the istiod Deployment and the Nodes), `pod_meta` the pod's
 /// metadata.
 pub fn wants_native(objects: &[Value], minor: u32, pod_meta: &Value) -> bool {
+    wants_native_given(native_global(objects, minor), minor, pod_meta)
+}
+
+/// The mesh-wide native sidecar decision (read once per reconcile: it
+/// looks at every object).
+pub fn native_global(objects: &[Value], minor: u32) -> bool {
     let mode = native_mode(objects, minor);
     let global = match mode {
         NativeMode::Disabled => false,
@@ -104,6 +110,11 @@ pub fn wants_native(objects: &[Value], minor: u32, pod_meta: &Value) -> bool {
             }
         }
     };
+    global
+}
+
+/// [`wants_native`] with the mesh-wide decision already made.
+pub fn wants_native_given(global: bool, minor: u32, pod_meta: &Value) -> bool {
     if minor < 24 {
         return global;
     }

@@ -49,10 +49,12 @@ struct PodRun {
     addrs: PodAddrs,
     apps: HashMap<String, App>,
     sidecar: Option<Sidecar>,
-    /// The xDS last written, to update only on change.
-    last_xds: Option<String>,
+    /// `lab.mesh503.io/proxy: none`: nothing runs (logs are empty).
+    idle: bool,
     /// The pod spec the apps were started from (restart apps if it changes).
     spec_fingerprint: String,
+    /// When the sidecar was started (RFC 3339).
+    started_at: String,
 }
 
 struct Shared {
@@ -65,6 +67,8 @@ struct Shared {
     errors: Mutex<Vec<String>>,
     /// Pushes a sidecar rejected because of an EnvoyFilter (oldest first).
     nacks: Mutex<Vec<Nack>>,
+    /// Sidecars whose Envoy exited, reaped (see `exits`).
+    exited: Mutex<crate::exits::Exits>,
     /// One sync at a time per lab (background loop vs. explicit waits).
     sync_lock: tokio::sync::Mutex<()>,
     /// The store resourceVersion the background loop has reconciled (the
@@ -88,7 +92,7 @@ impl PodRuntime for Shared {
     fn log_path(&self, namespace: &str, pod: &str, container: &str) -> Option<PathBuf> {
         let pods = self.pods.lock().ok()?;
         let run = pods.get(&(namespace.to_string(), pod.to_string()))?;
-        if container == "istio-proxy" {
+        if container == "istio-proxy" && !run.idle {
             return run.sidecar.as_ref().map(|s| s.log_path());
         }
         if let Some(app) = run.apps.get(container) {
@@ -154,6 +158,7 @@ impl Lab {
             pods: Mutex::new(HashMap::new()),
             errors: Mutex::new(Vec::new()),
             nacks: Mutex::new(Vec::new()),
+            exited: Mutex::new(HashMap::new()),
             processed: tokio::sync::watch::channel(0).0,
             sync_lock: tokio::sync::Mutex::new(()),
         });
@@ -210,6 +215,7 @@ impl Lab {
             let bg = tokio::spawn(background(shared.clone(), controller));
             anyhow::Ok((api, bg))
         })?;
+        release_freed_memory();
         Ok(Lab {
             requests,
             shared,
@@ -338,6 +344,27 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// Every running sidecar: `<namespace>/<pod>`, its admin address and
+    /// its directory (`admin.log` there records every admin request).
+    pub fn sidecars(&self) -> Vec<(String, SocketAddr, PathBuf)> {
+        let Ok(pods) = self.shared.pods.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, SocketAddr, PathBuf)> = pods
+            .iter()
+            .filter_map(|((ns, pod), r)| {
+                let sc = r.sidecar.as_ref()?;
+                Some((
+                    format!("{ns}/{pod}"),
+                    sc.admin_addr(),
+                    sc.dir().to_path_buf(),
+                ))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Pids of every Envoy the lab runs (for leak tests).
     pub fn envoy_pids(&self) -> Vec<u32> {
         self.shared
@@ -380,11 +407,39 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// A sync copies the whole store a few times; glibc keeps what was freed
+/// in its arenas, so an idle lab would hold several times the memory it
+/// uses. Hand it back to the system after each sync (glibc `malloc_trim`).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; no pointers involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// `MESH503_LAB_TIMING=1`: print how long each phase of a sync takes.
+fn timing(what: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("MESH503_LAB_TIMING").is_some()) {
+        eprintln!("mesh503-lab: timing: {what}");
+    }
+}
+
 /// Run the controller until the store stops changing.
 async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<()> {
+    controller.exited = shared.exited.lock().map(|e| e.clone()).unwrap_or_default();
     for _ in 0..10 {
+        let t0 = std::time::Instant::now();
         let objects = shared.store.all();
         let ch = controller.reconcile(&objects, &now());
+        timing(format_args!(
+            "reconciled {} objects in {:?}: {} to write, {} to delete",
+            objects.len(),
+            t0.elapsed(),
+            ch.apply.len(),
+            ch.delete.len()
+        ));
         if ch.apply.is_empty() && ch.delete.is_empty() {
             return Ok(());
         }
@@ -409,9 +464,12 @@ async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<
 /// React to every store change: reconcile, then bring pods in line.
 async fn background(shared: Arc<Shared>, mut controller: Controller) {
     let mut rx = shared.store.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        if rx.changed().await.is_err() {
-            return;
+        // A store change, or a sidecar that died since the last look.
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tick.tick() => if !reap(&shared) { continue },
         }
         // Let a burst of writes land before rendering.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -424,12 +482,34 @@ async fn background(shared: Arc<Shared>, mut controller: Controller) {
             record(&shared, format!("{e:#}"));
         }
         shared.processed.send_replace(settled);
+        release_freed_memory();
         // Changes made while syncing wake the loop again; the controller's
         // own writes (up to `settled`) are already handled.
         if shared.store.resource_version() == settled {
             rx.borrow_and_update();
         }
     }
+}
+
+/// Reaps every sidecar whose Envoy exited (no zombie) and records it for
+/// the pod's status; true when one newly did.
+fn reap(shared: &Shared) -> bool {
+    let (Ok(pods), Ok(mut exited)) = (shared.pods.lock(), shared.exited.lock()) else {
+        return false;
+    };
+    let mut new = false;
+    for (key, run) in pods.iter() {
+        let Some(status) = run.sidecar.as_ref().and_then(|s| s.exited()) else {
+            continue;
+        };
+        let containers = exited.entry(key.clone()).or_default();
+        if !containers.contains_key("istio-proxy") {
+            let t = crate::exits::terminated(status, &run.started_at, &now());
+            containers.insert("istio-proxy".into(), t);
+            new = true;
+        }
+    }
+    new
 }
 
 fn record(shared: &Shared, e: String) {
@@ -446,11 +526,10 @@ fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
 /// Start, update or stop apps and sidecars so they match the store's pods.
 async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
     let _one_at_a_time = shared.sync_lock.lock().await;
-    let objects = shared.store.all();
-    let world = World {
-        objects: objects.clone(),
-    };
-    let pods: Vec<&Value> = objects
+    let t0 = std::time::Instant::now();
+    let world = World::new(shared.store.all());
+    let pods: Vec<&Value> = world
+        .objects
         .iter()
         .filter(|o| {
             o["kind"] == "Pod" && o["apiVersion"] == "v1" && o["status"]["podIP"].is_string()
@@ -477,6 +556,9 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             .lock()
             .map_err(|_| anyhow!("pod table poisoned"))?;
         runs.retain(|k, _| live.contains(k));
+        if let Ok(mut exited) = shared.exited.lock() {
+            exited.retain(|k, _| live.contains(k));
+        }
     }
     for pod in pods {
         let ns = pod["metadata"]["namespace"]
@@ -492,6 +574,8 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             .context("podIP")?;
         let addrs = PodAddrs::from_pod_ip(ip);
         let injected = pod_is_injected(pod);
+        // `lab.mesh503.io/proxy: none`: injected in the API, nothing runs.
+        let runs = !no_proxy(pod);
         let fingerprint = pod_fingerprint(pod);
         let needs_apps = {
             let runs = shared
@@ -509,7 +593,14 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .remove(&key);
-            let apps = start_apps(shared, pod, &addrs, injected).await;
+            if let Ok(mut exited) = shared.exited.lock() {
+                exited.remove(&key);
+            }
+            let apps = if runs {
+                start_apps(shared, pod, &addrs, injected).await
+            } else {
+                Ok(HashMap::new())
+            };
             let apps = match apps {
                 Ok(a) => a,
                 Err(e) => {
@@ -520,15 +611,15 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             let mut run = PodRun {
                 addrs,
                 apps,
+                started_at: now(),
                 sidecar: None,
-                last_xds: None,
+                idle: !runs,
                 spec_fingerprint: fingerprint,
             };
-            if injected {
+            if injected && runs {
                 match render_and_start(shared, &world, pod, &addrs) {
-                    Ok((sc, xds, filters)) => {
+                    Ok((sc, filters)) => {
                         run.sidecar = Some(sc);
-                        run.last_xds = Some(xds);
                         waiting.push((key.clone(), filters));
                     }
                     Err(e) => errors.push(format!("pod {ns}/{name}: sidecar: {e:#}")),
@@ -539,12 +630,18 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .insert(key, run);
-        } else if injected && !nack::frozen(pod) {
+        } else if injected && runs && !nack::frozen(pod) {
             if let Err(e) = update_sidecar(shared, &world, pod, &key).await {
                 errors.push(e);
             }
         }
     }
+    timing(format_args!(
+        "synced {} pods ({} new sidecars) in {:?}",
+        live.len(),
+        waiting.len(),
+        t0.elapsed()
+    ));
     if wait && !waiting.is_empty() {
         // Wait for every new sidecar concurrently.
         let mut futs = Vec::new();
@@ -558,7 +655,7 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             if let Some(sc) = sc {
                 let key = key.clone();
                 futs.push(async move {
-                    let r = match sc.wait_ready(Duration::from_secs(20)).await {
+                    let r = match sc.wait_ready(sc.ready_timeout()).await {
                         Ok(()) => Ok(()),
                         Err(e) => accept_nack(shared, &key, &sc, e, filters).await,
                     };
@@ -590,8 +687,13 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
     }
 }
 
-fn xds_fingerprint(x: &crate::istiod::SidecarXds) -> String {
-    serde_json::json!([x.clusters, x.endpoints, x.listeners, x.routes, x.secrets]).to_string()
+/// The pod-template annotation that keeps a pod's processes from running
+/// (`lab.mesh503.io/proxy: "none"`): see tests/lab/README.md.
+pub const PROXY_ANNOTATION: &str = "proxy";
+
+/// Is this pod marked to run nothing (no Envoy, no app)?
+pub fn no_proxy(pod: &Value) -> bool {
+    annotation(pod, PROXY_ANNOTATION) == Some("none")
 }
 
 fn render_and_start(
@@ -599,8 +701,14 @@ fn render_and_start(
     world: &World,
     pod: &Value,
     addrs: &PodAddrs,
-) -> anyhow::Result<(Sidecar, String, Vec<String>)> {
+) -> anyhow::Result<(Sidecar, Vec<String>)> {
+    let t0 = std::time::Instant::now();
     let xds = render_sidecar(world, pod, &shared.pki).map_err(|e| anyhow!("render: {e}"))?;
+    timing(format_args!(
+        "rendered {} clusters for a new sidecar in {:?}",
+        xds.clusters.len(),
+        t0.elapsed()
+    ));
     let spec = spec_for_pod(world, pod).map_err(|e| anyhow!("spec: {e}"))?;
     let dir = shared.dir.join(format!(
         "{}.{}",
@@ -609,8 +717,10 @@ fn render_and_start(
     ));
     std::fs::create_dir_all(&dir)?;
     debug_assert_eq!(spec.addrs, *addrs);
+    let t0 = std::time::Instant::now();
     let sc = Sidecar::start(&shared.envoy, &dir, &spec, &xds)?;
-    Ok((sc, xds_fingerprint(&xds), xds.envoy_filters.clone()))
+    timing(format_args!("encoded and started in {:?}", t0.elapsed()));
+    Ok((sc, xds.envoy_filters.clone()))
 }
 
 /// What decides whether a pod's apps restart: its spec and annotations,
@@ -663,18 +773,18 @@ async fn update_sidecar(
     key: &(String, String),
 ) -> Result<(), String> {
     let (ns, name) = key;
+    let t0 = std::time::Instant::now();
     let xds: SidecarXds = render_sidecar(world, pod, &shared.pki)
         .map_err(|e| format!("pod {ns}/{name}: render: {e}"))?;
-    let text = xds_fingerprint(&xds);
+    timing(format_args!("rendered {ns}/{name} in {:?}", t0.elapsed()));
     let poisoned = || "pod table poisoned".to_string();
-    let changed = {
-        let runs = shared.pods.lock().map_err(|_| poisoned())?;
-        runs.get(key)
-            .map(|r| r.last_xds.as_deref() != Some(text.as_str()))
-            .unwrap_or(false)
-    };
-    if !changed {
-        return Ok(());
+    if shared
+        .exited
+        .lock()
+        .map_err(|_| poisoned())?
+        .contains_key(key)
+    {
+        return Ok(()); // a dead Envoy takes no config (the lab does not restart it)
     }
     // Take the sidecar out while awaiting (no lock across await).
     let Some(sc) = shared
@@ -686,16 +796,15 @@ async fn update_sidecar(
     else {
         return Ok(());
     };
+    let t0 = std::time::Instant::now();
     let res = match sc.update(&xds).await {
         Ok(()) => Ok(()),
         Err(e) => accept_nack(shared, key, &sc, e, &xds.envoy_filters).await,
     };
+    timing(format_args!("pushed to {ns}/{name} in {:?}", t0.elapsed()));
     let mut runs = shared.pods.lock().map_err(|_| poisoned())?;
     if let Some(r) = runs.get_mut(key) {
         r.sidecar = Some(sc);
-        if res.is_ok() {
-            r.last_xds = Some(text);
-        }
     }
     res.map_err(|e| format!("pod {ns}/{name}: sidecar update: {e}"))
 }

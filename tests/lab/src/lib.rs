@@ -8,13 +8,18 @@
 //! This crate never imports the plugin crate: it is an independent model of
 //! Istio, so tests of the plugin against it prove something.
 
+pub mod ads;
 pub mod api;
 pub mod app;
+pub mod bench;
+pub mod bench_reads;
 pub mod controller;
 pub mod curl;
 pub mod duration;
 pub mod endpoint_slices;
 pub mod envoy;
+pub mod exits;
+pub mod generate;
 pub mod injector;
 pub mod istiod;
 pub mod kubeconfig;
@@ -25,5 +30,7 @@ pub mod pki;
 pub mod resources;
 pub mod runtime;
 pub mod scenario;
+pub mod sidecar;
 pub mod store;
 pub mod validation;
+pub mod xds_proto;

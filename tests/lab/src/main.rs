@@ -69,6 +69,49 @@ enum Cmd {
         #[arg(short = 'c', long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// The scale benchmark (not a test): for each size, bring a generated
+    /// mesh up, measure the lab, and time the plugin's `diagnose` against
+    /// plain-client floors (see docs/performance.md).
+    Bench {
+        /// The plugin binary (`target/release/kubectl-mesh503`).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// Mesh sizes (services), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,2000,5000")]
+        sizes: Vec<usize>,
+        /// diagnose runs (and floor runs) per size; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 3)]
+        pods_per_service: usize,
+        #[arg(long, default_value_t = 2)]
+        envoys: usize,
+        #[arg(long, default_value = "1.24")]
+        istio_version: String,
+        /// Seconds of idle CPU measurement per size.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+    },
+    /// Write a scenario of N services with the seed's break on foo/httpbin
+    /// (plain YAML, to stdout or --out) for benchmarks.
+    Generate {
+        /// Services in total (foo/httpbin and foo/sleep included).
+        #[arg(long)]
+        services: usize,
+        /// Replicas of each generated Deployment (pods without a running Envoy).
+        #[arg(long, default_value_t = 3)]
+        pods_per_service: usize,
+        /// Pods with a real Envoy (foo/sleep, foo/httpbin, then one pod of
+        /// each of the first generated services).
+        #[arg(long, default_value_t = 2)]
+        envoys: usize,
+        /// The modelled Istio release.
+        #[arg(long, default_value = "1.24")]
+        istio_version: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,6 +165,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             drop(lab);
             eprintln!("mesh503-lab: stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench {
+            plugin,
+            sizes,
+            runs,
+            pods_per_service,
+            envoys,
+            istio_version,
+            idle_secs,
+        } => {
+            mesh503_lab::bench::run(&mesh503_lab::bench::BenchOptions {
+                plugin,
+                sizes,
+                runs,
+                pods_per_service,
+                envoys,
+                istio_version,
+                idle_secs,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Generate {
+            services,
+            pods_per_service,
+            envoys,
+            istio_version,
+            out,
+        } => {
+            let yaml = mesh503_lab::generate::to_yaml(&mesh503_lab::generate::MeshSpec {
+                services,
+                pods_per_service,
+                envoys,
+                istio_version,
+            })?;
+            match out {
+                Some(p) => std::fs::write(&p, yaml)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => print!("{yaml}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Curl {

@@ -42,7 +42,8 @@ pub struct Nack {
 impl std::fmt::Display for Nack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = if self.rejected.is_empty() {
-            // A file that fails proto validation is refused as a whole (see README).
+            // Envoy named nothing in config_dump (a rejected resource it
+            // never had, e.g. a route configuration).
             "the whole update".to_string()
         } else {
             self.rejected.join(", ")

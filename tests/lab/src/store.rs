@@ -609,36 +609,49 @@ fn set_rv(obj: &mut Value, rv: u64) {
     }
 }
 
+/// `a == b` ignoring the top-level fields `top` and the `metadata` fields
+/// `meta`, without copying either object (a mesh has tens of thousands).
+pub(crate) fn eq_except(a: &Value, b: &Value, top: &[&str], meta: &[&str]) -> bool {
+    fn eq_map(
+        a: &serde_json::Map<String, Value>,
+        b: &serde_json::Map<String, Value>,
+        skip: &[&str],
+        inner: &dyn Fn(&str, &Value, &Value) -> bool,
+    ) -> bool {
+        let keys = |m: &serde_json::Map<String, Value>| {
+            m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+        };
+        keys(a) == keys(b)
+            && a.iter()
+                .filter(|(k, _)| !skip.contains(&k.as_str()))
+                .all(|(k, v)| b.get(k).is_some_and(|w| inner(k, v, w)))
+    }
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => eq_map(a, b, top, &|k, v, w| {
+            if k != "metadata" {
+                return v == w;
+            }
+            match (v, w) {
+                (Value::Object(x), Value::Object(y)) => eq_map(x, y, meta, &|_, p, q| p == q),
+                _ => v == w,
+            }
+        }),
+        _ => a == b,
+    }
+}
+
 /// Whether an update changes nothing but (possibly) the resourceVersion: a
 /// no-op, which like on a real API server gets no new resourceVersion and
 /// wakes no subscriber.
 fn unchanged(new: &Value, old: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        v
-    };
-    strip(new) == strip(old)
+    eq_except(new, old, &[], &["resourceVersion"])
 }
 
 /// On an update: keep uid and creationTimestamp, bump generation when
 /// anything outside metadata and status changed.
 fn carry_over(obj: &mut Value, old: &Value) {
-    let body_changed = {
-        let strip = |v: &Value| {
-            let mut v = v.clone();
-            if let Some(m) = v.as_object_mut() {
-                m.remove("metadata");
-                m.remove("status");
-                m.remove("apiVersion");
-            }
-            v
-        };
-        strip(obj) != strip(old)
-    };
-    let old_meta = old.get("metadata").cloned().unwrap_or_default();
+    let body_changed = !eq_except(obj, old, &["metadata", "status", "apiVersion"], &[]);
+    let old_meta = &old["metadata"];
     let old_gen = old_meta
         .get("generation")
         .and_then(Value::as_i64)

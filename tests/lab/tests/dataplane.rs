@@ -126,7 +126,7 @@ fn sleep_httpbin(version: &str, mesh: &str, base: u32, extra: &str) -> (World, V
     ];
     objects.extend(service_with_endpoints("httpbin", &[&httpbin]));
     objects.extend(from_yaml(extra));
-    (World { objects }, sleep, httpbin)
+    (World::new(objects), sleep, httpbin)
 }
 
 // ---------------------------------------------------------------- running
@@ -880,7 +880,7 @@ async fn measure_twenty_sidecars_start() {
         objects.push(p.clone());
         pods.push(p);
     }
-    let world = World { objects };
+    let world = World::new(objects);
     let bin = envoy_bin();
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new().unwrap();

@@ -174,3 +174,64 @@ fn namespace_mode() {
     );
     assert_eq!(legacy_namespace_mode(&m, &p, "bar").mode, MtlsMode::Strict);
 }
+
+/// The compat functions read the policies in place (they copied all of them
+/// per query: `fuzz/scale.sh`, 5,000 pods); unsorted input still decides and
+/// explains exactly as the sorted `LegacyPolicies` does.
+#[test]
+fn compat_functions_read_unsorted_policies_in_place() {
+    let pols = vec![
+        policy(
+            "foo",
+            "new-ns",
+            "2021-01-01T00:00:00Z",
+            json!({"peers": [{"mtls": {"mode": "PERMISSIVE"}}]}),
+        ),
+        policy(
+            "foo",
+            "svc-b",
+            "2020-06-01T00:00:00Z",
+            json!({"targets": [{"name": "httpbin", "ports": [{"number": 8000}]}], "peers": [{"mtls": {}}]}),
+        ),
+        policy(
+            "foo",
+            "old-ns",
+            "2019-01-01T00:00:00Z",
+            json!({"peers": [{"mtls": {}}]}),
+        ),
+        policy(
+            "foo",
+            "svc-a",
+            "2020-01-01T00:00:00Z",
+            json!({"targets": [{"name": "httpbin"}]}),
+        ),
+    ];
+    let meshes = [mesh(json!({"peers": [{"mtls": {}}]}))];
+    let owned = LegacyPolicies::new(
+        meshes.iter().chain(&pols).cloned().collect(),
+        host::DEFAULT_DOMAIN_SUFFIX,
+    );
+    for (port, name) in [(8000, Some("http")), (9000, None)] {
+        let svc = ServicePort {
+            name: "httpbin",
+            number: port,
+            port_name: name,
+        };
+        let compat = legacy_server_mode(&meshes, &pols, "httpbin", "foo", port, name);
+        assert_eq!(compat, owned.server_mode("foo", Some(svc)));
+    }
+    assert_eq!(
+        legacy_namespace_mode(&meshes, &pols, "foo"),
+        owned.server_mode("foo", None)
+    );
+    let ns = legacy_namespace_mode(&meshes, &pols, "foo");
+    assert_eq!(
+        ns.source,
+        ModeSource::LegacyNamespace(pols[2].meta.object_ref())
+    );
+    assert!(
+        ns.ignored.iter().any(|i| i.contains("new-ns")),
+        "{:?}",
+        ns.ignored
+    );
+}

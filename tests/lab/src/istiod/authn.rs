@@ -348,17 +348,13 @@ mod tests {
     #[test]
     fn no_policy_is_permissive_on_modern_and_plaintext_on_legacy() {
         // policy_applier.go: initial output PERMISSIVE; 1.4 authn plugin: no policy = no mTLS.
-        let w = World {
-            objects: vec![pod()],
-        };
+        let w = World::new(vec![pod()]);
         assert_eq!(mode(&w, 24).mode, MtlsMode::Permissive);
         assert_eq!(mode(&w, 4).mode, MtlsMode::Disable);
         // 1.5 read both APIs; with neither policy the workload is PERMISSIVE
         // (1.5.0 v1beta1/policy_applier.go), for auto mTLS too.
         assert_eq!(mode(&w, 5).mode, MtlsMode::Permissive);
-        let w = World {
-            objects: vec![pod(), svc()],
-        };
+        let w = World::new(vec![pod(), svc()]);
         let services = super::super::services::all_services(&w);
         assert_eq!(
             service_mode_for_auto_mtls(
@@ -375,29 +371,27 @@ mod tests {
     #[test]
     fn narrowest_scope_wins_and_unset_inherits() {
         // ComposePeerAuthentication: mesh < namespace < workload; UNSET inherits.
-        let w = World {
-            objects: vec![
-                pod(),
-                pa(
-                    "istio-system",
-                    "default",
-                    "2020-01-01T00:00:00Z",
-                    json!({"mtls": {"mode": "STRICT"}}),
-                ),
-                pa(
-                    "foo",
-                    "ns",
-                    "2020-01-01T00:00:00Z",
-                    json!({"mtls": {"mode": "PERMISSIVE"}}),
-                ),
-                pa(
-                    "foo",
-                    "wl",
-                    "2020-01-01T00:00:00Z",
-                    json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "UNSET"}, "portLevelMtls": {"8080": {"mode": "DISABLE"}, "9090": {"mode": "UNSET"}}}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            pod(),
+            pa(
+                "istio-system",
+                "default",
+                "2020-01-01T00:00:00Z",
+                json!({"mtls": {"mode": "STRICT"}}),
+            ),
+            pa(
+                "foo",
+                "ns",
+                "2020-01-01T00:00:00Z",
+                json!({"mtls": {"mode": "PERMISSIVE"}}),
+            ),
+            pa(
+                "foo",
+                "wl",
+                "2020-01-01T00:00:00Z",
+                json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "UNSET"}, "portLevelMtls": {"8080": {"mode": "DISABLE"}, "9090": {"mode": "UNSET"}}}),
+            ),
+        ]);
         let m = mode(&w, 24);
         assert_eq!(m.mode, MtlsMode::Permissive);
         assert_eq!(m.for_port(8080), MtlsMode::Disable);
@@ -406,53 +400,49 @@ mod tests {
 
     #[test]
     fn oldest_wins_within_a_scope_and_root_selector_policies_are_ignored() {
-        let w = World {
-            objects: vec![
-                pod(),
-                pa(
-                    "foo",
-                    "newer",
-                    "2021-01-01T00:00:00Z",
-                    json!({"mtls": {"mode": "DISABLE"}}),
-                ),
-                pa(
-                    "foo",
-                    "older",
-                    "2020-01-01T00:00:00Z",
-                    json!({"mtls": {"mode": "STRICT"}}),
-                ),
-                pa(
-                    "istio-system",
-                    "sel",
-                    "2019-01-01T00:00:00Z",
-                    json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            pod(),
+            pa(
+                "foo",
+                "newer",
+                "2021-01-01T00:00:00Z",
+                json!({"mtls": {"mode": "DISABLE"}}),
+            ),
+            pa(
+                "foo",
+                "older",
+                "2020-01-01T00:00:00Z",
+                json!({"mtls": {"mode": "STRICT"}}),
+            ),
+            pa(
+                "istio-system",
+                "sel",
+                "2019-01-01T00:00:00Z",
+                json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
+            ),
+        ]);
         assert_eq!(mode(&w, 24).mode, MtlsMode::Strict);
     }
 
     #[test]
     fn auto_mtls_sees_namespace_and_mesh_but_not_workload_policies() {
         // push_context.go BestEffortInferServiceMTLSMode; istio/istio#32788.
-        let w = World {
-            objects: vec![
-                pod(),
-                svc(),
-                pa(
-                    "istio-system",
-                    "default",
-                    "2020-01-01T00:00:00Z",
-                    json!({"mtls": {"mode": "STRICT"}}),
-                ),
-                pa(
-                    "foo",
-                    "wl",
-                    "2020-01-01T00:00:00Z",
-                    json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            pod(),
+            svc(),
+            pa(
+                "istio-system",
+                "default",
+                "2020-01-01T00:00:00Z",
+                json!({"mtls": {"mode": "STRICT"}}),
+            ),
+            pa(
+                "foo",
+                "wl",
+                "2020-01-01T00:00:00Z",
+                json!({"selector": {"matchLabels": {"app": "httpbin"}}, "mtls": {"mode": "DISABLE"}}),
+            ),
+        ]);
         let services = super::super::services::all_services(&w);
         let s = &services[0];
         assert_eq!(
@@ -466,19 +456,13 @@ mod tests {
     fn legacy_policies_target_namespace_mesh() {
         // 1.4 authn plugin: service target > namespace default > MeshPolicy default.
         let mesh_policy = json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "MeshPolicy", "metadata": {"name": "default"}, "spec": {"peers": [{"mtls": {}}]}});
-        let w = World {
-            objects: vec![pod(), svc(), mesh_policy.clone()],
-        };
+        let w = World::new(vec![pod(), svc(), mesh_policy.clone()]);
         assert_eq!(mode(&w, 0).mode, MtlsMode::Strict);
         let permissive_ns = json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "default", "namespace": "foo"}, "spec": {"peers": [{"mtls": {"mode": "PERMISSIVE"}}]}});
-        let w2 = World {
-            objects: vec![pod(), svc(), mesh_policy.clone(), permissive_ns],
-        };
+        let w2 = World::new(vec![pod(), svc(), mesh_policy.clone(), permissive_ns]);
         assert_eq!(mode(&w2, 0).mode, MtlsMode::Permissive);
         let targeted = json!({"apiVersion": "authentication.istio.io/v1alpha1", "kind": "Policy", "metadata": {"name": "httpbin-off", "namespace": "foo"}, "spec": {"targets": [{"name": "httpbin", "ports": [{"number": 8000}]}]}});
-        let w3 = World {
-            objects: vec![pod(), svc(), mesh_policy, targeted],
-        };
+        let w3 = World::new(vec![pod(), svc(), mesh_policy, targeted]);
         let m = mode(&w3, 0);
         assert_eq!(m.mode, MtlsMode::Strict);
         assert_eq!(m.for_port(8080), MtlsMode::Disable);

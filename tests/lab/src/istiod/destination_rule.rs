@@ -182,12 +182,17 @@ pub fn lookup<'a>(
     hostname: &str,
     service_ns: &str,
 ) -> Option<MergedRule<'a>> {
-    let mut rules: Vec<&Value> = world
-        .of_kind("networking.istio.io", "DestinationRule")
+    let root = mesh.root_namespace.as_str();
+    // Only rules of these namespaces can apply (below); in age order.
+    let mut owners = vec![client_ns, service_ns, root];
+    owners.sort_unstable();
+    owners.dedup();
+    let mut rules: Vec<&Value> = owners
+        .into_iter()
+        .flat_map(|ns| world.of_kind_in("networking.istio.io", "DestinationRule", ns))
         .collect();
     rules.sort_by_key(|o| world::age_key(o));
     let rules: Vec<DestRule> = rules.into_iter().map(DestRule::from).collect();
-    let root = mesh.root_namespace.as_str();
 
     // 1. The client's namespace.
     let local: Vec<&DestRule> = rules
@@ -313,67 +318,59 @@ mod tests {
     #[test]
     fn client_namespace_then_service_namespace_then_root() {
         // push_context.go destinationRule: client ns → service ns (exported) → root ns.
-        let w = World {
-            objects: vec![
-                dr(
-                    "istio-system",
-                    "default",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "*.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
-                ),
-                dr(
-                    "foo",
-                    "httpbin",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
-                ),
-                dr(
-                    "bar",
-                    "httpbin-from-bar",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "httpbin.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            dr(
+                "istio-system",
+                "default",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "*.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            ),
+            dr(
+                "foo",
+                "httpbin",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+            ),
+            dr(
+                "bar",
+                "httpbin-from-bar",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "httpbin.foo.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}),
+            ),
+        ]);
         assert_eq!(find(&w, "bar", &[]).unwrap().first.name, "httpbin-from-bar");
         assert_eq!(find(&w, "foo", &[]).unwrap().first.name, "httpbin");
         assert_eq!(find(&w, "baz", &[]).unwrap().first.name, "httpbin");
-        let only_root = World {
-            objects: vec![w.objects[0].clone()],
-        };
+        let only_root = World::new(vec![w.objects[0].clone()]);
         assert_eq!(find(&only_root, "baz", &[]).unwrap().first.name, "default");
     }
 
     #[test]
     fn export_to_dot_hides_a_rule_from_other_namespaces() {
         // push_context.go getExportedDestinationRuleFromNamespace: exportTo "." is private.
-        let w = World {
-            objects: vec![
-                dr(
-                    "istio-system",
-                    "default",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "*.local"}),
-                ),
-                dr(
-                    "foo",
-                    "httpbin",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "httpbin", "exportTo": ["."]}),
-                ),
-            ],
-        };
-        assert_eq!(find(&w, "foo", &[]).unwrap().first.name, "httpbin");
-        assert_eq!(find(&w, "bar", &[]).unwrap().first.name, "default");
-        // Exported to a list that names the client.
-        let w2 = World {
-            objects: vec![dr(
+        let w = World::new(vec![
+            dr(
+                "istio-system",
+                "default",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "*.local"}),
+            ),
+            dr(
                 "foo",
                 "httpbin",
                 "2020-01-01T00:00:00Z",
-                json!({"host": "httpbin", "exportTo": [".", "bar"]}),
-            )],
-        };
+                json!({"host": "httpbin", "exportTo": ["."]}),
+            ),
+        ]);
+        assert_eq!(find(&w, "foo", &[]).unwrap().first.name, "httpbin");
+        assert_eq!(find(&w, "bar", &[]).unwrap().first.name, "default");
+        // Exported to a list that names the client.
+        let w2 = World::new(vec![dr(
+            "foo",
+            "httpbin",
+            "2020-01-01T00:00:00Z",
+            json!({"host": "httpbin", "exportTo": [".", "bar"]}),
+        )]);
         assert!(find(&w2, "bar", &[]).is_some());
         assert!(find(&w2, "baz", &[]).is_none());
     }
@@ -381,22 +378,20 @@ mod tests {
     #[test]
     fn most_specific_host_wins_within_a_namespace() {
         // MostSpecificHostMatch: exact > longer wildcard > shorter wildcard.
-        let w = World {
-            objects: vec![
-                dr(
-                    "foo",
-                    "all",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "*.local"}),
-                ),
-                dr(
-                    "foo",
-                    "ns",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "*.foo.svc.cluster.local"}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            dr(
+                "foo",
+                "all",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "*.local"}),
+            ),
+            dr(
+                "foo",
+                "ns",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "*.foo.svc.cluster.local"}),
+            ),
+        ]);
         assert_eq!(find(&w, "foo", &[]).unwrap().first.name, "ns");
         let mut w2 = w.clone();
         w2.objects.push(dr(
@@ -411,22 +406,20 @@ mod tests {
     #[test]
     fn workload_selector_only_in_client_namespace_and_only_when_selected() {
         // sidecar.go SidecarScope.DestinationRule: a selected rule beats the catch-all.
-        let w = World {
-            objects: vec![
-                dr(
-                    "foo",
-                    "catchall",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
-                ),
-                dr(
-                    "foo",
-                    "for-sleep",
-                    "2020-01-02T00:00:00Z",
-                    json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            dr(
+                "foo",
+                "catchall",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            ),
+            dr(
+                "foo",
+                "for-sleep",
+                "2020-01-02T00:00:00Z",
+                json!({"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+            ),
+        ]);
         assert_eq!(
             find(&w, "foo", &[("app", "sleep")]).unwrap().first.name,
             "for-sleep"
@@ -445,22 +438,20 @@ mod tests {
     #[test]
     fn rules_for_one_host_merge_first_policy_wins() {
         // destination_rule.go mergeDestinationRule: subsets concatenated, first top-level policy kept.
-        let w = World {
-            objects: vec![
-                dr(
-                    "foo",
-                    "b-newer",
-                    "2021-01-01T00:00:00Z",
-                    json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "subsets": [{"name": "v2", "labels": {"version": "v2"}}, {"name": "v1", "labels": {"version": "other"}}]}),
-                ),
-                dr(
-                    "foo",
-                    "a-older",
-                    "2020-01-01T00:00:00Z",
-                    json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}),
-                ),
-            ],
-        };
+        let w = World::new(vec![
+            dr(
+                "foo",
+                "b-newer",
+                "2021-01-01T00:00:00Z",
+                json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "subsets": [{"name": "v2", "labels": {"version": "v2"}}, {"name": "v1", "labels": {"version": "other"}}]}),
+            ),
+            dr(
+                "foo",
+                "a-older",
+                "2020-01-01T00:00:00Z",
+                json!({"host": "httpbin", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}),
+            ),
+        ]);
         let m = find(&w, "foo", &[]).unwrap();
         assert_eq!(m.first.name, "a-older");
         assert_eq!(m.from, vec!["foo/a-older", "foo/b-newer"]);

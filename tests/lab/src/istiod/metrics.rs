@@ -551,11 +551,7 @@ fn annotate_endpoints(ctx: &Ctx, cla: &mut Value) {
         let Some(addr) = lb["endpoint"]["address"]["socket_address"]["address"].as_str() else {
             continue;
         };
-        let Some(pod) = ctx
-            .world
-            .pods()
-            .find(|p| p["status"]["podIP"].as_str() == Some(addr))
-        else {
+        let Some(pod) = ctx.world.pod_by_ip(addr) else {
             continue;
         };
         let mut peer = Peer::of_pod(pod, &ctx.mesh.trust_domain);

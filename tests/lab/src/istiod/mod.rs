@@ -283,7 +283,7 @@ mod tests {
                    "ports": [{"name": "http", "port": 8080}]}),
         ];
         objects.extend(extra);
-        World { objects }
+        World::new(objects)
     }
 
     fn render(w: &World, pod_name: &str) -> SidecarXds {

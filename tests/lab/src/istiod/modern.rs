@@ -139,15 +139,13 @@ mod tests {
             "spec": {"serviceAccountName": "httpbin", "containers": [
                 {"name": "httpbin", "ports": [{"containerPort": 8080}]}, {"name": "istio-proxy"}]},
             "status": {"podIP": "127.10.0.8"}});
-        let w = World {
-            objects: vec![
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system",
+        let w = World::new(vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system",
                     "labels": {"lab.mesh503.io/istio-version": version}}, "data": {"mesh": ""}}),
-                pod.clone(),
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "httpbin", "namespace": "foo"},
+            pod.clone(),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "httpbin", "namespace": "foo"},
                     "spec": {"selector": {"app": "httpbin"}, "ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}}),
-            ],
-        };
+        ]);
         render_sidecar(&w, &pod, &Pki::new().unwrap()).unwrap()
     }
 

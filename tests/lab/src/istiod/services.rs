@@ -385,11 +385,10 @@ pub fn endpoints(world: &World, svc: &Service, port: &ServicePort) -> Vec<Endpoi
     match &svc.source {
         Source::Kubernetes(_) => {
             let slices: Vec<&Value> = world
-                .of_kind("discovery.k8s.io", "EndpointSlice")
+                .of_kind_in("discovery.k8s.io", "EndpointSlice", &svc.namespace)
                 .filter(|s| {
-                    namespace(s) == svc.namespace
-                        && s["metadata"]["labels"]["kubernetes.io/service-name"].as_str()
-                            == Some(svc.name.as_str())
+                    s["metadata"]["labels"]["kubernetes.io/service-name"].as_str()
+                        == Some(svc.name.as_str())
                 })
                 .collect();
             if !slices.is_empty() {
@@ -419,8 +418,8 @@ pub fn endpoints(world: &World, svc: &Service, port: &ServicePort) -> Vec<Endpoi
                     }
                 }
             } else if let Some(eps) = world
-                .of_kind("", "Endpoints")
-                .find(|e| namespace(e) == svc.namespace && name(e) == svc.name)
+                .of_kind_in("", "Endpoints", &svc.namespace)
+                .find(|e| name(e) == svc.name)
             {
                 for subset in eps["subsets"].as_array().into_iter().flatten() {
                     let Some(target) = subset["ports"]
@@ -638,13 +637,11 @@ mod tests {
     #[test]
     fn sidecar_egress_limits_visible_services() {
         let svc = |n: &str, ns: &str| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": n, "namespace": ns}, "spec": {"selector": {"app": n}, "ports": [{"name": "http", "port": 8000}]}});
-        let w = World {
-            objects: vec![
-                svc("httpbin", "foo"),
-                svc("other", "bar"),
-                json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar", "metadata": {"name": "default", "namespace": "foo"}, "spec": {"egress": [{"hosts": ["./*"]}]}}),
-            ],
-        };
+        let w = World::new(vec![
+            svc("httpbin", "foo"),
+            svc("other", "bar"),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar", "metadata": {"name": "default", "namespace": "foo"}, "spec": {"egress": [{"hosts": ["./*"]}]}}),
+        ]);
         let vis = visible_services(&w, &MeshConfig::default(), "foo", &BTreeMap::new());
         assert_eq!(
             vis.iter().map(|s| s.hostname.as_str()).collect::<Vec<_>>(),

@@ -345,7 +345,7 @@ mod tests {
             pod.clone(),
         ];
         objects.extend(extra);
-        (World { objects }, pod)
+        (World::new(objects), pod)
     }
 
     fn tel(ns: &str, name: &str, spec: Value) -> Value {

@@ -97,33 +97,31 @@ fn s(t: &str, a: &str, f: &str, tls: bool) -> (String, String, String, bool) {
 /// `echo` pod: tcp-echo 9000, an unnamed port 8080 (two Services), a
 /// container port 9090 no Service targets.
 fn echo_world(mode: &str) -> World {
-    World {
-        objects: vec![
-            cm("1.24"),
-            pod(
-                "echo-1",
-                "foo",
-                "echo",
-                "127.10.0.8",
-                &[("", 8080), ("", 9000), ("", 9090)],
-            ),
-            svc(
-                "echo-tcp",
-                "foo",
-                "echo",
-                json!([{"name": "tcp-echo", "port": 9000}]),
-                "2024-01-01T00:00:00Z",
-            ),
-            svc(
-                "echo-auto",
-                "foo",
-                "echo",
-                json!([{"port": 8080}]),
-                "2024-01-01T00:00:01Z",
-            ),
-            pa("foo", mode, None),
-        ],
-    }
+    World::new(vec![
+        cm("1.24"),
+        pod(
+            "echo-1",
+            "foo",
+            "echo",
+            "127.10.0.8",
+            &[("", 8080), ("", 9000), ("", 9090)],
+        ),
+        svc(
+            "echo-tcp",
+            "foo",
+            "echo",
+            json!([{"name": "tcp-echo", "port": 9000}]),
+            "2024-01-01T00:00:00Z",
+        ),
+        svc(
+            "echo-auto",
+            "foo",
+            "echo",
+            json!([{"port": 8080}]),
+            "2024-01-01T00:00:01Z",
+        ),
+        pa("foo", mode, None),
+    ])
 }
 
 #[test]
@@ -243,27 +241,25 @@ fn strict_and_disable_chain_shapes() {
 #[test]
 fn named_target_ports_resolve_per_pod_and_oldest_service_wins() {
     // getFilterChainsByServicePort: target port per pod, oldest Service decides the protocol.
-    let w = World {
-        objects: vec![
-            cm("1.24"),
-            pod("a-1", "foo", "web", "127.10.0.8", &[("web", 8080)]),
-            pod("b-1", "foo", "web", "127.10.0.12", &[("web", 9090)]),
-            svc(
-                "web-http",
-                "foo",
-                "web",
-                json!([{"name": "http", "port": 80, "targetPort": "web"}]),
-                "2024-01-01T00:00:00Z",
-            ),
-            svc(
-                "web-tcp",
-                "foo",
-                "web",
-                json!([{"name": "tcp", "port": 81, "targetPort": "web"}]),
-                "2024-01-02T00:00:00Z",
-            ),
-        ],
-    };
+    let w = World::new(vec![
+        cm("1.24"),
+        pod("a-1", "foo", "web", "127.10.0.8", &[("web", 8080)]),
+        pod("b-1", "foo", "web", "127.10.0.12", &[("web", 9090)]),
+        svc(
+            "web-http",
+            "foo",
+            "web",
+            json!([{"name": "http", "port": 80, "targetPort": "web"}]),
+            "2024-01-01T00:00:00Z",
+        ),
+        svc(
+            "web-tcp",
+            "foo",
+            "web",
+            json!([{"name": "tcp", "port": 81, "targetPort": "web"}]),
+            "2024-01-02T00:00:00Z",
+        ),
+    ]);
     let a = render(&w, "a-1");
     assert_eq!(
         shape(&a, Some(8080)).len(),
@@ -311,9 +307,7 @@ fn headless_services_get_original_dst_and_all_or_nothing_mtls() {
         pod("db-0", "foo", "db", "127.10.0.12", &[("", 8080)]),
         headless,
     ];
-    let mut w = World {
-        objects: base.clone(),
-    };
+    let mut w = World::new(base.clone());
     w.objects.push(slice(&["127.10.0.12"]));
     let x = render(&w, "sleep-1");
     let c = x
@@ -339,7 +333,7 @@ fn headless_services_get_original_dst_and_all_or_nothing_mtls() {
         .unwrap()
         .contains(&json!("*.db.foo.svc.cluster.local")));
     // One endpoint without a sidecar: plaintext to all of them.
-    let mut w = World { objects: base };
+    let mut w = World::new(base);
     w.objects.push(plain);
     w.objects.push(slice(&["127.10.0.12", "127.10.0.16"]));
     let x = render(&w, "sleep-1");
@@ -383,7 +377,7 @@ fn gateway_world(extra: Vec<Value>) -> World {
                "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*.example.com"]}]}}),
     ];
     objects.extend(extra);
-    World { objects }
+    World::new(objects)
 }
 
 #[test]

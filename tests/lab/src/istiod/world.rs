@@ -2,12 +2,85 @@
 //! config it reads from the `istio` ConfigMap.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Everything in the lab's store, as `kubectl get -o json` would show it.
+///
+/// Lookups by kind, namespace, pod name and pod IP go through an index
+/// built on first use (and rebuilt when `objects` grew or shrank), so
+/// rendering one proxy stays linear in the mesh's size.
 #[derive(Debug, Clone, Default)]
 pub struct World {
     pub objects: Vec<Value>,
+    index: IndexCell,
+}
+
+type KindKey = (String, String);
+
+#[derive(Default)]
+struct Index {
+    len: usize,
+    /// (group, kind) → positions in `objects`.
+    by_kind: HashMap<KindKey, Vec<usize>>,
+    /// (group, kind, namespace) → positions.
+    by_kind_ns: HashMap<(String, String, String), Vec<usize>>,
+    /// (namespace, name) → the Pod's position.
+    pods: HashMap<(String, String), usize>,
+    /// status.podIP → the first Pod with it.
+    pod_ips: HashMap<String, usize>,
+}
+
+#[derive(Default)]
+struct IndexCell(Mutex<Option<Arc<Index>>>);
+
+impl std::fmt::Debug for IndexCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexCell")
+    }
+}
+
+impl Clone for IndexCell {
+    fn clone(&self) -> Self {
+        IndexCell::default()
+    }
+}
+
+fn group_of(o: &Value) -> &str {
+    o["apiVersion"]
+        .as_str()
+        .unwrap_or("")
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("")
+}
+
+impl Index {
+    fn build(objects: &[Value]) -> Index {
+        let mut ix = Index {
+            len: objects.len(),
+            ..Index::default()
+        };
+        for (i, o) in objects.iter().enumerate() {
+            let group = group_of(o).to_string();
+            let kind = o["kind"].as_str().unwrap_or("").to_string();
+            let ns = namespace(o).to_string();
+            if kind == "Pod" && group.is_empty() {
+                ix.pods
+                    .entry((ns.clone(), name(o).to_string()))
+                    .or_insert(i);
+                if let Some(ip) = o["status"]["podIP"].as_str() {
+                    ix.pod_ips.entry(ip.to_string()).or_insert(i);
+                }
+            }
+            ix.by_kind_ns
+                .entry((group.clone(), kind.clone(), ns))
+                .or_default()
+                .push(i);
+            ix.by_kind.entry((group, kind)).or_default().push(i);
+        }
+        ix
+    }
 }
 
 /// Label on the `istio-system/istio` ConfigMap naming the modelled Istio
@@ -21,6 +94,48 @@ pub const VERSION_LABEL: &str = "lab.mesh503.io/istio-version";
 pub const DEFAULT_VERSION: (u32, u32) = (1, 31);
 
 impl World {
+    pub fn new(objects: Vec<Value>) -> World {
+        World {
+            objects,
+            index: IndexCell::default(),
+        }
+    }
+
+    fn index(&self) -> Arc<Index> {
+        let mut g = self.index.0.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref() {
+            Some(ix) if ix.len == self.objects.len() => ix.clone(),
+            _ => {
+                let ix = Arc::new(Index::build(&self.objects));
+                *g = Some(ix.clone());
+                ix
+            }
+        }
+    }
+
+    fn positions<'a>(&'a self, ids: Option<&Vec<usize>>) -> impl Iterator<Item = &'a Value> + 'a {
+        let ids = ids.cloned().unwrap_or_default();
+        ids.into_iter().filter_map(move |i| self.objects.get(i))
+    }
+
+    /// Objects of a kind in one namespace, any version, in store order.
+    pub fn of_kind_in<'a>(
+        &'a self,
+        group: &str,
+        kind: &str,
+        ns: &str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let ix = self.index();
+        let key = (group.to_string(), kind.to_string(), ns.to_string());
+        self.positions(ix.by_kind_ns.get(&key))
+    }
+
+    /// The first pod whose `status.podIP` is `ip`.
+    pub fn pod_by_ip(&self, ip: &str) -> Option<&Value> {
+        let i = *self.index().pod_ips.get(ip)?;
+        self.objects.get(i)
+    }
+
     /// `(1, minor)` from the `istio` ConfigMap's `lab.mesh503.io/istio-version`
     /// label; [`DEFAULT_VERSION`] when absent or unreadable.
     pub fn istio_version(&self) -> (u32, u32) {
@@ -49,7 +164,8 @@ impl World {
         group: &'a str,
         kind: &'a str,
     ) -> impl Iterator<Item = &'a Value> + 'a {
-        self.objects.iter().filter(move |o| is_kind(o, group, kind))
+        let ix = self.index();
+        self.positions(ix.by_kind.get(&(group.to_string(), kind.to_string())))
     }
 
     pub fn pods(&self) -> impl Iterator<Item = &Value> {
@@ -57,8 +173,11 @@ impl World {
     }
 
     pub fn find_pod(&self, ns: &str, pod_name: &str) -> Option<&Value> {
-        self.pods()
-            .find(|p| namespace(p) == ns && name(p) == pod_name)
+        let i = *self
+            .index()
+            .pods
+            .get(&(ns.to_string(), pod_name.to_string()))?;
+        self.objects.get(i)
     }
 
     /// Labels of a Namespace object (empty when it is not declared).
@@ -228,11 +347,9 @@ mod tests {
 
     #[test]
     fn version_from_configmap_label() {
-        let w = World {
-            objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+        let w = World::new(vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "istio", "namespace": "istio-system", "labels": {VERSION_LABEL: "1.0"}},
-                "data": {"mesh": "enableAutoMtls: false\naccessLogFile: /dev/stdout\nrootNamespace: istio-config\n"}})],
-        };
+                "data": {"mesh": "enableAutoMtls: false\naccessLogFile: /dev/stdout\nrootNamespace: istio-config\n"}})]);
         assert_eq!(w.istio_version(), (1, 0));
         let m = w.mesh_config();
         assert_eq!(m.enable_auto_mtls, Some(false));

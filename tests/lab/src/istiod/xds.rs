@@ -2,16 +2,11 @@
 //! type URLs, where each xDS resource lives on disk, config sources, and
 //! the TLS contexts Istio puts on clusters and inbound chains.
 //!
-//! LAB DIFFERENCE (transport): istiod streams these resources over ADS
-//! (`ads: {}`). The lab's Envoy reads CDS and LDS from files
-//! (`xds/cds.json`, `xds/lds.json`, watched directory `xds`, see the envoy
-//! module), and EDS, RDS and SDS over Envoy's REST-JSON xDS (`api_type:
-//! REST`, long-polled) from a server inside the lab process,
-//! reached through the bootstrap's `xds-grpc` cluster. Per-resource files
-//! would cost Envoy one inotify instance each (`fs.inotify.max_user_instances`
-//! is 128 per user by default; Envoy aborts when it runs out). Resource names
-//! are Istio's: EDS service name = cluster name, route configs `8000` /
-//! `inbound|8080||`, secrets `default` / `ROOTCA`.
+//! Transport as istiod's: clusters, endpoints, listeners and routes over ADS
+//! (`ads: {}`), secrets over SDS from the `sds-grpc` cluster (see `ads.rs`
+//! for the lab's server). Resource names are Istio's: EDS service name =
+//! cluster name, route configs `8000` / `inbound|8080||`, secrets
+//! `default` / `ROOTCA`.
 
 use super::version::IstioVersion;
 use serde_json::{json, Value};
@@ -23,13 +18,10 @@ pub const TYPE_ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteCon
 pub const TYPE_SECRET: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
-/// Directory (relative to the sidecar dir) that holds the CDS/LDS files.
-pub const XDS_DIR: &str = "xds";
-pub const CDS_FILE: &str = "xds/cds.json";
-pub const LDS_FILE: &str = "xds/lds.json";
-
 /// The bootstrap cluster that reaches the lab's xDS server (Istio's name).
 pub const XDS_CLUSTER: &str = "xds-grpc";
+/// The bootstrap cluster of the SDS server (pilot-agent's, Istio's name).
+pub const SDS_CLUSTER: &str = "sds-grpc";
 
 /// Secret names istio-agent serves (istio/istio `pkg/security` `WorkloadKeyCertResourceName`, `RootCertReqResourceName`).
 pub const SDS_DEFAULT: &str = "default";
@@ -41,25 +33,27 @@ pub const CERT_CHAIN_FILE: &str = "etc/certs/cert-chain.pem";
 pub const KEY_FILE: &str = "etc/certs/key.pem";
 pub const ROOT_CERT_FILE: &str = "etc/certs/root-cert.pem";
 
-/// A `ConfigSource` for EDS, RDS or SDS: REST-JSON polling of the lab's
-/// xDS server (which holds a request until something changes, up to 10 s).
+/// The `ConfigSource` of EDS and RDS: ADS (istio/istio
+/// `pilot/pkg/networking/core/cluster_builder.go` `edsConfig`/ADS config:
+/// `ads: {}`, `initial_fetch_timeout: 0s`, `resource_api_version: V3`).
 pub fn config_source() -> Value {
-    json!({
+    json!({"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"})
+}
+
+/// `SdsSecretConfig` for one of istio-agent's secrets: gRPC to the
+/// `sds-grpc` cluster (istio/istio `pilot/pkg/model/authentication.go`
+/// `ConstructSdsSecretConfig`).
+pub fn sds_secret_config(name: &str) -> Value {
+    json!({"name": name, "sds_config": {
         "api_config_source": {
-            "api_type": "REST",
+            "api_type": "GRPC",
+            "set_node_on_first_message_only": true,
             "transport_api_version": "V3",
-            "cluster_names": [XDS_CLUSTER],
-            "refresh_delay": "0.1s",
-            "request_timeout": "30s",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
         },
         "initial_fetch_timeout": "0s",
         "resource_api_version": "V3",
-    })
-}
-
-/// `SdsSecretConfig` for one of istio-agent's secrets.
-pub fn sds_secret_config(name: &str) -> Value {
-    json!({"name": name, "sds_config": config_source()})
+    }})
 }
 
 /// The EDS config of a cluster: service name = cluster name, as istiod does.
