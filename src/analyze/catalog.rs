@@ -41,6 +41,27 @@ pub enum Cause {
     Unexplained503s,
 }
 
+/// What a rule needs to find its cause: the split `scan` relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Needs {
+    /// Kubernetes and Istio objects are enough (the data plane, when read,
+    /// only confirms): `scan` runs it over every Service.
+    Config,
+    /// It reads sidecars (access logs, `/clusters`, `/config_dump`):
+    /// `diagnose` only.
+    DataPlane,
+}
+
+impl Needs {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Needs::Config => "config (also run by `scan`)",
+            Needs::DataPlane => "data plane (sidecars' logs or admin output; `diagnose` only)",
+        }
+    }
+}
+
 /// One cause, declared.
 pub struct Declaration {
     pub cause: Cause,
@@ -59,6 +80,8 @@ pub struct Declaration {
     pub fix: &'static [FixKind],
     /// Where the semantics come from.
     pub sources: &'static [&'static str],
+    /// Whether config alone can find it ([`Needs::Config`]: `scan` runs it).
+    pub needs: Needs,
     /// The rule: a pure function of the model.
     pub check: fn(&Mesh) -> Vec<Finding>,
 }
@@ -96,6 +119,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
             "envoyproxy/envoy source/common/stream_info/utility.h (response flags)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_plaintext_to_strict::check,
     },
     Declaration {
@@ -118,6 +142,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode); istio/istio#32788",
             "envoyproxy/envoy docs/root/configuration/observability/access_log/usage.rst (%UPSTREAM_TRANSPORT_FAILURE_REASON%)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_to_plaintext_server::check,
     },
     Declaration {
@@ -138,6 +163,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/api networking/v1alpha3/destination_rule.proto (ClientTLSSettings)",
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
         ],
+        needs: Needs::Config,
         check: rules::tls_origination_to_sidecar::check,
     },
     Declaration {
@@ -153,6 +179,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",
             "envoyproxy/envoy source/server/listener_impl.cc (filter_chain_not_found)",
         ],
+        needs: Needs::DataPlane,
         check: rules::client_without_sidecar::check,
     },
     Declaration {
@@ -168,6 +195,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/util/util.go (BuildConfigInfoMetadata)",
             "istio/istio istioctl/pkg/describe (reads istio.config to name the applied rule)",
         ],
+        needs: Needs::DataPlane,
         check: rules::proxy_config_differs::check,
     },
     Declaration {
@@ -183,6 +211,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy docs/root/intro/arch_overview/upstream/circuit_breaking.rst",
             "istio/api networking/v1alpha3/destination_rule.proto (ConnectionPoolSettings)",
         ],
+        needs: Needs::DataPlane,
         check: rules::circuit_breaker_overflow::check,
     },
     Declaration {
@@ -198,6 +227,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/upstream/host_utility.cc (health flags)",
             "istio/istio pilot/pkg/networking/core/cluster_traffic_policy.go (applyOutlierDetection: healthy_panic_threshold)",
         ],
+        needs: Needs::DataPlane,
         check: rules::no_healthy_upstream::check,
     },
     Declaration {
@@ -223,6 +253,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
             "istio.io docs ops/best-practices/traffic-management (make-before-break)",
         ],
+        needs: Needs::Config,
         check: rules::subset_not_found::check,
     },
     Declaration {
@@ -238,6 +269,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
             "envoyproxy/envoy source/common/stream_info/utility.h (UF)",
         ],
+        needs: Needs::DataPlane,
         check: rules::app_not_listening::check,
     },
     Declaration {
@@ -253,6 +285,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy api/envoy/config/core/v3/protocol.proto (HttpProtocolOptions.idle_timeout)",
             "istio/api networking/v1alpha3/destination_rule.proto (HTTPSettings.idleTimeout)",
         ],
+        needs: Needs::DataPlane,
         check: rules::upstream_connection_reset::check,
     },
     Declaration {
@@ -268,6 +301,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/kube/conversion.go (ConvertProtocol)",
             "istio.io docs ops/configuration/traffic-management/protocol-selection",
         ],
+        needs: Needs::Config,
         check: rules::port_protocol_undeclared::check,
     },
     Declaration {
@@ -290,6 +324,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/features/experimental.go (PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS, 1.31)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::service_without_endpoints::check,
     },
     Declaration {
@@ -312,6 +347,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/analysis/analyzers/destinationrule/subset.go (IST0173)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::subset_selects_no_pods::check,
     },
     Declaration {
@@ -336,6 +372,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/push_context.go (IsServiceVisible)",
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
         ],
+        needs: Needs::Config,
         check: rules::route_to_unknown_host::check,
     },
     Declaration {
@@ -352,6 +389,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio#36303, #39969 (no percentage: nothing aborted)",
             "envoyproxy/envoy source/extensions/filters/http/fault/fault_filter.cc",
         ],
+        needs: Needs::Config,
         check: rules::fault_injection_503::check,
     },
     Declaration {
@@ -367,6 +405,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts: duplicate domains)",
             "istio/istio pilot/pkg/model/sidecar.go (computeWildcardHostVirtualServiceIndex)",
         ],
+        needs: Needs::Config,
         check: rules::virtual_service_shadowed::check,
     },
     Declaration {
@@ -382,6 +421,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/route/route.go (BuildHTTPRoutesForVirtualService, IsCatchAllRoute, SortVHostRoutes)",
             "envoyproxy/envoy source/common/router/config_impl.cc (first matching route)",
         ],
+        needs: Needs::Config,
         check: rules::route_unreachable::check,
     },
     Declaration {
@@ -398,6 +438,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/config_impl.cc (findVirtualHost: route_not_found)",
             "kiali KIA1102 (VirtualService gateway not found)",
         ],
+        needs: Needs::Config,
         check: rules::gateway_route_missing::check,
     },
     Declaration {
@@ -415,6 +456,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/push_context.go (EnvoyFilters, getMatchedEnvoyFilters)",
             "istio/istio pilot/pkg/networking/core/envoyfilter (patches applied without Envoy's validation)",
         ],
+        needs: Needs::DataPlane,
         check: rules::config_rejected::check,
     },
     Declaration {
@@ -431,6 +473,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/stream_info/utility.cc (response flags)",
             "envoyproxy/envoy source/common/router/router.cc (via_upstream)",
         ],
+        needs: Needs::DataPlane,
         check: rules::unexplained_503s::check,
     },
 ];
@@ -474,6 +517,11 @@ are folded into one finding.
 Ranking: severity, then a sidecar's rejected config (`CONFIG_REJECTED`, the
 cause other findings on its path follow from), then confidence, then id,
 then subject (stable across runs).
+
+Each cause says what it needs: `config` causes are found from Kubernetes and
+Istio objects alone (sidecars, when read, confirm them) and are the ones
+`kubectl mesh503 scan` runs over every Service (docs/scan.md); `data plane`
+causes need the sidecars' logs or admin output and only `diagnose` finds them.
 ";
 
 /// `docs/findings.md`, generated from [`CATALOG`] and [`confidence::WEIGHTS`].
@@ -499,6 +547,7 @@ pub fn render_markdown() -> String {
     for d in CATALOG {
         s.push_str(&format!("\n### `{}`\n\n{}\n\n", d.id, d.meaning));
         s.push_str(&format!("- Signature: {}\n", d.signature));
+        s.push_str(&format!("- Needs: {}\n", d.needs.describe()));
         let ev: Vec<String> = d
             .evidence
             .iter()

@@ -11,6 +11,9 @@
 //! | finish | [`config`] | namespaces, mesh config, Istio config forbidden cluster-wide per namespace |
 //! | routes | [`routes`] | Services routes to the target name (by name), Gateway pods |
 //!
+//! `tls-check` ([`tls_check`]) reads a client sidecar and the server sidecars
+//! behind what it calls; `scan` ([`scan`]) lists config only, once per kind.
+//!
 //! All of it goes through [`api`] (bounded, validated, kind-checked GETs)
 //! within one [`budget::Budget`]. Towards the cluster this module only
 //! lists, gets, reads `pods/log` and opens `pods/portforward` (to the
@@ -39,7 +42,9 @@ pub mod objects;
 pub mod resolve;
 pub mod routes;
 mod run;
+pub mod scan;
 pub mod sidecar;
+pub mod tls_check;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -49,6 +54,8 @@ use self::budget::Budget;
 pub use self::error::CollectError;
 pub use self::run::rfc3339;
 use self::run::Run;
+pub use self::scan::collect_for_scan;
+pub use self::tls_check::collect_for_client;
 use crate::snapshot::{Gap, ResolvedTarget, Snapshot};
 use crate::target::{ClientRef, Target};
 
@@ -142,50 +149,6 @@ pub async fn collect_for_target(
     let client_jobs = run.choose_clients(&resolved, &servers).await?;
     run.snap.proxies.extend(servers);
     let clients = run.read_sidecars(client_jobs).await?;
-    run.snap.proxies.extend(clients);
-    run.finish(&resolved).await?;
-    run.snap.redact();
-    Ok(run.snap)
-}
-
-/// For `tls-check pod/NAME [svc/NAME]`: the pod's sidecar (role Client) plus
-/// the servers of the optional service. Both must exist.
-pub async fn collect_for_pod(
-    session: &Session,
-    pod: &str,
-    service: Option<&str>,
-    opts: &CollectOptions,
-    progress: &dyn Fn(&str),
-) -> Result<Snapshot, CollectError> {
-    let ns = session.namespace.clone();
-    let target = match service {
-        Some(s) => format!("pod/{pod} svc/{s}"),
-        None => format!("pod/{pod}"),
-    };
-    let mut run = Run::new(session, opts, progress, target);
-    run.preflight().await?;
-    let client_pod = run.get_pod_target(&ns, pod, None).await?;
-    let resolved = match service {
-        Some(name) => {
-            run.resolve(
-                &Target::Service {
-                    name: name.to_string(),
-                },
-                &ns,
-            )
-            .await?
-        }
-        None => resolve::Resolved::empty(&ns),
-    };
-    run.server_side(&resolved).await?;
-    let server_jobs = run.server_jobs(&resolved);
-    let servers = run.read_sidecars(server_jobs).await?;
-    run.snap.proxies.extend(servers);
-    let jobs = run.named_client_jobs(vec![(
-        client_pod,
-        format!("named on the command line (tls-check pod/{pod})"),
-    )]);
-    let clients = run.read_sidecars(jobs).await?;
     run.snap.proxies.extend(clients);
     run.finish(&resolved).await?;
     run.snap.redact();

@@ -74,6 +74,19 @@ impl TargetSelection {
         }
     }
 
+    /// The same selection narrowed to one Service, all its ports (`scan`
+    /// takes each Service of the snapshot in turn).
+    pub fn only(&self, svc: &ServiceKey) -> TargetSelection {
+        TargetSelection {
+            text: svc.to_string(),
+            namespace: svc.namespace.clone(),
+            services: vec![svc.clone()],
+            only_port: None,
+            server_pods: vec![],
+            ..self.clone()
+        }
+    }
+
     /// Nothing asked about (offline `tls-check` dumps).
     pub fn none() -> TargetSelection {
         TargetSelection {

@@ -8,6 +8,7 @@
 pub mod fixes;
 pub mod json;
 pub mod layout;
+pub mod scan;
 pub mod table;
 pub mod tls_check;
 

@@ -51,10 +51,9 @@ pub fn render_table(t: &TlsCheck, color: bool) -> String {
         for r in &t.servers {
             s.add_row(vec![
                 r.proxy.clone(),
-                if r.port == 0 {
-                    "*".into()
-                } else {
-                    r.port.to_string()
+                match r.port {
+                    Some(p) => p.to_string(),
+                    None => "any other".into(),
                 },
                 r.mode.clone(),
                 r.listener.clone(),

@@ -233,6 +233,16 @@ fn chosen(mesh: &Mesh, cause: Cause, problem: &Problem, c: Candidate, d: Diff) -
 /// The fixes of one finding of `cause`: candidates of every kind the
 /// catalog declares for it, in that order, checked against the mesh.
 pub fn fixes_for(mesh: &Mesh, cause: Cause, problem: &Problem) -> Fixes {
+    if !mesh.search_fixes {
+        return Fixes {
+            none: Some(format!(
+                "not searched by scan: `kubectl mesh503 diagnose svc/{} -n {}` checks each candidate against the mesh",
+                problem.svc().key.name,
+                problem.svc().key.namespace
+            )),
+            ..Fixes::default()
+        };
+    }
     if let Some(why) = hidden(mesh, problem).or_else(|| already_right(mesh, problem)) {
         return Fixes {
             none: Some(why),
