@@ -300,7 +300,12 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
         }
     };
     let text = match t.output {
-        Output::Table | Output::Wide => report::tls_check::render_table(&table, use_color()),
+        Output::Table | Output::Wide => report::tls_check::render_table(
+            &table,
+            use_color(),
+            report::layout::detect_width(),
+            matches!(t.output, Output::Wide),
+        ),
         Output::Json => report::json::to_json(&table),
         Output::Yaml => report::json::to_yaml(&table),
     };
@@ -350,7 +355,9 @@ fn scan(s: &Settings, sc: &Scan) -> Result<Exit, Error> {
     let scope = (!s.connection.all_namespaces).then_some(snapshot.namespace.as_str());
     let report = analyze::scan::scan(&snapshot, scope);
     let text = match sc.output {
-        Output::Table | Output::Wide => report::scan::render(&report, use_color()),
+        Output::Table | Output::Wide => {
+            report::scan::render(&report, use_color(), report::layout::detect_width())
+        }
         Output::Json => report::scan::render_json(&report),
         Output::Yaml => report::json::to_yaml(&report),
     };

@@ -218,3 +218,59 @@ fn yaml_is_the_json_document() {
     assert_eq!(j, y);
     assert_eq!(y["schema"], "mesh503.io/report/v2");
 }
+
+/// The recorded seed (1.24) sidecars' config dumps as `tls-check
+/// --config-dump` files.
+fn seed_dumps(dir: &std::path::Path) -> Vec<String> {
+    let snap: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/recordings/seed-strict-no-automtls.snapshot.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for p in snap["proxies"].as_array().unwrap() {
+        let mut configs = Vec::new();
+        for k in ["clusters_config", "listeners_config"] {
+            let v = match &p[k] {
+                serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+                v => v.clone(),
+            };
+            configs.extend(v["configs"].as_array().cloned().unwrap_or_default());
+        }
+        let f = dir.join(format!("{}.json", p["role"].as_str().unwrap()));
+        std::fs::write(&f, serde_json::json!({ "configs": configs }).to_string()).unwrap();
+        files.push(f.display().to_string());
+    }
+    files
+}
+
+#[test]
+fn tls_check_moves_reasons_under_the_table_when_it_is_too_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = seed_dumps(dir.path());
+    let mut args = vec!["tls-check"];
+    for f in &files {
+        args.extend(["--config-dump", f.as_str()]);
+    }
+    let (_, narrow) = cli(&args, Some("100"));
+    assert_fits(&narrow, 100);
+    assert!(
+        !narrow.lines().next().unwrap().contains("REASON"),
+        "{narrow}"
+    );
+    assert!(narrow.contains("\nReasons:\n"), "{narrow}");
+    assert!(narrow.contains("httpbin.foo:8000"), "short hosts: {narrow}");
+    let (_, roomy) = cli(&args, Some("300"));
+    assert!(roomy.lines().next().unwrap().contains("REASON"), "{roomy}");
+    assert!(
+        roomy.contains("httpbin.foo.svc.cluster.local:8000"),
+        "{roomy}"
+    );
+    assert!(!roomy.lines().any(|l| l.ends_with(' ')), "{roomy}");
+    args.extend(["-o", "wide"]);
+    let (_, wide) = cli(&args, Some("100"));
+    assert!(wide.lines().next().unwrap().contains("REASON"), "{wide}");
+}

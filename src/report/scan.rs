@@ -8,32 +8,19 @@ use std::fmt::Write;
 use crate::analyze::scan::ScanReport;
 use crate::analyze::Severity;
 
-/// Width the claims are wrapped to.
-const WIDTH: usize = 100;
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Words of `text` on lines of at most `width` characters (a longer word
-/// stays whole on its own line), each line after the first indented.
+/// `text` wrapped to `width` on word boundaries (report::layout), each line
+/// after the first indented by `indent`; the first line is assumed to start
+/// at column `indent.len()` too.
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
-    let mut out = String::new();
-    let mut line = 0;
-    for w in text.split_whitespace() {
-        let n = w.chars().count();
-        if line > 0 && line + 1 + n > width {
-            out.push('\n');
-            out.push_str(indent);
-            line = indent.chars().count();
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
-        }
-        out.push_str(w);
-        line += n;
-    }
-    out
+    super::layout::wrap(text, width, indent, indent)
+        .iter()
+        .map(|l| l.strip_prefix(indent).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
 }
 
 fn paint(text: &str, sev: Severity, color: bool) -> String {
@@ -48,7 +35,8 @@ fn paint(text: &str, sev: Severity, color: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-pub fn render(r: &ScanReport, color: bool) -> String {
+/// The scan report at `width` columns (report::layout::detect_width).
+pub fn render(r: &ScanReport, color: bool, width: usize) -> String {
     let mut out = String::new();
     let with_errors = r
         .services
@@ -83,7 +71,7 @@ pub fn render(r: &ScanReport, color: bool) -> String {
                 f.id()
             );
             let _ = writeln!(out, "{}", paint(&head, f.severity, color));
-            let _ = writeln!(out, "    {}", wrap(&f.claim, WIDTH - 4, "    "));
+            let _ = writeln!(out, "    {}", wrap(&f.claim, width, "    "));
         }
         let (ns, name) = s.service.split_once('/').unwrap_or(("", &s.service));
         let _ = writeln!(
@@ -93,8 +81,15 @@ pub fn render(r: &ScanReport, color: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "\nRules run (config only; data-plane causes need `diagnose`): {}",
-        r.rules.join(", ")
+        "\n{}",
+        wrap(
+            &format!(
+                "Rules run (config only; data-plane causes need `diagnose`): {}",
+                r.rules.join(", ")
+            ),
+            width,
+            ""
+        )
     );
     if !r.gaps.is_empty() {
         let _ = writeln!(out, "\nCould not see:");
@@ -102,7 +97,7 @@ pub fn render(r: &ScanReport, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  - {}",
-                wrap(&format!("{}: {}", g.source, g.reason), WIDTH - 4, "    ")
+                wrap(&format!("{}: {}", g.source, g.reason), width, "    ")
             );
         }
     }
@@ -123,8 +118,11 @@ mod tests {
 
     #[test]
     fn wraps_on_word_boundaries() {
-        let w = wrap("aaa bbb ccc dddddddddd e", 8, "  ");
+        // Lines start at the indent's column: "  aaa bbb" would be 9 > 8.
+        let w = wrap("aaa bbb ccc dddddddddd e", 9, "  ");
         assert_eq!(w, "aaa bbb\n  ccc\n  dddddddddd\n  e");
+        let w = wrap("aaa bbb ccc", 8, "  ");
+        assert_eq!(w, "aaa\n  bbb\n  ccc");
         assert!(!w.lines().any(|l| l.ends_with(' ')));
     }
 }
