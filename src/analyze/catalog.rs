@@ -185,10 +185,10 @@ pub static CATALOG: &[Declaration] = &[
     Declaration {
         cause: Cause::ProxyConfigDiffers,
         id: "PROXY_CONFIG_DIFFERS",
-        title: "the client's cluster was built from another DestinationRule than the API says applies",
+        title: "a sidecar runs other config than the API objects decide (a client's DestinationRule, a server's mTLS mode)",
         severities: &[Severity::Warning],
-        meaning: "The cluster's `istio.config` metadata names a DestinationRule other than the one the API objects select: istiod has not pushed the current config (or it was rejected), or the tool cannot see every object istiod sees (RBAC, exportTo). Findings built on config may not match what the proxy does.",
-        signature: "`metadata.filter_metadata.istio.config` of `outbound|port||host` in `/config_dump`",
+        meaning: "The cluster's `istio.config` metadata names a DestinationRule other than the one the API objects select: istiod has not pushed the current config (or it was rejected), or the tool cannot see every object istiod sees (RBAC, exportTo). Likewise a server sidecar whose inbound listener accepts another mode (STRICT, PERMISSIVE, DISABLE) than the PeerAuthentications/Policies the API shows decide. Findings built on config may not match what the proxy does; the other findings use what the listener accepts.",
+        signature: "`metadata.filter_metadata.istio.config` of `outbound|port||host` in `/config_dump`; the filter chains of `virtualInbound` for the port",
         evidence: &[Weight::ProxyRunsOtherRule],
         fix: &[],
         sources: &[

@@ -19,6 +19,81 @@ use crate::model::decisions::outbound_cluster_name;
 use crate::model::Mesh;
 
 pub fn check(mesh: &Mesh) -> Vec<Finding> {
+    let mut out = client_side(mesh);
+    out.extend(server_side(mesh));
+    out
+}
+
+/// A server sidecar whose inbound listener accepts another mode than the
+/// policies the API shows decide (issue 8: Istio 1.5, no policy: the
+/// explanation said PERMISSIVE while the proxy ran DISABLE, and nothing
+/// said so). The same two reasons as a client's: a push pending or
+/// rejected, or policies the tool cannot see (a refused list is named).
+/// The analysis already believes the listener ([`ServerSide::mode`]); this
+/// says that config and proxy disagree, so config-based text may not hold.
+///
+/// [`ServerSide::mode`]: crate::model::decisions::ServerSide::mode
+fn server_side(mesh: &Mesh) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (svc, port) in mesh.target_ports() {
+        for pod in mesh.backing_pods(svc) {
+            let server = mesh.server_side(svc, port, pod);
+            let (Some(observed), Some(policy)) = (&server.observed, &server.policy) else {
+                continue;
+            };
+            let runs = observed.as_peer_auth_mode();
+            if !server.sidecar || runs == policy.mode {
+                continue;
+            }
+            if !seen.insert((pod.key.clone(), server.port.number)) {
+                continue;
+            }
+            let label = mesh
+                .proxy_of(&pod.key)
+                .map_or_else(|| pod.key.to_string(), |p| p.label.clone());
+            let hidden = ["peerauthentications", "policies", "meshpolicies"]
+                .iter()
+                .any(|r| mesh.list_forbidden(r, &pod.key.namespace));
+            let api_says = if hidden {
+                format!(
+                    "the policies the tool could read decide {} (some authentication policies could not be listed: RBAC)",
+                    policy.mode
+                )
+            } else {
+                format!("the policies in the API decide {}", policy.explain())
+            };
+            out.push(
+                Finding::new(
+                    Cause::ProxyConfigDiffers,
+                    format!("{}:{} at {label}", svc.fqdn, port.number),
+                    format!(
+                        "{label}'s sidecar accepts {runs} on port {} ({}), but {api_says}",
+                        server.port.number, observed.source_listener
+                    ),
+                    &Confidence::of(&[Weight::ProxyRunsOtherRule]),
+                )
+                .explain([
+                    "The proxy has not received the current config yet (istiod push pending or rejected), or the policies the tool could read are not all istiod sees (RBAC), or this Istio release decides differently from what the tool models.".to_string(),
+                    "What the listener accepts is what callers meet: the other findings use it. Check `istioctl proxy-status` and `istioctl x describe pod` for this pod.".to_string(),
+                ])
+                .evidence([Evidence::new(
+                    SourceRef::ConfigDump(label.clone()),
+                    format!(
+                        "{} on port {}: accepts mTLS {}, plaintext {}",
+                        observed.source_listener,
+                        server.port.number,
+                        observed.accepts_mtls,
+                        observed.accepts_plaintext
+                    ),
+                )]),
+            );
+        }
+    }
+    out
+}
+
+fn client_side(mesh: &Mesh) -> Vec<Finding> {
     let mut out = Vec::new();
     for (svc, port) in mesh.target_ports() {
         if mesh.backing_pods(svc).next().is_none() {
@@ -168,5 +243,35 @@ mod tests {
             "{}",
             f.claim
         );
+    }
+
+    fn server_mesh(policy: Option<&str>, accepts: (bool, bool)) -> crate::model::Mesh {
+        let mut b = MeshBuilder::new()
+            .target(httpbin())
+            .pod(httpbin_pod())
+            .pod(sleep_pod())
+            .proxy(
+                proxy(&httpbin_pod(), ProxyRole::Server)
+                    .with_inbound(8080, inbound(accepts.0, accepts.1)),
+            );
+        if let Some(mode) = policy {
+            b = b.object(pa("foo", "default", mode, None));
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_server_listener_that_disagrees_with_the_policies() {
+        let f = check(&server_mesh(Some("STRICT"), (true, true)));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].claim.contains("accepts PERMISSIVE on port 8080")
+                && f[0].claim.contains("the policies in the API decide STRICT"),
+            "{}",
+            f[0].claim
+        );
+        // Near misses: the listener runs what the policies decide.
+        assert!(check(&server_mesh(Some("STRICT"), (true, false))).is_empty());
+        assert!(check(&server_mesh(Some("PERMISSIVE"), (true, true))).is_empty());
     }
 }
