@@ -288,15 +288,18 @@ impl Mesh {
                 .filter_map(|(_, v)| v.clone())
                 .collect();
             vss.dedup();
+            // A set: a class can hold every namespace of a large mesh.
+            let in_class: std::collections::HashSet<&str> =
+                class.namespaces.iter().map(String::as_str).collect();
             let client = groups.iter().find(|g| {
                 g.pod
-                    .is_some_and(|p| class.namespaces.contains(&p.key.namespace))
+                    .is_some_and(|p| in_class.contains(p.key.namespace.as_str()))
             });
             let pod = client.and_then(|g| g.pod).or_else(|| {
                 let sidecars = || {
                     self.pods
                         .iter()
-                        .filter(|p| p.has_sidecar() && class.namespaces.contains(&p.key.namespace))
+                        .filter(|p| p.has_sidecar() && in_class.contains(p.key.namespace.as_str()))
                 };
                 sidecars()
                     .find(|p| !svc.selects(p))

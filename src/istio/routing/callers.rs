@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::destination_rule::{decide, LookupQuery};
+use super::super::destination_rule::{decide, DestinationRule, LookupQuery};
 use super::super::host;
 use super::super::object::ObjectRef;
 use super::query::{Client, HostVisibility, Routing};
@@ -192,6 +192,15 @@ impl Routing {
         let mut classes: Vec<CallerClass> = Vec::new();
         let mut namespaces: Vec<String> = self.known_namespaces().into_iter().collect();
         namespaces.push(OTHER_NAMESPACES.to_string());
+        // The rules that can apply to the host, found once (not per
+        // namespace: `scan` asks this for every Service of a large mesh).
+        let rules: Vec<DestinationRule> = self
+            .destination_rules
+            .iter()
+            .filter(|r| host::matches(&r.host_fqdn, host))
+            .cloned()
+            .collect();
+        let by_labels = self.label_dependent_namespaces(host);
         for ns in namespaces {
             let client = Client {
                 namespace: &ns,
@@ -204,8 +213,8 @@ impl Routing {
                 sees.push((*p, v.visibility == HostVisibility::Visible));
                 vss.push((*p, v.virtual_service.map(|(k, _)| k)));
             }
-            let drs = self.applied_rules(host, client);
-            let label_dependent = self.label_dependent(&ns, host);
+            let drs = self.applied_rules(&rules, host, client);
+            let label_dependent = by_labels.0 || by_labels.1.contains(&ns);
             let other = ns == OTHER_NAMESPACES;
             match classes.iter_mut().find(|c| {
                 c.sees_host == sees && c.virtual_services == vss && c.destination_rules == drs
@@ -231,15 +240,21 @@ impl Routing {
         classes
     }
 
-    /// The DestinationRules that apply to `client` for `host`.
-    fn applied_rules(&self, host: &str, client: Client<'_>) -> Vec<String> {
+    /// The DestinationRules of `rules` (those whose host covers `host`) that
+    /// apply to `client` for `host`.
+    fn applied_rules(
+        &self,
+        rules: &[DestinationRule],
+        host: &str,
+        client: Client<'_>,
+    ) -> Vec<String> {
         let svc_ns = self
             .registry
             .pick(host, client.namespace, &self.opts)
             .map(|s| s.namespace.clone())
             .unwrap_or_default();
         decide(
-            &self.destination_rules,
+            rules,
             &LookupQuery {
                 client_ns: client.namespace,
                 client_labels: client.labels,
@@ -253,20 +268,31 @@ impl Routing {
         .unwrap_or_default()
     }
 
-    fn label_dependent(&self, ns: &str, host: &str) -> bool {
+    /// Whether what a client of the namespace sees of `host` can depend on
+    /// its labels, for every namespace at once (`None` key: any namespace,
+    /// a VirtualService for the host matching on `sourceLabels`): a Sidecar
+    /// or a DestinationRule for the host with a workload selector.
+    fn label_dependent_namespaces(&self, host: &str) -> (bool, BTreeSet<String>) {
         let names = |h: &str| host::matches(h, host) || host::matches(host, h);
-        self.sidecars
+        let mut namespaces: BTreeSet<String> = self
+            .sidecars
             .iter()
-            .any(|s| s.meta.namespace == ns && s.workload_selector.is_some())
-            || self.destination_rules.iter().any(|d| {
-                d.meta.namespace == ns && d.workload_selector.is_some() && names(&d.host_fqdn)
-            })
-            || self.virtual_services.iter().any(|v| {
-                v.hosts.iter().any(|h| names(h))
-                    && v.http
-                        .iter()
-                        .flat_map(|r| r.matches.iter())
-                        .any(|m| !m.source_labels.is_empty())
-            })
+            .filter(|s| s.workload_selector.is_some())
+            .map(|s| s.meta.namespace.clone())
+            .collect();
+        namespaces.extend(
+            self.destination_rules
+                .iter()
+                .filter(|d| d.workload_selector.is_some() && names(&d.host_fqdn))
+                .map(|d| d.meta.namespace.clone()),
+        );
+        let any = self.virtual_services.iter().any(|v| {
+            v.hosts.iter().any(|h| names(h))
+                && v.http
+                    .iter()
+                    .flat_map(|r| r.matches.iter())
+                    .any(|m| !m.source_labels.is_empty())
+        });
+        (any, namespaces)
     }
 }

@@ -187,6 +187,8 @@ pub struct Registry {
     pub services: Vec<RegistryService>,
     pub workloads: Vec<Workload>,
     by_host: BTreeMap<String, Vec<usize>>,
+    /// Indexes of `workloads` per namespace (a Service selects only its own).
+    workloads_by_ns: BTreeMap<String, Vec<usize>>,
 }
 
 /// The raw objects a registry is built from.
@@ -267,6 +269,12 @@ impl Registry {
         });
         for (i, s) in reg.services.iter().enumerate() {
             reg.by_host.entry(s.hostname.clone()).or_default().push(i);
+        }
+        for (i, w) in reg.workloads.iter().enumerate() {
+            reg.workloads_by_ns
+                .entry(w.namespace.clone())
+                .or_default()
+                .push(i);
         }
         (reg, errors)
     }
@@ -383,9 +391,13 @@ impl Registry {
             out.source = EndpointSource::UnknownManual;
             return out;
         };
-        for w in self.workloads.iter().filter(|w| {
-            w.namespace == svc.namespace && labels_match(selector, &w.labels) && serves(w, port)
-        }) {
+        let in_ns = self
+            .workloads_by_ns
+            .get(&svc.namespace)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|i| self.workloads.get(*i));
+        for w in in_ns.filter(|w| labels_match(selector, &w.labels) && serves(w, port)) {
             out.selected_by_service += 1;
             if !narrow(&w.labels) {
                 continue;
