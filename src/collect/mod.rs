@@ -35,6 +35,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod neighbours;
 pub mod objects;
+pub mod prune;
 pub mod resolve;
 pub mod routes;
 mod run;
@@ -137,7 +138,8 @@ pub async fn collect_for_target(
     let resolved = run.resolve(target, &session.namespace).await?;
     run.snap.namespace = resolved.namespace.clone();
     run.server_side(&resolved).await?;
-    let server_pods: Vec<&serde_json::Value> = resolved.server_pods.iter().map(|(p, _)| p).collect();
+    let server_pods: Vec<&serde_json::Value> =
+        resolved.server_pods.iter().map(|(p, _)| p).collect();
     run.scope = scope::scope_for(&resolved.services, &server_pods, &run.snap.objects);
     let server_jobs = run.server_jobs(&resolved);
     if opts.from.is_empty() {
@@ -159,6 +161,12 @@ pub async fn collect_for_target(
         run.snap.proxies.extend(clients);
     }
     run.finish(&resolved).await?;
+    let dropped = prune::drop_unrelated_rules(&mut run.snap.objects);
+    if dropped > 0 {
+        run.say(&format!(
+            "not keeping {dropped} DestinationRules whose host names nothing in the diagnosis"
+        ));
+    }
     run.snap.redact();
     Ok(run.snap)
 }

@@ -53,7 +53,10 @@ fn host_patterns(host: &str, namespace: &str, out: &mut BTreeSet<String>) {
     }
     let dots = host.matches('.').count();
     if dots == 0 {
-        out.insert(format!("{}\\.svc\\.[^|]+", regex_escape(&format!("{host}.{namespace}"))));
+        out.insert(format!(
+            "{}\\.svc\\.[^|]+",
+            regex_escape(&format!("{host}.{namespace}"))
+        ));
         return;
     }
     out.insert(regex_escape(host));
@@ -155,9 +158,10 @@ pub fn scope_for(
     for s in services {
         let (name, ns) = (objects::name(s), objects::namespace(s));
         host_patterns(name, ns, &mut hosts);
-        for vs in objects.iter().filter(|o| {
-            o.get("kind").and_then(Value::as_str) == Some("VirtualService")
-        }) {
+        for vs in objects
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("VirtualService"))
+        {
             let vs_ns = objects::namespace(vs);
             let for_target = vs
                 .pointer("/spec/hosts")

@@ -320,7 +320,11 @@ pub fn proxy_evidence_scoped(
                         _ => false,
                     };
                     if empty {
-                        push_gap(&mut ev.gaps, source.clone(), empty_scoped_read(*read, scope));
+                        push_gap(
+                            &mut ev.gaps,
+                            source.clone(),
+                            empty_scoped_read(*read, scope),
+                        );
                     }
                 }
                 if read.is_json() {
@@ -520,8 +524,10 @@ pub async fn read_admin_scoped(
         .map(|k| (k..paths.len()).step_by(n).collect())
         .collect();
     let outs = futures::future::join_all(shares.iter().map(|idx| {
-        let share: Vec<(AdminRead, &str)> =
-            idx.iter().map(|i| (paths[*i].0, paths[*i].1.as_str())).collect();
+        let share: Vec<(AdminRead, &str)> = idx
+            .iter()
+            .map(|i| (paths[*i].0, paths[*i].1.as_str()))
+            .collect();
         async move { read_admin_forward(pods, pod, &share, deadline, limit).await }
     }))
     .await;

@@ -356,6 +356,13 @@ fn measure_size(lab_opts: &BenchOptions, n: usize) -> anyhow::Result<SizeResult>
         limit,
     )?;
     res.snapshot_bytes = std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0);
+    // MESH503_BENCH_KEEP=DIR keeps each size's snapshot (DIR/N.snapshot.json).
+    if let Some(dir) = std::env::var_os("MESH503_BENCH_KEEP") {
+        let _ = std::fs::copy(
+            &snap,
+            std::path::Path::new(&dir).join(format!("{n}.snapshot.json")),
+        );
+    }
     let t_stop = Instant::now();
     drop(lab);
     eprintln!(
