@@ -10,6 +10,9 @@ use crate::net::PodAddrs;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// A pod with its labels read once.
+type LabelledPod<'a> = (&'a Value, BTreeMap<String, String>);
+
 /// Annotation prefix for lab-only behaviour (see tests/lab/README.md).
 pub const LAB_PREFIX: &str = "lab.mesh503.io/";
 /// Node name every pod is "scheduled" on.
@@ -323,7 +326,7 @@ impl Controller {
 
         // Services → ClusterIP, EndpointSlices, Endpoints. Pods by namespace,
         // labels read once (a mesh has thousands of both).
-        let mut pods_by_ns: HashMap<&str, Vec<(&Value, BTreeMap<String, String>)>> = HashMap::new();
+        let mut pods_by_ns: HashMap<&str, Vec<LabelledPod<'_>>> = HashMap::new();
         for p in &pods {
             pods_by_ns
                 .entry(ns_of(p))
