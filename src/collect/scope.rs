@@ -300,6 +300,73 @@ mod tests {
     }
 
     #[test]
+    fn admin_reads_carry_the_filters_and_empty_answers_are_gaps() {
+        use crate::collect::sidecar::{proxy_evidence_scoped, AdminRead, AdminResult, ProxyJob};
+        use crate::snapshot::ProxyRole;
+        let s = scope_with(&[]);
+        for r in AdminRead::ALL {
+            let p = r.path_for(Some(&s));
+            assert!(p.parse::<http::Uri>().is_ok(), "{p}");
+            match r {
+                AdminRead::ClustersConfig
+                | AdminRead::ListenersConfig
+                | AdminRead::EndpointsConfig => {
+                    assert!(
+                        p.starts_with(r.path()) && p.contains("&name_regex=%5E"),
+                        "{p}"
+                    )
+                }
+                AdminRead::Clusters | AdminRead::Stats => assert!(p.contains("?filter=%5E"), "{p}"),
+                _ => assert_eq!(p, r.path()),
+            }
+            assert_eq!(r.path_for(None), r.path());
+        }
+        let job = ProxyJob {
+            namespace: "foo".into(),
+            pod: "sleep-1".into(),
+            role: ProxyRole::Client,
+            because: "t".into(),
+        };
+        let results: Vec<AdminResult> = AdminRead::ALL
+            .iter()
+            .map(|r| match r {
+                AdminRead::ClustersConfig => Ok("{ }\n".to_string()),
+                AdminRead::Clusters => Ok(String::new()),
+                AdminRead::ServerInfo => Ok("{}".to_string()),
+                AdminRead::EndpointsConfig | AdminRead::ListenersConfig => Ok("{}".to_string()),
+                _ => Ok(String::new()),
+            })
+            .collect();
+        let ev = proxy_evidence_scoped(
+            &job,
+            &AdminRead::ALL,
+            Some(&s),
+            Ok(results),
+            Ok(String::new()),
+        );
+        assert_eq!(ev.scope.as_ref(), Some(&s));
+        let sources: Vec<&str> = ev.gaps.iter().map(|g| g.source.as_str()).collect();
+        assert_eq!(
+            sources,
+            [
+                "pod foo/sleep-1 :15000/config_dump?resource=dynamic_active_clusters",
+                "pod foo/sleep-1 :15000/config_dump?resource=dynamic_listeners",
+                "pod foo/sleep-1 :15000/clusters",
+            ],
+            "an empty endpoints answer is normal (no EDS cluster matched)"
+        );
+        assert!(
+            ev.gaps[0].reason.contains("nothing matched"),
+            "{}",
+            ev.gaps[0].reason
+        );
+        assert!(
+            ev.clusters_config.is_some(),
+            "an empty dump is still what was read"
+        );
+    }
+
+    #[test]
     fn no_service_no_scope() {
         assert_eq!(scope_for(&[], &[], &[]), None);
     }

@@ -312,19 +312,42 @@ pub fn proxy_evidence_scoped(
                     }
                 };
                 if let Some(scope) = scope {
-                    let empty = match read {
-                        AdminRead::Clusters => body.trim().is_empty(),
-                        AdminRead::ClustersConfig | AdminRead::ListenersConfig => {
-                            body.chars().filter(|c| !c.is_whitespace()).eq("{}".chars())
-                        }
-                        _ => false,
+                    // Envoy answers `{}` to a config_dump filter that matches
+                    // nothing, an empty body to `/clusters?filter=`.
+                    let empty = if read.is_json() {
+                        body.chars().filter(|c| !c.is_whitespace()).eq("{}".chars())
+                    } else {
+                        body.trim().is_empty()
                     };
-                    if empty {
+                    let config = matches!(
+                        read,
+                        AdminRead::ClustersConfig
+                            | AdminRead::ListenersConfig
+                            | AdminRead::EndpointsConfig
+                    );
+                    if empty
+                        && matches!(
+                            read,
+                            AdminRead::ClustersConfig
+                                | AdminRead::ListenersConfig
+                                | AdminRead::Clusters
+                        )
+                    {
                         push_gap(
                             &mut ev.gaps,
                             source.clone(),
                             empty_scoped_read(*read, scope),
                         );
+                    }
+                    if empty && config {
+                        // Read, and nothing in it (no EDS cluster matched is normal).
+                        let none = Some(Value::Object(serde_json::Map::new()));
+                        match read {
+                            AdminRead::ClustersConfig => ev.clusters_config = none,
+                            AdminRead::ListenersConfig => ev.listeners_config = none,
+                            _ => ev.endpoints_config = none,
+                        }
+                        continue;
                     }
                 }
                 if read.is_json() {
