@@ -22,3 +22,4 @@ pub mod report;
 pub mod run;
 pub mod snapshot;
 pub mod target;
+pub mod words;

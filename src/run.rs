@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::analyze;
-use crate::cli::settings::{Diagnose, DiagnoseSource, Limits, Mode, TlsCheck, TlsCheckSource};
+use crate::cli::settings::{
+    Diagnose, DiagnoseSource, Limits, Mode, Scan, TlsCheck, TlsCheckSource,
+};
 use crate::cli::{Cli, Settings};
 use crate::collect::{self, CollectOptions};
 use crate::envoy::config_dump::parse_config_dump;
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         }
         Mode::Diagnose(d) => diagnose(&settings, d),
         Mode::TlsCheck(t) => tls_check(&settings, t),
+        Mode::Scan(sc) => scan(&settings, sc),
     }
 }
 
@@ -129,10 +132,8 @@ fn diagnose(s: &Settings, d: &Diagnose) -> Result<Exit, Error> {
         }
     };
     let report = analyze::analyze(&snapshot);
-    let text = match d.output {
-        Output::Table => report::table::render(&report, use_color(), None),
-        Output::Json => report::json::render(&report),
-    };
+    let width = report::layout::detect_width();
+    let text = report::render(&report, d.output, use_color(), width);
     print(&text)?;
     if let Some(dir) = &d.fix_out {
         write_fixes(dir, &report)?;
@@ -177,8 +178,8 @@ fn write_fixes(dir: &OutDir, report: &analyze::Report) -> Result<(), Error> {
         written.push(path.display().to_string());
     }
     let mut msg = format!(
-        "wrote {} fix file(s) to {}{}\n",
-        written.len(),
+        "wrote {} to {}{}\n",
+        crate::words::counts(written.len(), "fix file"),
         dir.path().display(),
         if written.is_empty() {
             " (no finding has a fix that changes an object)".to_string()
@@ -275,22 +276,38 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
             })?;
             (table, None)
         }
-        TlsCheckSource::Live { pod, service } => {
+        TlsCheckSource::Live { client, service } => {
             let opts = collect_options(s, &s.limits, &[]);
+            let max = t.max_servers;
             let snap = collect_with(&opts, |session, progress| {
-                let (pod, service, opts) = (pod.clone(), service.clone(), opts.clone());
+                let (client, service, opts) = (client.clone(), service.clone(), opts.clone());
                 async move {
-                    collect::collect_for_pod(&session, &pod, service.as_deref(), &opts, progress)
-                        .await
+                    collect::collect_for_client(
+                        &session,
+                        &client,
+                        service.as_deref(),
+                        max,
+                        &opts,
+                        progress,
+                    )
+                    .await
                 }
             })?;
-            let unchecked = live_tls_unchecked(&snap, pod);
-            (analyze::tls_check::from_snapshot(&snap), unchecked)
+            let table = analyze::tls_check::from_snapshot(&snap, service.as_deref());
+            let unchecked =
+                live_tls_unchecked(&snap, &client.to_string()).or_else(|| table.unchecked());
+            (table, unchecked)
         }
     };
     let text = match t.output {
-        Output::Table => report::tls_check::render_table(&table, use_color()),
-        Output::Json => serde_json::to_string_pretty(&table).unwrap_or_default() + "\n",
+        Output::Table | Output::Wide => report::tls_check::render_table(
+            &table,
+            use_color(),
+            report::layout::detect_width(),
+            matches!(t.output, Output::Wide),
+        ),
+        Output::Json => report::json::to_json(&table),
+        Output::Yaml => report::json::to_yaml(&table),
     };
     print(&text)?;
     if table.has_conflicts() {
@@ -303,15 +320,12 @@ fn tls_check(s: &Settings, t: &TlsCheck) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-/// Why a live tls-check could not check the named pod, if it could not.
-fn live_tls_unchecked(snap: &Snapshot, pod: &str) -> Option<String> {
-    let ev = snap
-        .proxies
-        .iter()
-        .find(|p| p.role == ProxyRole::Client && p.pod == pod);
+/// Why a live tls-check could not check the client, if it could not.
+fn live_tls_unchecked(snap: &Snapshot, client: &str) -> Option<String> {
+    let ev = snap.proxies.iter().find(|p| p.role == ProxyRole::Client);
     match ev {
         None => Some(format!(
-            "pod {}/{pod} runs no istio-proxy sidecar (or is not running): no client TLS to check",
+            "{client} in {} runs no istio-proxy sidecar (or is not running): no client TLS to check",
             snap.namespace
         )),
         Some(e) if e.clusters_config.is_none() => {
@@ -321,11 +335,39 @@ fn live_tls_unchecked(snap: &Snapshot, pod: &str) -> Option<String> {
                 .map(|g| format!("{}: {}", g.source, g.reason))
                 .collect();
             Some(format!(
-                "the sidecar of pod {}/{pod} could not be read ({})",
+                "the sidecar of pod {}/{} could not be read ({})",
                 e.namespace,
+                e.pod,
                 gaps.join("; ")
             ))
         }
         Some(_) => None,
     }
+}
+
+/// `scan`: config only, every Service of the namespace (or all, `-A`).
+fn scan(s: &Settings, sc: &Scan) -> Result<Exit, Error> {
+    let opts = collect_options(s, &s.limits, &[]);
+    let snapshot = collect_with(&opts, |session, progress| {
+        let opts = opts.clone();
+        async move { collect::collect_for_scan(&session, &opts, progress).await }
+    })?;
+    let scope = (!s.connection.all_namespaces).then_some(snapshot.namespace.as_str());
+    let report = analyze::scan::scan(&snapshot, scope);
+    let text = match sc.output {
+        Output::Table | Output::Wide => {
+            report::scan::render(&report, use_color(), report::layout::detect_width())
+        }
+        Output::Json => report::scan::render_json(&report),
+        Output::Yaml => report::json::to_yaml(&report),
+    };
+    print(&text)?;
+    if report.has_errors() {
+        return Ok(Exit::Findings);
+    }
+    if !report.missing.is_empty() {
+        warn_incomplete(report.missing.iter().cloned());
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
 }

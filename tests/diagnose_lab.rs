@@ -169,6 +169,12 @@ fn table_output_reads_like_a_report() {
         );
     }
     assert!(!s.contains("\u{1b}["), "NO_COLOR: no ANSI escapes");
+    // Progress goes to stderr only when stderr is a terminal (docs/output.md).
+    assert!(
+        out.stderr.is_empty(),
+        "piped stderr: no progress\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -289,7 +295,7 @@ fn replicas_of_one_client_give_one_finding() {
         mtls[0]["subject"]
             .as_str()
             .unwrap()
-            .contains("1 other pod(s) of the same workload"),
+            .contains("1 other pod of the same workload"),
         "{}",
         mtls[0]
     );

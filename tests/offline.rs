@@ -52,7 +52,7 @@ fn seed_2018_first_finding_is_the_tls_mismatch_with_its_chain() {
     );
     insta::assert_snapshot!(
         "seed_2018_table",
-        kubectl_mesh503::report::table::render(&r, false, Some(160))
+        kubectl_mesh503::report::render(&r, kubectl_mesh503::report::Output::Table, false, 160)
     );
 }
 
@@ -510,4 +510,13 @@ fn the_completion_subcommand_prints_the_fixed_script() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// `--config-dump /dev/zero` ends at once with exit 2 (issue 10: it grew
+/// memory without bound), as `--snapshot /dev/zero` does.
+#[test]
+fn config_dump_from_an_endless_device_is_refused_at_once() {
+    let (code, _, err) = cli(&["tls-check", "--config-dump", "/dev/zero"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/dev/zero"), "names the file: {err}");
 }

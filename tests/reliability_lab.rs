@@ -388,3 +388,122 @@ fn rbac_that_leaves_nothing_to_check_is_exit_4_not_no_cause() {
         "the report still says what was seen"
     );
 }
+
+/// The answers of a small API for the reads that resolve `svc/httpbin` in
+/// `foo` (discovery, the Service); `None` for anything else.
+fn resolving_answer(path: &str) -> Option<&'static str> {
+    match path.split('?').next().unwrap_or("") {
+        "/version" => Some(r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#),
+        "/apis" => Some(r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#),
+        "/api/v1/namespaces/foo/services/httpbin" => Some(
+            r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"httpbin","namespace":"foo"},
+                "spec":{"selector":{"app":"httpbin"},"ports":[{"port":8000,"targetPort":8080}]}}"#,
+        ),
+        _ => None,
+    }
+}
+
+/// An API that resolves the target, then freezes: it keeps accepting and
+/// reading requests and never answers another one (a stopped etcd, a
+/// SIGSTOPped API server). The run ends at `--request-timeout` with exit 3,
+/// never "No cause found" (issue 10: "an API frozen mid-run blocks until it
+/// resumes").
+#[test]
+fn an_api_frozen_mid_run_ends_at_the_request_timeout_with_exit_3() {
+    let url = serve(Arc::new(|path: &str| -> Option<String> {
+        match resolving_answer(path) {
+            Some(body) => Some(body.to_string()),
+            None => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &url, None);
+    // The default flags: what hung before.
+    let (out, took) = run_with(&kc, &["diagnose", "svc/httpbin"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(out.stdout.is_empty(), "no report from a partial read");
+    assert!(err.contains("--request-timeout"), "names the flag: {err}");
+    // The documented default deadline (--timeout 60s); a bound, not a speed target.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+/// An API that answers every request, each after a delay: with a generous
+/// per-request limit the run's own deadline (`--timeout`) still ends it
+/// (issue 10: "a 2-s-per-request API took 38 s").
+#[test]
+fn a_slow_api_is_bounded_by_the_overall_deadline() {
+    let url = serve(Arc::new(|path: &str| -> Option<String> {
+        std::thread::sleep(Duration::from_millis(700));
+        Some(match resolving_answer(path) {
+            Some(body) => body.to_string(),
+            None if path.contains("/pods") => {
+                r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#.to_string()
+            }
+            None => String::new(), // 404
+        })
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &url, None);
+    let (out, took) = run_with(&kc, &["diagnose", "svc/httpbin", "--timeout", "2s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--timeout"), "names the flag: {err}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+/// A sidecar's Envoy killed (SIGKILL): the lab reaps it and the pod turns
+/// unready, as a kubelet reports it. The diagnosis explains the 503 from
+/// that (no ready endpoint), and the dead admin API is one gap line, not
+/// one per admin read (issue 10: "one dead sidecar 6").
+#[test]
+fn a_killed_sidecar_is_one_gap_line_and_its_unready_pod_explains_the_503() {
+    let lab = start("healthy.yaml");
+    assert_eq!(request(&lab, "foo/sleep", URL).status, 200);
+    let httpbin = pod_name(&lab, "foo", "httpbin");
+    let pid = lab
+        .envoy_pids()
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&httpbin))
+        })
+        .expect("httpbin's Envoy");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = kubectl(&lab, &["get", "pod", &httpbin, "-n", "foo"], None);
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        if table.contains(" 1/2 ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod still shows ready:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = diagnose(&lab, &["--from", "deploy/sleep"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(finding_ids(&out), vec!["SERVICE_WITHOUT_ENDPOINTS"]);
+    let report = json(&out);
+    let dead: Vec<String> = report["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.to_string())
+        .filter(|g| g.contains(&httpbin) && g.contains("15000"))
+        .collect();
+    assert_eq!(
+        dead.len(),
+        1,
+        "one gap line for the dead admin API: {dead:#?}"
+    );
+    assert!(dead[0].contains("every admin read failed"), "{dead:?}");
+}

@@ -37,6 +37,29 @@ pub enum Cause {
     VirtualServiceShadowed,
     RouteUnreachable,
     GatewayRouteMissing,
+    ConfigRejected,
+    Unexplained503s,
+}
+
+/// What a rule needs to find its cause: the split `scan` relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Needs {
+    /// Kubernetes and Istio objects are enough (the data plane, when read,
+    /// only confirms): `scan` runs it over every Service.
+    Config,
+    /// It reads sidecars (access logs, `/clusters`, `/config_dump`):
+    /// `diagnose` only.
+    DataPlane,
+}
+
+impl Needs {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Needs::Config => "config (also run by `scan`)",
+            Needs::DataPlane => "data plane (sidecars' logs or admin output; `diagnose` only)",
+        }
+    }
 }
 
 /// One cause, declared.
@@ -57,6 +80,8 @@ pub struct Declaration {
     pub fix: &'static [FixKind],
     /// Where the semantics come from.
     pub sources: &'static [&'static str],
+    /// Whether config alone can find it ([`Needs::Config`]: `scan` runs it).
+    pub needs: Needs,
     /// The rule: a pure function of the model.
     pub check: fn(&Mesh) -> Vec<Finding>,
 }
@@ -94,6 +119,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
             "envoyproxy/envoy source/common/stream_info/utility.h (response flags)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_plaintext_to_strict::check,
     },
     Declaration {
@@ -116,6 +142,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/authentication.go (GetNamespaceMutualTLSMode); istio/istio#32788",
             "envoyproxy/envoy docs/root/configuration/observability/access_log/usage.rst (%UPSTREAM_TRANSPORT_FAILURE_REASON%)",
         ],
+        needs: Needs::Config,
         check: rules::mtls_to_plaintext_server::check,
     },
     Declaration {
@@ -136,6 +163,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/api networking/v1alpha3/destination_rule.proto (ClientTLSSettings)",
             "istio/istio pilot/pkg/security/authn/policy_applier.go (ComposePeerAuthentication)",
         ],
+        needs: Needs::Config,
         check: rules::tls_origination_to_sidecar::check,
     },
     Declaration {
@@ -143,29 +171,31 @@ pub static CATALOG: &[Declaration] = &[
         id: "CLIENT_WITHOUT_SIDECAR_TO_STRICT",
         title: "a pod without sidecar calls a STRICT server",
         severities: &[Severity::Error],
-        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`).",
-        signature: "server `NR filter_chain_not_found` from that pod's IP",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms],
+        meaning: "A pod outside the mesh calls a server whose sidecar accepts only mTLS; nothing upgrades its plaintext. Found from the server's log (the rejected connection's source IP is a pod without `istio-proxy`), or, with access logs off, from config alone: a pod without `istio-proxy` whose environment or command line names the target (a refused handshake is counted by no standard metric).",
+        signature: "server `NR filter_chain_not_found` from that pod's IP; without logs, a sidecarless pod configured with the target's host",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::ServerListenerConfirms, Weight::ConfigPredicts],
         fix: &[FixKind::InjectSidecarOrRelaxPolicy],
         sources: &[
             "istio/istio pilot/pkg/security/authn/policy_applier.go (STRICT: TLS chains only)",
             "envoyproxy/envoy source/server/listener_impl.cc (filter_chain_not_found)",
         ],
+        needs: Needs::DataPlane,
         check: rules::client_without_sidecar::check,
     },
     Declaration {
         cause: Cause::ProxyConfigDiffers,
         id: "PROXY_CONFIG_DIFFERS",
-        title: "the client's cluster was built from another DestinationRule than the API says applies",
+        title: "a sidecar runs other config than the API objects decide (a client's DestinationRule, a server's mTLS mode)",
         severities: &[Severity::Warning],
-        meaning: "The cluster's `istio.config` metadata names a DestinationRule other than the one the API objects select: istiod has not pushed the current config (or it was rejected), or the tool cannot see every object istiod sees (RBAC, exportTo). Findings built on config may not match what the proxy does.",
-        signature: "`metadata.filter_metadata.istio.config` of `outbound|port||host` in `/config_dump`",
+        meaning: "The cluster's `istio.config` metadata names a DestinationRule other than the one the API objects select: istiod has not pushed the current config (or it was rejected), or the tool cannot see every object istiod sees (RBAC, exportTo). Likewise a server sidecar whose inbound listener accepts another mode (STRICT, PERMISSIVE, DISABLE) than the PeerAuthentications/Policies the API shows decide. Findings built on config may not match what the proxy does; the other findings use what the listener accepts.",
+        signature: "`metadata.filter_metadata.istio.config` of `outbound|port||host` in `/config_dump`; the filter chains of `virtualInbound` for the port",
         evidence: &[Weight::ProxyRunsOtherRule],
         fix: &[],
         sources: &[
             "istio/istio pilot/pkg/networking/util/util.go (BuildConfigInfoMetadata)",
             "istio/istio istioctl/pkg/describe (reads istio.config to name the applied rule)",
         ],
+        needs: Needs::DataPlane,
         check: rules::proxy_config_differs::check,
     },
     Declaration {
@@ -181,6 +211,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy docs/root/intro/arch_overview/upstream/circuit_breaking.rst",
             "istio/api networking/v1alpha3/destination_rule.proto (ConnectionPoolSettings)",
         ],
+        needs: Needs::DataPlane,
         check: rules::circuit_breaker_overflow::check,
     },
     Declaration {
@@ -188,7 +219,7 @@ pub static CATALOG: &[Declaration] = &[
         id: "NO_HEALTHY_UPSTREAM",
         title: "no healthy endpoint: none at all, or every one ejected",
         severities: &[Severity::Error, Severity::Warning],
-        meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts).",
+        meaning: "The client sidecar has no endpoint to send to: the Service selects no ready pod (error), or outlier detection ejected every host (warning: ejection follows other errors, and Istio sets the panic threshold to minHealthPercent, default 0, so Envoy never falls back to ejected hosts; an error again when the proxies show 503s for the target and no error explains them).",
         signature: "`503 UH` (`no_healthy_upstream`), `/clusters` `failed_outlier_check` or no hosts",
         evidence: &[Weight::ClientLog, Weight::HostHealth, Weight::ConfigCertain],
         fix: &[FixKind::ReadyEndpoints, FixKind::TuneOutlierDetection, FixKind::Investigate],
@@ -196,6 +227,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/upstream/host_utility.cc (health flags)",
             "istio/istio pilot/pkg/networking/core/cluster_traffic_policy.go (applyOutlierDetection: healthy_panic_threshold)",
         ],
+        needs: Needs::DataPlane,
         check: rules::no_healthy_upstream::check,
     },
     Declaration {
@@ -221,6 +253,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
             "istio.io docs ops/best-practices/traffic-management (make-before-break)",
         ],
+        needs: Needs::Config,
         check: rules::subset_not_found::check,
     },
     Declaration {
@@ -229,21 +262,22 @@ pub static CATALOG: &[Declaration] = &[
         title: "the server sidecar cannot connect to its own app",
         severities: &[Severity::Error],
         meaning: "The server sidecar's inbound cluster cannot reach the application: typically an app bound to 127.0.0.1 while Istio ≥1.10 forwards to the pod IP, a wrong container port, or an app that is down.",
-        signature: "server `503 UF` on `inbound|…`",
-        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag],
+        signature: "server `503 UF` on `inbound|…`; with logs off, the server's `istio_requests_total{reporter=\"destination\",response_code=\"503\"}` with `UF` in `response_flags`",
+        evidence: &[Weight::ServerLog, Weight::DistinctiveFlag, Weight::Metrics],
         fix: &[FixKind::ChangeApplication],
         sources: &[
             "istio.io blog 2021/upcoming-networking-changes (inbound to the pod IP from 1.10)",
             "envoyproxy/envoy source/common/stream_info/utility.h (UF)",
         ],
+        needs: Needs::DataPlane,
         check: rules::app_not_listening::check,
     },
     Declaration {
         cause: Cause::UpstreamConnectionReset,
         id: "UPSTREAM_CONNECTION_RESET",
         title: "the app closes keep-alive connections the sidecar still reuses",
-        severities: &[Severity::Warning],
-        meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close.",
+        severities: &[Severity::Warning, Severity::Error],
+        meaning: "Some requests succeed and some end `503 UC` on the inbound cluster: the app closes idle connections sooner than Envoy's idle timeout (1h by default) and a request races the close. A warning; an error when the proxies show 503s for the target and no error explains them (the 503s are in front of the report).",
         signature: "server `503 UC` mixed with 2xx on `inbound|…`",
         evidence: &[Weight::ServerLog, Weight::IntermittentPattern],
         fix: &[FixKind::TuneIdleTimeout, FixKind::ChangeApplication],
@@ -251,6 +285,7 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy api/envoy/config/core/v3/protocol.proto (HttpProtocolOptions.idle_timeout)",
             "istio/api networking/v1alpha3/destination_rule.proto (HTTPSettings.idleTimeout)",
         ],
+        needs: Needs::DataPlane,
         check: rules::upstream_connection_reset::check,
     },
     Declaration {
@@ -266,6 +301,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/kube/conversion.go (ConvertProtocol)",
             "istio.io docs ops/configuration/traffic-management/protocol-selection",
         ],
+        needs: Needs::Config,
         check: rules::port_protocol_undeclared::check,
     },
     Declaration {
@@ -288,6 +324,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/features/experimental.go (PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS, 1.31)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::service_without_endpoints::check,
     },
     Declaration {
@@ -310,6 +347,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pkg/config/analysis/analyzers/destinationrule/subset.go (IST0173)",
             "envoyproxy/envoy source/common/router/router.cc (no_healthy_upstream)",
         ],
+        needs: Needs::Config,
         check: rules::subset_selects_no_pods::check,
     },
     Declaration {
@@ -334,14 +372,15 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/model/push_context.go (IsServiceVisible)",
             "envoyproxy/envoy source/common/router/router.cc (cluster_not_found)",
         ],
+        needs: Needs::Config,
         check: rules::route_to_unknown_host::check,
     },
     Declaration {
         cause: Cause::FaultInjection503,
         id: "FAULT_INJECTION_503",
         title: "a route injects HTTP 503 aborts on purpose",
-        severities: &[Severity::Warning, Severity::Info],
-        meaning: "A reachable route of the VirtualService a caller gets has `fault.abort` with `httpStatus: 503` and a percentage above 0: the caller's sidecar answers that share of requests itself. The 503s are by design (a warning when every request or logged ones are aborted, information for a share). Without a percentage nothing is aborted.",
+        severities: &[Severity::Warning, Severity::Info, Severity::Error],
+        meaning: "A reachable route of the VirtualService a caller gets has `fault.abort` with `httpStatus: 503` and a percentage above 0: the caller's sidecar answers that share of requests itself. The 503s are by design (a warning when every request or logged ones are aborted, information for a share; an error when the proxies show 503s for the target and nothing else explains them, so the report never exits 0 in front of 503s). Without a percentage nothing is aborted.",
         signature: "client `503 FI` (`fault_filter_abort`)",
         evidence: &[Weight::ConfigRouteCertain, Weight::ClientLog, Weight::DistinctiveFlag],
         fix: &[FixKind::EditRoute],
@@ -350,6 +389,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio#36303, #39969 (no percentage: nothing aborted)",
             "envoyproxy/envoy source/extensions/filters/http/fault/fault_filter.cc",
         ],
+        needs: Needs::Config,
         check: rules::fault_injection_503::check,
     },
     Declaration {
@@ -365,6 +405,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/httproute.go (BuildSidecarOutboundVirtualHosts: duplicate domains)",
             "istio/istio pilot/pkg/model/sidecar.go (computeWildcardHostVirtualServiceIndex)",
         ],
+        needs: Needs::Config,
         check: rules::virtual_service_shadowed::check,
     },
     Declaration {
@@ -380,6 +421,7 @@ pub static CATALOG: &[Declaration] = &[
             "istio/istio pilot/pkg/networking/core/route/route.go (BuildHTTPRoutesForVirtualService, IsCatchAllRoute, SortVHostRoutes)",
             "envoyproxy/envoy source/common/router/config_impl.cc (first matching route)",
         ],
+        needs: Needs::Config,
         check: rules::route_unreachable::check,
     },
     Declaration {
@@ -396,7 +438,43 @@ pub static CATALOG: &[Declaration] = &[
             "envoyproxy/envoy source/common/router/config_impl.cc (findVirtualHost: route_not_found)",
             "kiali KIA1102 (VirtualService gateway not found)",
         ],
+        needs: Needs::Config,
         check: rules::gateway_route_missing::check,
+    },
+    Declaration {
+        cause: Cause::ConfigRejected,
+        id: "CONFIG_REJECTED",
+        title: "a sidecar rejected (NACKed) config it was sent",
+        severities: &[Severity::Error, Severity::Warning],
+        meaning: "A sidecar of the target or of a caller holds an `error_state` in `/config_dump`: Envoy refused the last update of a listener, cluster or endpoint assignment and keeps running the version it accepted before (or nothing). The API objects then describe config the proxy does not run. An error when the resource is the server's inbound side (`virtualInbound`, `inbound|…`) or a caller's way to the target (its `outbound|port|…|host` cluster or endpoints, the listener of that port); a warning elsewhere. Names the EnvoyFilters that apply to the workload, the one patching that kind of resource first.",
+        signature: "`error_state` (`details`, `last_update_attempt`) next to a dynamic listener or cluster in `/config_dump`; `istioctl proxy-status` shows the NACK; calls fail as the older config dictates",
+        evidence: &[Weight::ConfigRejected, Weight::ClientLog, Weight::ServerLog, Weight::Metrics],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "envoyproxy/envoy api/envoy/admin/v3/config_dump_shared.proto (UpdateFailureState)",
+            "envoyproxy/envoy api/envoy/admin/v3/listener.proto (ListenersConfigDump.DynamicListener: active_state, error_state)",
+            "istio/istio pilot/pkg/model/push_context.go (EnvoyFilters, getMatchedEnvoyFilters)",
+            "istio/istio pilot/pkg/networking/core/envoyfilter (patches applied without Envoy's validation)",
+        ],
+        needs: Needs::DataPlane,
+        check: rules::config_rejected::check,
+    },
+    Declaration {
+        cause: Cause::Unexplained503s,
+        id: "UNEXPLAINED_503S",
+        title: "503s were seen for the target and no rule explains them",
+        severities: &[Severity::Error],
+        meaning: "Istio's standard metrics (`istio_requests_total`, either reporter) or the access logs of the target's sidecars or its callers' show 503 responses for the target, and no other finding explains them (an error, or a fault abort, ejected hosts, a keep-alive race, a pool limit: such a warning or note is then raised to an error). The report says so instead of \"no cause\", naming for each kind of 503 the hop that produced it: a response flag from `reporter=source` is the caller's sidecar, from `reporter=destination` the server's sidecar; no flag (`-`, `via_upstream`) means the 503 was relayed from further up (from the server's side: the app).",
+        signature: "`istio_requests_total{response_code=\"503\"}` or access-log lines `503` for the target",
+        evidence: &[Weight::Metrics, Weight::ClientLog, Weight::ServerLog],
+        fix: &[FixKind::Investigate],
+        sources: &[
+            "istio/proxy testdata/metric (istio_requests_total labels: reporter, response_flags)",
+            "envoyproxy/envoy source/common/stream_info/utility.cc (response flags)",
+            "envoyproxy/envoy source/common/router/router.cc (via_upstream)",
+        ],
+        needs: Needs::DataPlane,
+        check: rules::unexplained_503s::check,
     },
 ];
 
@@ -436,7 +514,14 @@ checking every candidate against the mesh, and the candidates rejected with
 the calls they would break (docs/fixes.md). Replicas of one client workload
 are folded into one finding.
 
-Ranking: severity, then confidence, then id, then subject (stable across runs).
+Ranking: severity, then a sidecar's rejected config (`CONFIG_REJECTED`, the
+cause other findings on its path follow from), then confidence, then id,
+then subject (stable across runs).
+
+Each cause says what it needs: `config` causes are found from Kubernetes and
+Istio objects alone (sidecars, when read, confirm them) and are the ones
+`kubectl mesh503 scan` runs over every Service (docs/scan.md); `data plane`
+causes need the sidecars' logs or admin output and only `diagnose` finds them.
 ";
 
 /// `docs/findings.md`, generated from [`CATALOG`] and [`confidence::WEIGHTS`].
@@ -462,6 +547,7 @@ pub fn render_markdown() -> String {
     for d in CATALOG {
         s.push_str(&format!("\n### `{}`\n\n{}\n\n", d.id, d.meaning));
         s.push_str(&format!("- Signature: {}\n", d.signature));
+        s.push_str(&format!("- Needs: {}\n", d.needs.describe()));
         let ev: Vec<String> = d
             .evidence
             .iter()
@@ -499,7 +585,7 @@ pub fn render_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 18] = [
+    const ALL: [Cause; 20] = [
         Cause::MtlsPlaintextToStrict,
         Cause::MtlsToPlaintextServer,
         Cause::TlsOriginationToSidecar,
@@ -518,6 +604,8 @@ mod tests {
         Cause::VirtualServiceShadowed,
         Cause::RouteUnreachable,
         Cause::GatewayRouteMissing,
+        Cause::ConfigRejected,
+        Cause::Unexplained503s,
     ];
 
     #[test]

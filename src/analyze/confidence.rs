@@ -31,6 +31,7 @@ pub enum Weight {
     ClientClusterMissing,
     ConfigAdvisory,
     ConfigHidden,
+    ConfigRejected,
 }
 
 /// One row of the table.
@@ -70,7 +71,7 @@ pub const WEIGHTS: &[WeightDecl] = &[
     WeightDecl { weight: Weight::ServerCounter, name: "server-counter", points: 5,
         meaning: "a server /stats counter confirms it (same caveat)" },
     WeightDecl { weight: Weight::Metrics, name: "metrics", points: 20,
-        meaning: "Istio's standard metrics (istio_requests_total response_flags) show the failures; read once snapshots carry metrics" },
+        meaning: "Istio's standard metrics (istio_requests_total with response_code 503 and its response_flags, either reporter) show the failures" },
     WeightDecl { weight: Weight::ProxyRunsOtherRule, name: "proxy-runs-other-rule", points: 70,
         meaning: "a client cluster's istio.config metadata names another DestinationRule than the API says applies" },
     WeightDecl { weight: Weight::PredictionContradicted, name: "prediction-contradicted", points: -10,
@@ -83,6 +84,8 @@ pub const WEIGHTS: &[WeightDecl] = &[
         meaning: "the API objects hold a routing anomaly that fails no request by itself (a VirtualService shadowed by another, a route after a catch-all, a host no gateway route serves)" },
     WeightDecl { weight: Weight::ConfigHidden, name: "config-hidden", points: -20,
         meaning: "some objects the routing decision depends on could not be read (RBAC): what the tool could not see may change the answer" },
+    WeightDecl { weight: Weight::ConfigRejected, name: "config-rejected", points: 70,
+        meaning: "a sidecar's /config_dump holds an `error_state`: Envoy refused an update of that resource and runs an older version of it, or none" },
 ];
 
 /// The highest confidence a finding can have.
@@ -185,6 +188,7 @@ mod tests {
             Weight::ClientClusterMissing,
             Weight::ConfigAdvisory,
             Weight::ConfigHidden,
+            Weight::ConfigRejected,
         ];
         assert_eq!(all.len(), WEIGHTS.len());
         for w in all {

@@ -14,6 +14,7 @@ pub mod finding;
 pub mod fix;
 pub mod rank;
 pub mod rules;
+pub mod scan;
 pub mod summary;
 pub mod tls_check;
 
@@ -59,6 +60,7 @@ pub fn analyze_mesh(mesh: &Mesh) -> Report {
     for decl in CATALOG {
         findings.extend((decl.check)(mesh));
     }
+    rules::unexplained_503s::reconcile(&mut findings);
     rank::rank(&mut findings);
     fix::text::note_conflicts(&mut findings);
     Report {
@@ -99,7 +101,9 @@ mod tests {
             ("analyze/tls_check.rs", "snapshot::"),
             ("analyze/tls_check.rs", "serde_json::Value"),
             ("analyze/summary.rs", "snapshot::"),
+            ("analyze/scan.rs", "snapshot::"),
             ("report/json.rs", "serde_json::to_string_pretty"),
+            ("report/scan.rs", "serde_json::to_string_pretty"),
         ];
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();

@@ -34,13 +34,23 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
             }
         ));
     }
+    for f in &mesh.target.found_callers {
+        c.push(match &f.pod {
+            Some(p) => format!("caller {p} (no sidecar to read): {}", f.because),
+            None => format!("callers not attributable to a pod: {}", f.because),
+        });
+    }
     let st = &mesh.settings;
     let cfg = &mesh.config;
     c.push(format!(
-        "{} DestinationRule(s), {} PeerAuthentication(s), {} legacy authentication polic(ies); mesh config {} (auto mTLS {}, root namespace {}{})",
-        cfg.destination_rules.len(),
-        cfg.peer_authentications.len(),
-        cfg.legacy.mesh_policies.len() + cfg.legacy.policies.len(),
+        "{}, {}, {}; mesh config {} (auto mTLS {}, root namespace {}{})",
+        crate::words::counts(cfg.destination_rules.len(), "DestinationRule"),
+        crate::words::counts(cfg.peer_authentications.len(), "PeerAuthentication"),
+        crate::words::count(
+            cfg.legacy.mesh_policies.len() + cfg.legacy.policies.len(),
+            "legacy authentication policy",
+            "legacy authentication policies"
+        ),
         match st.source {
             MeshConfigSource::Read => "read",
             MeshConfigSource::Unparseable(_) => "unreadable (defaults)",
@@ -48,7 +58,9 @@ pub fn checked(mesh: &Mesh) -> Vec<String> {
         },
         if st.auto_mtls { "on" } else { "off" },
         st.root_namespace,
-        st.version.map(|v| format!(", Istio {v}")).unwrap_or_default()
+        st.version
+            .map(|v| format!(", Istio {v}"))
+            .unwrap_or_default()
     ));
     c.push(format!(
         "cluster domain {} ({})",

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::envoy::config_dump::{Cluster, ClusterKind};
 use crate::istio::tls::{cluster_verdict, ClusterStatus, EndpointView, Server};
+use crate::model::decisions::Client;
 use crate::model::gaps::GapOrigin;
 use crate::model::{GapKind, GapSource, Mesh, PodKey, Proxy};
 use crate::snapshot::Snapshot;
@@ -65,8 +66,10 @@ pub struct ClientRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerRow {
     pub proxy: String,
-    /// Container port.
-    pub port: u16,
+    /// Container port; absent for the catch-all chains of `virtualInbound`
+    /// (every port without chains of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     pub mode: String,
     pub listener: String,
 }
@@ -84,6 +87,22 @@ impl TlsCheck {
     pub fn has_conflicts(&self) -> bool {
         self.clients.iter().any(|r| r.status == Status::Conflict)
     }
+
+    /// Why nothing could be checked, when nothing could: no destination
+    /// row, or none decided (every one UNKNOWN). Exit 4.
+    pub fn unchecked(&self) -> Option<String> {
+        if self.clients.is_empty() {
+            return Some(
+                "the client's sidecar lists no outbound destination to check (for svc/NAME: none for that service)".into(),
+            );
+        }
+        if self.clients.iter().all(|r| r.status == Status::Unknown) {
+            return Some(
+                "no destination could be decided: every row is UNKNOWN (see the notes for the server sidecars not read)".into(),
+            );
+        }
+        None
+    }
 }
 
 /// Offline: saved `/config_dump` files (full dumps, any Istio from 1.1; v2 or v3).
@@ -97,10 +116,15 @@ pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsChe
 }
 
 /// Live: from a snapshot's proxies; each proxy's unreadable parts and
-/// collection gaps become notes.
-pub fn from_snapshot(snap: &Snapshot) -> TlsCheck {
+/// collection gaps become notes. `service` (`svc/NAME`, resolved by
+/// collect) keeps only the rows of its host.
+pub fn from_snapshot(snap: &Snapshot, service: Option<&str>) -> TlsCheck {
     let mesh = Mesh::from_snapshot(snap);
     let mut t = from_mesh(&mesh);
+    if service.is_some() {
+        let hosts: Vec<&str> = mesh.target_services().map(|s| s.fqdn.as_str()).collect();
+        t.clients.retain(|r| hosts.contains(&r.host.as_str()));
+    }
     for e in &snap.proxies {
         let pod = PodKey::new(&e.namespace, &e.pod);
         for g in &mesh.gaps {
@@ -123,10 +147,11 @@ pub fn from_snapshot(snap: &Snapshot) -> TlsCheck {
 pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
     let mut servers = Vec::new();
     for p in mesh.proxies.iter().filter(|p| p.dump.is_some()) {
-        for (port, m) in &p.inbound.by_port {
+        let ports = p.inbound.by_port.iter().map(|(port, m)| (Some(*port), m));
+        for (port, m) in ports.chain(p.inbound.catch_all.iter().map(|m| (None, m))) {
             servers.push(ServerRow {
                 proxy: p.label.clone(),
-                port: *port,
+                port,
                 mode: m.as_peer_auth_mode().to_string(),
                 listener: m.source_listener.clone(),
             });
@@ -138,6 +163,14 @@ pub fn from_mesh(mesh: &Mesh) -> TlsCheck {
         let Some(dump) = &p.dump else { continue };
         for problem in &dump.problems {
             notes.push(format!("{}: {problem}", p.label));
+        }
+        if let Some(what) = not_a_sidecar(p) {
+            notes.push(format!("{}: {what}", p.label));
+        } else if p.inbound.by_port.is_empty() && p.inbound.catch_all.is_none() {
+            notes.push(format!(
+                "{}: a sidecar whose dump holds no inbound listener: its server mode is not shown",
+                p.label
+            ));
         }
         clients.extend(client_rows(mesh, p));
     }
@@ -179,6 +212,56 @@ fn endpoint_views(mesh: &Mesh, p: &Proxy, c: &Cluster) -> Vec<EndpointView> {
         .collect()
 }
 
+/// What a proxy without a sidecar's inbound side is, in words: a gateway
+/// or a waypoint has no server mode of its own to show (Istio builds
+/// `virtualInbound` only for sidecars: pilot/pkg/networking/core
+/// `listener.go` `buildSidecarInboundListeners`).
+fn not_a_sidecar(p: &Proxy) -> Option<String> {
+    let dump = p.dump.as_ref()?;
+    let inbound = !p.inbound.by_port.is_empty()
+        || p.inbound.catch_all.is_some()
+        || dump
+            .listeners
+            .iter()
+            .any(crate::istio::tls::is_sidecar_inbound)
+        || dump
+            .clusters
+            .iter()
+            .any(|c| matches!(c.kind, ClusterKind::Inbound { .. }));
+    if inbound {
+        return None;
+    }
+    let kind = match dump.bootstrap.as_ref().and_then(|b| b.proxy_type()) {
+        Some("router") => "a gateway (proxy type router)".to_string(),
+        Some("waypoint") => "a waypoint".to_string(),
+        Some(other) => format!("a proxy of type {other}"),
+        None => "not a sidecar (a gateway or waypoint)".to_string(),
+    };
+    Some(format!(
+        "{kind}: it has no mesh inbound listener, so no server mode is shown for it; its outbound TLS is listed like a sidecar's"
+    ))
+}
+
+/// The DestinationRule applying to this client for `host`, from the
+/// model's lookup (the same one `diagnose` uses), when the cluster's
+/// `istio.config` metadata does not name one (Istio before 1.3, or stripped).
+fn applying_rule(mesh: &Mesh, p: &Proxy, host: &str) -> Option<String> {
+    let svc = mesh.services.iter().find(|s| s.fqdn == host)?;
+    let client = match p.pod.as_ref().and_then(|k| mesh.pod(k)) {
+        Some(pod) => Client::of_pod(pod),
+        None => Client::in_namespace(&p.pod.as_ref()?.namespace),
+    };
+    let lookup = mesh.destination_rule_lookup(&client, svc);
+    let names: Vec<String> = lookup
+        .selection
+        .as_ref()?
+        .rules
+        .iter()
+        .map(|r| format!("{}/{}", r.meta.namespace, r.meta.name))
+        .collect();
+    Some(names.join(","))
+}
+
 fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
     let Some(dump) = &p.dump else { return vec![] };
     let mut rows = Vec::new();
@@ -186,6 +269,15 @@ fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
         let ClusterKind::Outbound { port, subset, host } = &c.kind else {
             continue;
         };
+        // A gateway's SNI-DNAT twin (`outbound_.443_._.host`, for TLS
+        // passthrough) of a cluster listed already: the same destination
+        // (pilot/pkg/networking/core/cluster.go, sni-dnat clusters).
+        if c.name.starts_with("outbound_.") {
+            let twin = format!("outbound|{port}|{}|{host}", subset.as_deref().unwrap_or(""));
+            if dump.cluster(&twin).is_some() {
+                continue;
+            }
+        }
         let verdict = cluster_verdict(&c.client_tls, &endpoint_views(mesh, p, c));
         let mut server_modes: Vec<String> =
             verdict.server_modes.iter().map(|m| m.to_string()).collect();
@@ -201,7 +293,8 @@ fn client_rows(mesh: &Mesh, p: &Proxy) -> Vec<ClientRow> {
             rule: c
                 .istio_config_ref
                 .as_ref()
-                .map(|(ns, name)| format!("{ns}/{name}")),
+                .map(|(ns, name)| format!("{ns}/{name}"))
+                .or_else(|| applying_rule(mesh, p, host)),
             server_mode: (!server_modes.is_empty()).then(|| server_modes.join(",")),
             status: match verdict.status {
                 ClusterStatus::Ok => Status::Ok,
@@ -301,6 +394,68 @@ mod tests {
         assert_eq!(t.servers[0].mode, "STRICT");
         assert_eq!(t.clients[0].server_mode.as_deref(), Some("STRICT"));
         assert_eq!(t.clients[0].client_tls, "plaintext");
+    }
+
+    /// A gateway's SNI-DNAT twin (`outbound_.443_._.host`, plaintext: the
+    /// TLS passes through) is the same destination: one row, the real
+    /// cluster's TLS. A proxy without a mesh inbound side is said to be one;
+    /// the near miss, a sidecar with an inbound cluster, is not.
+    #[test]
+    fn gateway_twins_once_and_non_sidecars_named() {
+        use crate::envoy::config_dump::{Cluster, ClusterKind};
+        use crate::istio::sidecar::SidecarKind;
+        let fqdn = "httpbin.foo.svc.cluster.local";
+        let gw_pod = pod(
+            "istio-system",
+            "gw-1",
+            "gw",
+            "10.0.0.7",
+            Some(SidecarKind::Classic),
+        );
+        let mut twin = cluster(443, fqdn, ClientTlsConfig::Plaintext);
+        twin.name = format!("outbound_.443_._.{fqdn}");
+        let gw = proxy(&gw_pod, ProxyRole::Client)
+            .with_cluster(cluster(443, fqdn, istio_tls()))
+            .with_cluster(twin);
+        let t = from_mesh(&MeshBuilder::new().proxy(gw).build());
+        assert_eq!(t.clients.len(), 1, "{:?}", t.clients);
+        assert_ne!(t.clients[0].client_tls, "plaintext");
+        assert!(
+            t.notes
+                .iter()
+                .any(|n| n.contains("no mesh inbound listener")),
+            "{:?}",
+            t.notes
+        );
+        let sidecar = proxy(&sleep_pod(), ProxyRole::Client)
+            .with_cluster(cluster(8000, fqdn, istio_tls()))
+            .with_cluster(Cluster {
+                name: "inbound|8080||".into(),
+                kind: ClusterKind::Inbound { port: 8080 },
+                ..Cluster::default()
+            });
+        let t = from_mesh(&MeshBuilder::new().proxy(sidecar).build());
+        assert!(
+            !t.notes
+                .iter()
+                .any(|n| n.contains("no mesh inbound listener")),
+            "{:?}",
+            t.notes
+        );
+        let with_inbound = proxy(&sleep_pod(), ProxyRole::Client)
+            .with_cluster(cluster(8000, fqdn, istio_tls()))
+            .with_inbound(8080, inbound(true, false));
+        let t = from_mesh(&MeshBuilder::new().proxy(with_inbound).build());
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        // An SNI cluster without a twin is kept.
+        let mut lone = cluster(443, fqdn, ClientTlsConfig::Plaintext);
+        lone.name = format!("outbound_.443_._.{fqdn}");
+        let t = from_mesh(
+            &MeshBuilder::new()
+                .proxy(proxy(&gw_pod, ProxyRole::Client).with_cluster(lone))
+                .build(),
+        );
+        assert_eq!(t.clients.len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::report::Output;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Shown under every `--help`.
+/// Shown under `--help` and `diagnose --help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 no error-level finding; 1 error-level findings (causes of 503s); \
 2 bad usage or input; 3 cluster access failed (unreachable, no answer in time, target not found or forbidden, \
 API lost during the run); 4 ran but could not check (evidence the diagnosis needs could not be read; see the report's \
@@ -41,9 +41,6 @@ pub struct KubeFlags {
     /// Namespace of the target (default: the context's namespace, else "default").
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// When sampling for client pods (no --from), look in all namespaces, not only the target's.
-    #[arg(short = 'A', long, global = true)]
-    pub all_namespaces: bool,
     /// Time limit for each API request, kubectl's syntax: 10s, 1m30s, 500ms, or whole seconds; 0 = no per-request limit (--timeout still applies).
     #[arg(
         long,
@@ -72,9 +69,12 @@ pub enum Command {
     /// Why do calls to this service fail? Ranked causes with evidence and fixes.
     #[command(after_help = EXIT_CODES)]
     Diagnose(DiagnoseArgs),
-    /// Client TLS each sidecar really uses vs. the mode each server enforces.
-    #[command(name = "tls-check", after_help = EXIT_CODES)]
+    /// Client TLS a sidecar really uses to each destination vs. the mode each server sidecar enforces.
+    #[command(name = "tls-check", after_help = TLS_CHECK_EXIT_CODES)]
     TlsCheck(TlsCheckArgs),
+    /// Every Service at once, from config only (no port-forward): the causes config alone shows, grouped by service.
+    #[command(after_help = SCAN_EXIT_CODES)]
+    Scan(ScanArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -82,12 +82,25 @@ pub enum Command {
     },
 }
 
+/// Shown under `tls-check --help`.
+pub const TLS_CHECK_EXIT_CODES: &str = "Exit codes: 0 every destination checked is OK or AUTO; 1 at least one CONFLICT (that client cannot reach that server: 503); \
+2 bad usage or input (flags, a --config-dump file); 3 cluster access failed (unreachable, no answer in time, the pod, deployment or service not found or forbidden); \
+4 could not check (the client sidecar could not be read, or no destination could be decided: see the notes); 5 could not write the output. Details: docs/exit-codes.md.";
+
+/// Shown under `scan --help`.
+pub const SCAN_EXIT_CODES: &str = "Exit codes: 0 no error-level finding in any Service scanned; 1 error-level findings (causes of 503s); \
+2 bad usage; 3 cluster access failed (unreachable, no answer in time, credentials refused, API lost during the run); \
+4 ran, found no error, but could not check (Services, Endpoints, DestinationRules or PeerAuthentications could not be listed: see \"Could not see\"); 5 could not write the output. Details: docs/exit-codes.md.";
+
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     /// svc/NAME, deploy/NAME, pod/NAME, or a host NAME.NS.svc.cluster.local[:PORT].
     /// Not needed with --snapshot.
     pub target: Option<String>,
-    /// Client pod to examine: pod/NAME or deploy/NAME (repeatable). Default: clients seen in the sidecars' data.
+    /// When sampling for client pods (no --from), look in all namespaces, not only the target's.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Client pod to examine: pod/NAME or deploy/NAME, optionally NAMESPACE/ in front (foo/deploy/sleep); repeatable. Default: clients seen in the sidecars' data.
     #[arg(long = "from", value_name = "REF")]
     pub from: Vec<String>,
     /// Analyze a saved snapshot instead of the cluster (no cluster access at all); `-` reads standard input. At most 512 MiB.
@@ -129,16 +142,39 @@ pub struct ProxyFlags {
 
 #[derive(Debug, Args)]
 pub struct TlsCheckArgs {
-    /// pod/NAME of the client sidecar to check, and optionally svc/NAME to limit the destinations.
+    /// The client: pod/NAME, or deploy/NAME (a ready pod of it is read); optionally svc/NAME to show only that service's destinations.
+    /// The server sidecars behind each destination the client lists are read too (see --max-servers).
     pub targets: Vec<String>,
     /// Work offline on saved `/config_dump` JSON (repeatable, one per pod; `-` reads standard input); any Istio version from 1.1. At most 512 MiB each.
     #[arg(long = "config-dump", value_name = "FILE")]
     pub config_dump: Vec<PathBuf>,
-    /// Output format.
+    /// At most this many server sidecars are read (one per destination service, in host order); the notes name those not read (1-50).
+    #[arg(long, default_value_t = 10)]
+    pub max_servers: u64,
+    /// Output format: a table, or the versioned JSON document (mesh503.io/tls-check/v1).
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
-    #[command(flatten)]
-    pub proxy: ProxyFlags,
+    /// Time limit per sidecar (port-forward and every admin read), e.g. 5s; within --timeout.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        allow_hyphen_values = true
+    )]
+    pub proxy_timeout: String,
+    /// Sidecars read at once (1-64).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Scan every namespace (default: the one of -n, else the context's).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format: findings grouped by Service, or the versioned JSON document (mesh503.io/scan/v1).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ pub mod args;
 pub mod duration;
 pub mod settings;
 
-pub use args::{Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, TlsCheckArgs, EXIT_CODES};
+pub use args::{
+    Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, ScanArgs, TlsCheckArgs, EXIT_CODES,
+};
 pub use settings::{Settings, UsageError};
 
 /// Exit codes, as numbers (the typed form is [`crate::error::Exit`]).

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::args::{Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, TlsCheckArgs};
+use super::args::{Cli, Command, DiagnoseArgs, KubeFlags, ProxyFlags, ScanArgs, TlsCheckArgs};
 use super::duration::{self, DurationError};
 use crate::report::Output;
 use crate::snapshot::file::{InputFile, OutDir, SavePath};
@@ -49,7 +49,7 @@ pub enum UsageError {
     #[error("{what}")]
     Conflict { what: &'static str, hint: String },
     #[error(
-        "tls-check takes pod/NAME and optionally svc/NAME; {input:?} is neither (or given twice)"
+        "tls-check takes pod/NAME or deploy/NAME, and optionally svc/NAME; {input:?} is none of them (or a second one)"
     )]
     TlsCheckTarget { input: String },
     #[error("--config-dump - (standard input) can be given once")]
@@ -130,6 +130,15 @@ pub enum Mode {
     Completion(clap_complete::Shell),
     Diagnose(Diagnose),
     TlsCheck(TlsCheck),
+    Scan(Scan),
+}
+
+/// `scan`: which namespaces, and how to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// `-A`: every namespace; else `-n` (or the context's namespace).
+    pub all_namespaces: bool,
+    pub output: Output,
 }
 
 #[derive(Debug, Clone)]
@@ -154,12 +163,15 @@ pub enum DiagnoseSource {
 pub struct TlsCheck {
     pub source: TlsCheckSource,
     pub output: Output,
+    /// `--max-servers`: server sidecars read at most.
+    pub max_servers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsCheckSource {
     Live {
-        pod: String,
+        /// pod/NAME or deploy/NAME (a ready pod of it), optionally NS/ in front.
+        client: ClientRef,
         service: Option<String>,
     },
     ConfigDumps(Vec<InputFile>),
@@ -169,7 +181,7 @@ impl Settings {
     /// Interprets the parsed command line. Checks the `--save-snapshot`
     /// directory on disk (nothing else touches the file system or network).
     pub fn from_cli(cli: Cli) -> Result<Settings, UsageError> {
-        let connection = connection(&cli.kube)?;
+        let mut connection = connection(&cli.kube)?;
         let (request_timeout, timeout) = run_times(&cli.kube)?;
         let with_proxy = |p: &ProxyFlags| proxy_limits(p, request_timeout, timeout);
         let (limits, mode) = match cli.command {
@@ -181,8 +193,31 @@ impl Settings {
                 },
                 Mode::Completion(shell),
             ),
-            Command::Diagnose(args) => (with_proxy(&args.proxy)?, Mode::Diagnose(diagnose(args)?)),
-            Command::TlsCheck(args) => (with_proxy(&args.proxy)?, Mode::TlsCheck(tls_check(args)?)),
+            Command::Diagnose(args) => {
+                connection.all_namespaces = args.all_namespaces;
+                (with_proxy(&args.proxy)?, Mode::Diagnose(diagnose(args)?))
+            }
+            Command::TlsCheck(args) => {
+                let proxy = ProxyFlags {
+                    proxy_timeout: args.proxy_timeout.clone(),
+                    concurrency: args.concurrency,
+                    // Not read by tls-check (no log, no client sampling).
+                    log_lines: 500,
+                    max_clients: 5,
+                };
+                (with_proxy(&proxy)?, Mode::TlsCheck(tls_check(args)?))
+            }
+            Command::Scan(args) => {
+                connection.all_namespaces = args.all_namespaces;
+                (
+                    Limits {
+                        request_timeout,
+                        timeout,
+                        ..Limits::default()
+                    },
+                    Mode::Scan(scan(args)),
+                )
+            }
         };
         Ok(Settings {
             connection,
@@ -211,7 +246,7 @@ fn connection(k: &KubeFlags) -> Result<Connection, UsageError> {
             .map(|n| namespace("-n/--namespace", n))
             .transpose()?,
         istio_namespace: namespace("--istio-namespace", &k.istio_namespace)?,
-        all_namespaces: k.all_namespaces,
+        all_namespaces: false,
     })
 }
 
@@ -373,25 +408,37 @@ fn tls_check(args: TlsCheckArgs) -> Result<TlsCheck, UsageError> {
         }
         TlsCheckSource::ConfigDumps(files)
     } else {
-        let mut pod = None;
+        let mut client = None;
         let mut service = None;
         for t in &args.targets {
+            if let (Ok(c), None) = (t.parse::<ClientRef>(), &client) {
+                client = Some(c);
+                continue;
+            }
             match t.parse::<Target>() {
-                Ok(Target::Pod { name }) if pod.is_none() => pod = Some(name),
                 Ok(Target::Service { name }) if service.is_none() => service = Some(name),
                 _ => return Err(UsageError::TlsCheckTarget { input: t.clone() }),
             }
         }
-        let pod = pod.ok_or_else(|| UsageError::Missing {
-            what: "tls-check needs pod/NAME, or --config-dump FILE",
-            hint: "e.g. `kubectl mesh503 tls-check pod/sleep-1 svc/httpbin -n foo`".into(),
+        let client = client.ok_or_else(|| UsageError::Missing {
+            what: "tls-check needs the client: pod/NAME or deploy/NAME (or --config-dump FILE)",
+            hint: "e.g. `kubectl mesh503 tls-check pod/sleep-1 -n foo`, or `tls-check deploy/sleep svc/httpbin -n foo` for one service".into(),
         })?;
-        TlsCheckSource::Live { pod, service }
+        TlsCheckSource::Live { client, service }
     };
+    let max_servers = count("--max-servers", args.max_servers, 50, "from 1 to 50")?;
     Ok(TlsCheck {
         source,
         output: args.output,
+        max_servers: usize::try_from(max_servers).unwrap_or(50),
     })
+}
+
+fn scan(args: ScanArgs) -> Scan {
+    Scan {
+        all_namespaces: args.all_namespaces,
+        output: args.output,
+    }
 }
 
 #[cfg(test)]
@@ -544,16 +591,64 @@ mod tests {
             settings(&["tls-check", "--config-dump", "-", "--config-dump", "-"]),
             Err(UsageError::StdinTwice)
         ));
+        assert!(matches!(
+            settings(&["tls-check", "pod/a", "deploy/b"]),
+            Err(UsageError::TlsCheckTarget { .. })
+        ));
+        assert!(matches!(
+            settings(&["tls-check", "pod/a", "--max-servers", "0"]),
+            Err(UsageError::OutOfRange { .. })
+        ));
         let s = settings(&["tls-check", "pod/a", "svc/b"]).unwrap();
+        match s.mode {
+            Mode::TlsCheck(t) => {
+                assert_eq!(
+                    t.source,
+                    TlsCheckSource::Live {
+                        client: "pod/a".parse().unwrap(),
+                        service: Some("b".into())
+                    }
+                );
+                assert_eq!(t.max_servers, 10);
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = settings(&["tls-check", "deploy/sleep"]).unwrap();
         match s.mode {
             Mode::TlsCheck(t) => assert_eq!(
                 t.source,
                 TlsCheckSource::Live {
-                    pod: "a".into(),
-                    service: Some("b".into())
+                    client: "deploy/sleep".parse().unwrap(),
+                    service: None
                 }
             ),
             other => panic!("{other:?}"),
+        }
+        let s = settings(&["scan", "-A", "-o", "json"]).unwrap();
+        assert!(s.connection.all_namespaces);
+        assert!(matches!(
+            s.mode,
+            Mode::Scan(Scan {
+                output: Output::Json,
+                ..
+            })
+        ));
+    }
+
+    /// tls-check and scan have their own flags: diagnose-only ones are refused.
+    #[test]
+    fn subcommands_take_only_their_flags() {
+        use clap::Parser;
+        for args in [
+            &["tls-check", "pod/a", "-A"][..],
+            &["tls-check", "pod/a", "--log-lines", "5"],
+            &["tls-check", "pod/a", "--max-clients", "5"],
+            &["scan", "--from", "pod/a"],
+            &["scan", "--proxy-timeout", "1s"],
+        ] {
+            let mut all = vec!["kubectl-mesh503"];
+            all.extend_from_slice(args);
+            assert!(Cli::try_parse_from(all).is_err(), "{args:?}");
         }
     }
 

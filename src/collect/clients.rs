@@ -80,6 +80,10 @@ pub fn clients_from_callers<'p>(
     (chosen, unmatched)
 }
 
+/// At most this many namespaces whose config names the host are read as
+/// caller namespaces.
+pub const MAX_CONFIG_NAMESPACES: usize = 20;
+
 /// A sampled pod's `/clusters` reading, for client choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -105,7 +109,7 @@ pub fn clients_from_probes(probes: &[Probe], service: &str, max: usize) -> Vec<(
             let t = &p.traffic;
             let mut errors = if t.rq_error > 0 { format!(" ({} failed)", t.rq_error) } else { String::new() };
             if t.cx_connect_fail > 0 {
-                errors.push_str(&format!(" and {} failed connection(s)", t.cx_connect_fail));
+                errors.push_str(&format!(" and {}", crate::words::count(t.cx_connect_fail as usize, "failed connection", "failed connections")));
             }
             let clusters: Vec<&str> = t.clusters.iter().map(String::as_str).collect();
             (
@@ -145,14 +149,74 @@ impl Run<'_> {
         let chosen = if !self.opts.from.is_empty() {
             self.clients_from_flags().await?
         } else {
-            // The target's namespace first (for `httpbin.foo` that is `foo`, not `-n`).
-            let mut c = self.clients_from_logs(r, servers, &exclude).await?;
-            if c.is_empty() {
-                c = self.clients_from_sample(r, &exclude).await?;
-            }
-            c
+            self.clients_from_target_side(r, servers, &exclude).await?
         };
         Ok(self.named_client_jobs(chosen))
+    }
+
+    /// Callers found from the target's side, in this order: the servers'
+    /// access logs (callers by IP), their metrics (callers by
+    /// `source_workload`), then a sample of injected pods' `/clusters` in
+    /// the namespaces whose own config names the host (always) and in the
+    /// target's namespace (when nothing so far shows a failing caller: a
+    /// refused handshake reaches neither the server's log nor its
+    /// metrics). Pods without a sidecar whose configuration names the
+    /// target are recorded as callers too (they have no proxy to read).
+    async fn clients_from_target_side(
+        &mut self,
+        r: &super::resolve::Resolved,
+        servers: &[ProxyEvidence],
+        exclude: &HashSet<String>,
+    ) -> Result<Vec<(Value, String)>, CollectError> {
+        let max = self.opts.max_clients.max(1);
+        // The target's namespace first (for `httpbin.foo` that is `foo`, not `-n`).
+        let mut c = self.clients_from_logs(r, servers, exclude).await?;
+        let mut taken: HashSet<String> = exclude.clone();
+        taken.extend(c.iter().map(|(p, _)| objects::key(p)));
+        if c.len() < max {
+            let more = self
+                .clients_from_metrics(r, servers, &taken, max - c.len())
+                .await?;
+            taken.extend(more.iter().map(|(p, _)| objects::key(p)));
+            c.extend(more);
+        }
+        let failing = c.iter().any(|(_, because)| {
+            because.contains("answered 503") || because.contains("answered 5xx")
+        });
+        let domain = self.resolved_target(r).cluster_domain;
+        let mut config_ns: BTreeMap<String, String> = BTreeMap::new();
+        for (name, ns) in super::discover::service_names(r) {
+            for (k, v) in super::discover::config_caller_namespaces(
+                &self.snap.objects,
+                (name.as_str(), ns.as_str()),
+                &domain,
+            ) {
+                config_ns.entry(k).or_insert(v);
+            }
+        }
+        // Their Services and Pods are read too (neighbours), so the analysis
+        // can predict for them from config when no sidecar of theirs is read.
+        self.client_namespaces
+            .extend(config_ns.keys().take(MAX_CONFIG_NAMESPACES).cloned());
+        if c.len() < max && (!failing || !config_ns.is_empty()) {
+            let wide = super::discover::rule_not_exported_everywhere(
+                &self.snap.objects,
+                &super::discover::service_names(r),
+                &domain,
+            );
+            let sampled = self
+                .clients_from_sample(
+                    r,
+                    &taken,
+                    &config_ns,
+                    (!failing, wide.as_deref()),
+                    max - c.len(),
+                )
+                .await?;
+            c.extend(sampled);
+        }
+        self.callers_without_sidecar(r, exclude).await?;
+        Ok(c)
     }
 
     /// Adds the chosen pods as objects; jobs for those that run a sidecar.
@@ -262,8 +326,8 @@ impl Run<'_> {
                 .then_with(|| a.0.ip.cmp(&b.0.ip))
         });
         self.say(&format!(
-            "mapping {} caller IP(s) from access logs to pods",
-            callers.len()
+            "mapping {} from access logs to pods",
+            crate::words::counts(callers.len(), "caller IP")
         ));
         let max = self.opts.max_clients.max(1);
         let pods = self.pods_in(&r.namespace).await?.unwrap_or_default();
@@ -298,10 +362,13 @@ impl Run<'_> {
     }
 
     /// Candidates for the sample: running injected pods, the target's
-    /// namespace first (every namespace with `-A`), at most `cap`.
+    /// namespace first (when `own`), then the `extra` namespaces (every
+    /// namespace with `-A` or when `wide`), at most `cap`.
     async fn sample_candidates(
         &mut self,
         ns: &str,
+        (own, wide): (bool, bool),
+        extra: &[String],
         exclude: &HashSet<String>,
         cap: usize,
     ) -> Result<Vec<Value>, CollectError> {
@@ -312,12 +379,19 @@ impl Run<'_> {
                 && !exclude.contains(&objects::key(p))
         };
         let mut candidates: Vec<Value> = Vec::new();
-        for p in self.pods_in(ns).await?.unwrap_or_default() {
-            if candidates.len() < cap && is_candidate(&p) {
-                candidates.push(p);
+        let mut namespaces: Vec<&str> = Vec::new();
+        if own {
+            namespaces.push(ns);
+        }
+        namespaces.extend(extra.iter().map(String::as_str).filter(|e| *e != ns));
+        for n in namespaces {
+            for p in self.pods_in(n).await?.unwrap_or_default() {
+                if candidates.len() < cap && is_candidate(&p) {
+                    candidates.push(p);
+                }
             }
         }
-        if candidates.len() < cap && self.opts.all_namespaces {
+        if candidates.len() < cap && own && (self.opts.all_namespaces || wide) {
             for p in self.pods_in("").await?.unwrap_or_default() {
                 if candidates.len() >= cap {
                     break;
@@ -330,10 +404,18 @@ impl Run<'_> {
         Ok(candidates)
     }
 
+    /// Clients from a sample of injected pods' `/clusters`: in the target's
+    /// namespace when `own`, in the namespaces whose config names the host
+    /// (`config_ns`, with why), and in every namespace when `own` and
+    /// `wide` says why (a rule for the host not exported everywhere), at
+    /// most `max`.
     async fn clients_from_sample(
         &mut self,
         r: &super::resolve::Resolved,
         exclude: &HashSet<String>,
+        config_ns: &BTreeMap<String, String>,
+        (own, wide): (bool, Option<&str>),
+        max: usize,
     ) -> Result<Vec<(Value, String)>, CollectError> {
         let ns = r.namespace.clone();
         let services: Vec<(String, String)> = r
@@ -354,8 +436,10 @@ impl Run<'_> {
             );
             return Ok(Vec::new());
         }
-        let max = self.opts.max_clients.max(1);
-        let candidates = self.sample_candidates(&ns, exclude, max * 4).await?;
+        let extra: Vec<String> = config_ns.keys().cloned().collect();
+        let candidates = self
+            .sample_candidates(&ns, (own, wide.is_some()), &extra, exclude, max * 4)
+            .await?;
         let service_text = services
             .iter()
             .map(|(n, s)| format!("{n}.{s}"))
@@ -409,6 +493,9 @@ impl Run<'_> {
         let unreadable = probes.iter().filter(|p| p.is_none()).count();
         let probes: Vec<Probe> = probes.into_iter().flatten().collect();
         let picked = clients_from_probes(&probes, &service_text, max);
+        if picked.is_empty() && !own {
+            return Ok(Vec::new());
+        }
         if picked.is_empty() {
             let knows = probes
                 .iter()
@@ -418,12 +505,18 @@ impl Run<'_> {
             self.gap(
                 "client discovery",
                 format!(
-                    "no client was found: the server sidecars' access logs name no caller (access logging may be off), \
-                     and of {} sampled injected pods ({} unreadable) in {} none shows requests to {service_text} in /clusters \
+                    "no client was found: the server sidecars' access logs and metrics name no caller (access logging may be off; \
+                     a refused TLS handshake is not counted), and of {} sampled injected pods ({} unreadable) in {} none shows requests to {service_text} in /clusters \
                      ({} know the service); name a client with --from deploy/NAME{}",
                     candidates.len(),
                     unreadable,
-                    if all { "all namespaces".to_string() } else { format!("namespace {ns}") },
+                    if all {
+                        "all namespaces".to_string()
+                    } else if extra.is_empty() {
+                        format!("namespace {ns}")
+                    } else {
+                        format!("namespaces {ns}, {}", extra.join(", "))
+                    },
                     knows,
                     if all { "" } else { ", or sample every namespace with -A" }
                 ),
@@ -433,6 +526,16 @@ impl Run<'_> {
         Ok(picked
             .into_iter()
             .filter_map(|(probe, because)| {
+                let because = match (config_ns.get(&probe.namespace), wide) {
+                    (Some(why), _) => format!(
+                        "{because}; namespace {} was sampled because {why}",
+                        probe.namespace
+                    ),
+                    (None, Some(why)) if probe.namespace != ns => {
+                        format!("{because}; every namespace was sampled because {why}")
+                    }
+                    _ => because,
+                };
                 candidates
                     .iter()
                     .find(|p| {

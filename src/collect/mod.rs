@@ -7,9 +7,12 @@
 //! | preflight | [`config`] | `/version`, Istio API discovery (one version per kind), Istio config cluster-wide |
 //! | resolve | [`resolve`] | the target → Services, EndpointSlices, server pods, cluster domain |
 //! | servers | [`sidecar`] | each server sidecar: admin API over a port-forward, log tail |
-//! | clients | [`clients`] | `--from`, else callers in the servers' access logs, else a sample's `/clusters` |
+//! | clients | [`clients`], [`discover`] | `--from`, else callers in the servers' access logs and metrics (`source_workload`), a sample's `/clusters` in the namespaces whose config names the host (and the target's when nothing shows a failing caller), pods without sidecar whose env/args name the host |
 //! | finish | [`config`] | namespaces, mesh config, Istio config forbidden cluster-wide per namespace |
 //! | routes | [`routes`] | Services routes to the target name (by name), Gateway pods |
+//!
+//! `tls-check` ([`tls_check`]) reads a client sidecar and the server sidecars
+//! behind what it calls; `scan` ([`scan`]) lists config only, once per kind.
 //!
 //! All of it goes through [`api`] (bounded, validated, kind-checked GETs)
 //! within one [`budget::Budget`]. Towards the cluster this module only
@@ -31,6 +34,7 @@ pub mod api;
 pub mod budget;
 pub mod clients;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod kubeconfig;
 pub mod neighbours;
@@ -39,8 +43,10 @@ pub mod prune;
 pub mod resolve;
 pub mod routes;
 mod run;
+pub mod scan;
 pub mod scope;
 pub mod sidecar;
+pub mod tls_check;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -50,6 +56,8 @@ use self::budget::Budget;
 pub use self::error::CollectError;
 pub use self::run::rfc3339;
 use self::run::Run;
+pub use self::scan::collect_for_scan;
+pub use self::tls_check::collect_for_client;
 use crate::snapshot::{Gap, ResolvedTarget, Snapshot};
 use crate::target::{ClientRef, Target};
 
@@ -171,50 +179,6 @@ pub async fn collect_for_target(
     Ok(run.snap)
 }
 
-/// For `tls-check pod/NAME [svc/NAME]`: the pod's sidecar (role Client) plus
-/// the servers of the optional service. Both must exist.
-pub async fn collect_for_pod(
-    session: &Session,
-    pod: &str,
-    service: Option<&str>,
-    opts: &CollectOptions,
-    progress: &dyn Fn(&str),
-) -> Result<Snapshot, CollectError> {
-    let ns = session.namespace.clone();
-    let target = match service {
-        Some(s) => format!("pod/{pod} svc/{s}"),
-        None => format!("pod/{pod}"),
-    };
-    let mut run = Run::new(session, opts, progress, target);
-    run.preflight().await?;
-    let client_pod = run.get_pod_target(&ns, pod, None).await?;
-    let resolved = match service {
-        Some(name) => {
-            run.resolve(
-                &Target::Service {
-                    name: name.to_string(),
-                },
-                &ns,
-            )
-            .await?
-        }
-        None => resolve::Resolved::empty(&ns),
-    };
-    run.server_side(&resolved).await?;
-    let server_jobs = run.server_jobs(&resolved);
-    let servers = run.read_sidecars(server_jobs).await?;
-    run.snap.proxies.extend(servers);
-    let jobs = run.named_client_jobs(vec![(
-        client_pod,
-        format!("named on the command line (tls-check pod/{pod})"),
-    )]);
-    let clients = run.read_sidecars(jobs).await?;
-    run.snap.proxies.extend(clients);
-    run.finish(&resolved).await?;
-    run.snap.redact();
-    Ok(run.snap)
-}
-
 /// Adds a gap unless the same one is already there.
 pub fn push_gap(gaps: &mut Vec<Gap>, source: impl Into<String>, reason: impl Into<String>) {
     let gap = Gap {
@@ -251,6 +215,7 @@ impl Run<'_> {
         let domain = target.cluster_domain.clone();
         target.routes = Some(self.route_lookups(r, &domain).await?);
         target.missing = std::mem::take(&mut self.missing);
+        target.callers = std::mem::take(&mut self.found_callers);
         self.snap.resolved = Some(target);
         Ok(())
     }

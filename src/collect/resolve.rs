@@ -489,6 +489,7 @@ impl Run<'_> {
             cluster_domain_source,
             missing: Vec::new(),
             routes: None,
+            callers: Vec::new(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub(super) struct Run<'a> {
     pub(super) missing: Vec<Gap>,
     /// Envoy admin filters for every sidecar read (`None`: read everything).
     pub(super) scope: Option<AdminScope>,
+    /// Callers found that are not read proxies (`ResolvedTarget::callers`).
+    pub(super) found_callers: Vec<crate::snapshot::FoundCaller>,
 }
 
 impl<'a> Run<'a> {
@@ -90,6 +92,7 @@ impl<'a> Run<'a> {
             pod_lists: HashMap::new(),
             missing: Vec::new(),
             scope: None,
+            found_callers: Vec::new(),
         }
     }
 

@@ -13,10 +13,13 @@
 //!   `istio_requests_total{reporter="source",source_workload="sleep",…} 5`.
 //!   istio-proxy registers the custom stat namespace `istiocustom`, which
 //!   Envoy's Prometheus output strips, so there is no `envoy_` prefix.
-//! - **Prometheus, upstream Envoy**: `envoy_istio_requests_total{…} 1`
+//! - **Prometheus, upstream Envoy**: `envoy_istio_requests_total{…} 1`,
 //!   (counters made by `envoy.access_loggers.stats` under prefix `istio`;
 //!   Envoy prefixes every non-custom-namespace metric with `envoy_`; seen with
-//!   Envoy 1.40, see the project's reference notes §9).
+//!   Envoy 1.40, see the project's reference notes §9), or
+//!   `envoy_istiocustom_istio_requests_total{…} 1` when the counters live in
+//!   a stat namespace `istiocustom` that Envoy does not strip (the lab's
+//!   Envoy 1.40, tests/lab/README.md).
 //! - **`/stats`, istio-proxy (native stats filter)**:
 //!   `istiocustom.istio_requests_total.reporter.destination.source_workload.webapp.…: 2`,
 //!   the name followed by `tag.value` pairs; values may contain dots
@@ -283,7 +286,13 @@ fn classify(line: &str) -> Option<(IstioMetric, Spelling, &str)> {
         if let Some(m) = IstioMetric::by(|m| name == m.name()) {
             return Some((m, Spelling::Prometheus, &line[brace..]));
         }
-        if let Some(m) = IstioMetric::by(|m| name.strip_prefix("envoy_") == Some(&m.name())) {
+        // `envoy_istio_…` (stats access logger under prefix `istio`) or
+        // `envoy_istiocustom_istio_…` (the custom stat namespace kept: the
+        // lab's Envoy 1.40, tests/lab/README.md "Istio's standard metrics").
+        let upstream = name
+            .strip_prefix("envoy_")
+            .map(|n| n.strip_prefix("istiocustom_").unwrap_or(n));
+        if let Some(m) = IstioMetric::by(|m| upstream == Some(&m.name())) {
             return Some((m, Spelling::EnvoyPrometheus, &line[brace..]));
         }
     }

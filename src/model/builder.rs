@@ -39,6 +39,7 @@ pub struct MeshBuilder {
     endpoints: Vec<EndpointSet>,
     proxies: Vec<Proxy>,
     lookups: Option<crate::snapshot::RouteLookups>,
+    found_callers: Vec<super::target::FoundCaller>,
 }
 
 impl MeshBuilder {
@@ -54,6 +55,7 @@ impl MeshBuilder {
             only_port: None,
             endpoints: vec![],
             proxies: vec![],
+            found_callers: vec![],
             lookups: None,
         }
     }
@@ -74,6 +76,15 @@ impl MeshBuilder {
     pub fn target(mut self, svc: Service) -> Self {
         self.targets.push(svc.key.clone());
         self.services.push(svc);
+        self
+    }
+
+    /// A caller collect found that is not a read proxy.
+    pub fn found_caller(mut self, pod: Option<PodKey>, because: &str) -> Self {
+        self.found_callers.push(super::target::FoundCaller {
+            pod,
+            because: because.to_string(),
+        });
         self
     }
 
@@ -154,6 +165,7 @@ impl MeshBuilder {
                 source: TargetSource::Resolved,
                 server_pods: vec![],
                 missing: vec![],
+                found_callers: self.found_callers,
             },
             ClusterDomain::default_domain(),
             self.proxies,
@@ -171,8 +183,10 @@ impl MeshBuilder {
         m.endpoints = self.endpoints;
         m.gaps = gaps;
         let mut objects = super::routing::RoutingObjects::from_objects(&self.objects);
-        objects.services = m.services.iter().map(service_value).collect();
-        objects.pods = m.pods.iter().map(pod_value).collect();
+        let services: Vec<Value> = m.services.iter().map(service_value).collect();
+        let pods: Vec<Value> = m.pods.iter().map(pod_value).collect();
+        objects.services = services.iter().collect();
+        objects.pods = pods.iter().collect();
         m.routing = super::routing::build(
             &objects,
             &m.config.destination_rules,

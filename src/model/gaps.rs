@@ -178,7 +178,11 @@ fn classify_source(s: &str) -> GapSource {
             }
         }
     }
-    if let Some(rest) = s.strip_prefix("ConfigMap ") {
+    // collect writes `configmap istio-system/istio`.
+    if let Some(rest) = s
+        .strip_prefix("ConfigMap ")
+        .or_else(|| s.strip_prefix("configmap "))
+    {
         if let Some((ns, "istio")) = rest.split_once('/') {
             return GapSource::MeshConfig {
                 namespace: ns.to_string(),

@@ -74,6 +74,11 @@ pub struct Mesh {
     /// What the snapshot vouches for about the objects routes name.
     pub route_reads: RouteReads,
     route_cache: callers::Cache,
+    /// Whether findings get fixes searched and checked against the whole
+    /// mesh (`analyze::fix`). `scan` turns it off: it points at `diagnose`
+    /// for fixes, and checking each candidate against every Service for
+    /// every finding would grow with the square of the mesh.
+    pub search_fixes: bool,
 }
 
 /// Client sidecars of one replica group: one stands for the others.
@@ -316,6 +321,7 @@ impl Mesh {
             routing,
             route_reads,
             route_cache: callers::Cache::default(),
+            search_fixes: true,
         };
         let more = mesh.evidence_gaps(source::stats_filter(snap));
         mesh.gaps.extend(more);
@@ -364,6 +370,7 @@ impl Mesh {
             ),
             route_reads: RouteReads::default(),
             route_cache: callers::Cache::default(),
+            search_fixes: true,
         }
     }
 

@@ -31,21 +31,23 @@ use super::services::ServiceKey;
 use super::settings::MeshSettings;
 use super::Mesh;
 
-/// The raw objects routing is built from (read here, never after the model).
+/// The raw objects routing is built from (read here, never after the
+/// model), borrowed from the snapshot: a snapshot of many pods is not
+/// copied (issue 10, memory).
 #[derive(Debug, Clone, Default)]
-pub(super) struct RoutingObjects {
-    pub services: Vec<Value>,
-    pub service_entries: Vec<Value>,
-    pub pods: Vec<Value>,
-    pub workload_entries: Vec<Value>,
-    pub virtual_services: Vec<Value>,
-    pub gateways: Vec<Value>,
-    pub sidecars: Vec<Value>,
+pub(super) struct RoutingObjects<'a> {
+    pub services: Vec<&'a Value>,
+    pub service_entries: Vec<&'a Value>,
+    pub pods: Vec<&'a Value>,
+    pub workload_entries: Vec<&'a Value>,
+    pub virtual_services: Vec<&'a Value>,
+    pub gateways: Vec<&'a Value>,
+    pub sidecars: Vec<&'a Value>,
 }
 
-impl RoutingObjects {
+impl<'a> RoutingObjects<'a> {
     /// Core kinds as listed; Istio kinds once each, at the preferred version.
-    pub fn from_objects(objects: &[Value]) -> RoutingObjects {
+    pub fn from_objects(objects: &'a [Value]) -> RoutingObjects<'a> {
         let mut out = RoutingObjects::default();
         for o in objects {
             // Core kinds: `apiVersion: v1` (no group).
@@ -53,8 +55,8 @@ impl RoutingObjects {
                 continue;
             }
             match o["kind"].as_str() {
-                Some("Service") => out.services.push(o.clone()),
-                Some("Pod") => out.pods.push(o.clone()),
+                Some("Service") => out.services.push(o),
+                Some("Pod") => out.pods.push(o),
                 _ => {}
             }
         }
@@ -74,7 +76,7 @@ impl RoutingObjects {
                 Some("Sidecar") => &mut out.sidecars,
                 _ => continue,
             };
-            list.push(o.clone());
+            list.push(o);
         }
         out
     }
@@ -82,7 +84,7 @@ impl RoutingObjects {
 
 /// The routing index of a snapshot; objects it cannot read are added to `gaps`.
 pub(super) fn build(
-    objects: &RoutingObjects,
+    objects: &RoutingObjects<'_>,
     destination_rules: &[DestinationRule],
     settings: &MeshSettings,
     domain_suffix: &str,

@@ -19,6 +19,7 @@ use crate::snapshot::{self, ProxyEvidence, RouteLookups, Snapshot};
 
 use super::pods::PodKey;
 use super::services::ServiceKey;
+use super::target::FoundCaller;
 
 /// The target as `collect` resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct ResolvedTarget {
     pub cluster_domain: Option<(String, String)>,
     /// Reads the diagnosis could not do without (also in the gaps).
     pub missing: Vec<snapshot::Gap>,
+    /// Callers collect found that are not read proxies (v2 `callers`).
+    pub callers: Vec<FoundCaller>,
 }
 
 /// What `collect` writes as the source of an assumed domain.
@@ -61,6 +64,14 @@ pub fn resolved_target(snap: &Snapshot) -> Option<ResolvedTarget> {
         port: r.port,
         cluster_domain: domain,
         missing: r.missing.clone(),
+        callers: r
+            .callers
+            .iter()
+            .map(|c| FoundCaller {
+                pod: c.pod.as_ref().map(|p| PodKey::new(&p.namespace, &p.name)),
+                because: c.because.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -135,8 +146,16 @@ mod tests {
                 reason: "HTTP 403".into(),
             }],
             routes: None,
+            callers: vec![snapshot::FoundCaller {
+                pod: Some(ObjectRef {
+                    namespace: "cron".into(),
+                    name: "job-1".into(),
+                }),
+                because: "its env names it".into(),
+            }],
         });
         let r = resolved_target(&snap).unwrap();
+        assert_eq!(r.callers[0].pod, Some(PodKey::new("cron", "job-1")));
         assert_eq!(r.services, vec![ServiceKey::new("bar", "httpbin")]);
         assert_eq!(r.server_pods, vec![PodKey::new("bar", "httpbin-1")]);
         assert_eq!(r.port, Some(8000));

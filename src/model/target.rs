@@ -41,6 +41,18 @@ pub struct TargetSelection {
     /// Reads the diagnosis could not do without that failed (v2; also in
     /// the mesh's gaps): "nothing found" then means "could not check".
     pub missing: Vec<Gap>,
+    /// Callers collect found that are not read proxies (v2), with how.
+    pub found_callers: Vec<FoundCaller>,
+}
+
+/// A caller of the target found by `collect` that is not a read proxy: a
+/// pod without sidecar whose configuration names the target, or (`pod:
+/// None`) callers the server metrics count but cannot name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCaller {
+    pub pod: Option<PodKey>,
+    /// How it was found (`Caller::found_by` in words).
+    pub because: String,
 }
 
 impl TargetSelection {
@@ -58,6 +70,20 @@ impl TargetSelection {
             source: TargetSource::Resolved,
             server_pods: r.server_pods,
             missing: r.missing.iter().map(|g| Gap::collected(g, false)).collect(),
+            found_callers: r.callers,
+        }
+    }
+
+    /// The same selection narrowed to one Service, all its ports (`scan`
+    /// takes each Service of the snapshot in turn).
+    pub fn only(&self, svc: &ServiceKey) -> TargetSelection {
+        TargetSelection {
+            text: svc.to_string(),
+            namespace: svc.namespace.clone(),
+            services: vec![svc.clone()],
+            only_port: None,
+            server_pods: vec![],
+            ..self.clone()
         }
     }
 
@@ -71,6 +97,7 @@ impl TargetSelection {
             source: TargetSource::FromText,
             server_pods: vec![],
             missing: vec![],
+            found_callers: vec![],
         }
     }
 
@@ -145,6 +172,7 @@ impl TargetSelection {
             source: TargetSource::FromText,
             server_pods: vec![],
             missing: vec![],
+            found_callers: vec![],
         }
     }
 }

@@ -3,9 +3,9 @@
 //! the heredoc's `EOF` ends it wherever it is pasted), how to verify; then
 //! the candidates rejected, with the calls they would break. Rendering only.
 
-use std::fmt::Write;
-
+use super::layout::{width_of, wrap, Doc};
 use crate::analyze::fix::{Fixes, PairChange, PairState};
+use crate::words::{counts, noun};
 
 /// Most pairs named per list.
 const SHOWN: usize = 5;
@@ -50,72 +50,123 @@ fn pair(p: &PairChange) -> String {
     )
 }
 
-fn list(out: &mut String, indent: &str, pairs: &[PairChange]) {
-    for p in pairs.iter().take(SHOWN) {
-        let _ = writeln!(out, "{indent}{}", pair(p));
+/// The pairs, one wrapped line each; at most [`SHOWN`] unless `all`.
+fn list(doc: &mut Doc, first: &str, hang: &str, pairs: &[PairChange], all: bool) {
+    let shown = if all { pairs.len() } else { SHOWN };
+    for p in pairs.iter().take(shown) {
+        doc.para(first, hang, &pair(p));
     }
-    if pairs.len() > SHOWN {
-        let _ = writeln!(
-            out,
-            "{indent}… and {} more (-o json lists them all)",
-            pairs.len() - SHOWN
+    if pairs.len() > shown {
+        let indent = " ".repeat(first.len() - first.trim_start().len());
+        doc.para(
+            &indent,
+            hang,
+            &format!(
+                "… and {} more (-o wide or -o json lists them all)",
+                pairs.len() - shown
+            ),
         );
     }
 }
 
-/// The fixes of one finding, as the table report prints them.
-pub fn render(out: &mut String, fixes: &Fixes) {
+/// A command to paste: on the label's line when it fits, else on the next
+/// lines, continued with ` \\` between words (the shell reads the same
+/// command). A command with quotes, or a word longer than a line, is never
+/// broken.
+fn command(doc: &mut Doc, label: &str, cmd: &str) {
+    let line = format!("{label} {cmd}");
+    if width_of(&line) <= doc.width {
+        doc.raw(&line);
+        return;
+    }
+    doc.raw(label);
+    let room = doc.width.saturating_sub(8 + 2);
+    if cmd.contains(['\'', '"', '\\']) || cmd.split(' ').any(|w| width_of(w) > room) {
+        doc.raw(&format!("      {cmd}"));
+        return;
+    }
+    let lines = wrap(cmd, doc.width.saturating_sub(2), "      ", "        ");
+    let n = lines.len();
+    for (i, l) in lines.into_iter().enumerate() {
+        if i + 1 < n {
+            doc.raw(&format!("{l} \\"));
+        } else {
+            doc.raw(&l);
+        }
+    }
+}
+
+/// The fixes of one finding, as the human report prints them; `all`
+/// (`-o wide`) lists every pair.
+pub fn render(doc: &mut Doc, fixes: &Fixes, all: bool) {
     if let Some(fix) = &fixes.chosen {
-        let _ = writeln!(out, "  Fix: {}", fix.summary);
+        doc.para("  Fix: ", "    ", &fix.summary);
         if let Some(e) = &fix.effect {
-            let _ = writeln!(out, "    Repairs {} call(s):", e.repairs.len());
-            list(out, "      ", &e.repairs);
-            if !e.changes.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "    Also changes {} call(s), none for the worse:",
-                    e.changes.len()
-                );
-                list(out, "      ", &e.changes);
-            }
-            let _ = writeln!(
-                out,
-                "    Leaves {} of the {} call(s) checked as they are{}",
-                e.unchanged,
-                e.checked,
-                if e.unchanged_sample.is_empty() {
-                    "."
-                } else {
-                    ", e.g.:"
-                }
+            doc.para(
+                "    ",
+                "      ",
+                &format!("Repairs {}:", counts(e.repairs.len(), "call")),
             );
-            list(out, "      ", &e.unchanged_sample);
+            list(doc, "      ", "        ", &e.repairs, all);
+            if !e.changes.is_empty() {
+                doc.para(
+                    "    ",
+                    "      ",
+                    &format!(
+                        "Also changes {}, none for the worse:",
+                        counts(e.changes.len(), "call")
+                    ),
+                );
+                list(doc, "      ", "        ", &e.changes, all);
+            }
+            doc.para(
+                "    ",
+                "      ",
+                &format!(
+                    "Leaves {} of the {} checked as {}{}",
+                    e.unchanged,
+                    counts(e.checked, "call"),
+                    noun(e.unchanged, "it is", "they are"),
+                    if e.unchanged_sample.is_empty() {
+                        "."
+                    } else {
+                        ", e.g.:"
+                    }
+                ),
+            );
+            list(doc, "      ", "        ", &e.unchanged_sample, all);
         }
         for n in &fix.notes {
-            let _ = writeln!(out, "    Note: {n}");
+            doc.para("    Note: ", "      ", n);
         }
         if let Some(block) = &fix.apply {
-            let _ = writeln!(out, "    Apply (paste the lines below as they are):");
-            out.push_str(block);
+            doc.para(
+                "    ",
+                "      ",
+                "Apply (paste the lines below as they are):",
+            );
+            for l in block.lines() {
+                doc.raw(l);
+            }
         }
         if let Some(v) = &fix.verify {
-            let _ = writeln!(out, "    Verify: {}", v.command);
-            let _ = writeln!(out, "      {}", v.expect);
+            command(doc, "    Verify:", &v.command);
+            doc.para("      ", "      ", &v.expect);
         }
     }
     if let Some(none) = &fixes.none {
-        let _ = writeln!(out, "  No fix printed: {none}");
+        doc.para("  No fix printed: ", "    ", none);
     }
     if !fixes.rejected.is_empty() {
-        let _ = writeln!(out, "  Rejected fixes:");
+        doc.raw("  Rejected fixes:");
         for r in &fixes.rejected {
-            let _ = writeln!(out, "    - {}: {}", r.summary, r.reason);
-            list(out, "        would hurt: ", &r.breaks);
+            doc.para("    - ", "      ", &format!("{}: {}", r.summary, r.reason));
+            list(doc, "        would hurt: ", "          ", &r.breaks, all);
         }
     }
     if fixes.chosen.as_ref().is_some_and(|f| f.effect.is_some()) {
         for l in &fixes.limits {
-            let _ = writeln!(out, "    Not seen: {l}");
+            doc.para("    Not seen: ", "      ", l);
         }
     }
 }

@@ -5,8 +5,55 @@
 use crate::analyze::tls_check::{Status, TlsCheck};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
-pub fn render_table(t: &TlsCheck, color: bool) -> String {
+/// The tables at `width` columns. Cells never wrap (a host split over
+/// lines cannot be pasted): when the client table with its REASON column is
+/// wider than `width`, the reasons move under the table, wrapped on word
+/// boundaries. `wide` keeps the one table whatever its width.
+pub fn render_table(t: &TlsCheck, color: bool, width: usize, wide: bool) -> String {
     let mut out = String::new();
+    let full = trimmed(&client_table(t, color, true, false));
+    let fits = full.lines().all(|l| super::layout::width_of(l) <= width);
+    if wide || fits || t.clients.is_empty() {
+        out.push_str(&full);
+        out.push('\n');
+    } else {
+        out.push_str(&trimmed(&client_table(t, color, false, true)));
+        out.push('\n');
+        out.push_str("\nReasons:\n");
+        for r in &t.clients {
+            let text = format!(
+                "{} → {}:{}: {}",
+                r.proxy,
+                short_host(&r.host),
+                r.port,
+                r.reason
+            );
+            for l in super::layout::wrap(&text, width, "  ", "    ") {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+    }
+    servers_and_notes(t, &mut out);
+    out
+}
+
+/// The table without comfy-table's trailing padding (as `kubectl get`).
+fn trimmed(t: &Table) -> String {
+    t.to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `name.ns` for a Service host `name.ns.svc.<domain>` (as kubectl users
+/// write it); any other host as is.
+fn short_host(host: &str) -> &str {
+    host.split_once(".svc.").map_or(host, |(h, _)| h)
+}
+
+fn client_table(t: &TlsCheck, color: bool, with_reason: bool, short: bool) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -14,35 +61,46 @@ pub fn render_table(t: &TlsCheck, color: bool) -> String {
     if !color {
         table.force_no_tty();
     }
-    table.set_header(vec![
+    let mut header = vec![
         "PROXY",
         "HOST:PORT",
         "STATUS",
         "CLIENT",
         "SERVER",
         "DESTINATION RULE",
-        "REASON",
-    ]);
+    ];
+    if with_reason {
+        header.push("REASON");
+    }
+    table.set_header(header);
     for r in &t.clients {
         let mut status = Cell::new(r.status.to_string());
         if color && r.status == Status::Conflict {
             status = status.fg(Color::Red);
         }
-        table.add_row(vec![
+        let mut row = vec![
             Cell::new(&r.proxy),
-            Cell::new(match &r.subset {
-                Some(s) => format!("{}:{}|{s}", r.host, r.port),
-                None => format!("{}:{}", r.host, r.port),
+            Cell::new({
+                let host = if short { short_host(&r.host) } else { &r.host };
+                match &r.subset {
+                    Some(s) => format!("{host}:{}|{s}", r.port),
+                    None => format!("{host}:{}", r.port),
+                }
             }),
             status,
             Cell::new(&r.client_tls),
             Cell::new(r.server_mode.as_deref().unwrap_or("-")),
             Cell::new(r.rule.as_deref().unwrap_or("-")),
-            Cell::new(&r.reason),
-        ]);
+        ];
+        if with_reason {
+            row.push(Cell::new(&r.reason));
+        }
+        table.add_row(row);
     }
-    out.push_str(&table.to_string());
-    out.push('\n');
+    table
+}
+
+fn servers_and_notes(t: &TlsCheck, out: &mut String) {
     if !t.servers.is_empty() {
         let mut s = Table::new();
         s.load_preset(presets::NOTHING)
@@ -51,21 +109,19 @@ pub fn render_table(t: &TlsCheck, color: bool) -> String {
         for r in &t.servers {
             s.add_row(vec![
                 r.proxy.clone(),
-                if r.port == 0 {
-                    "*".into()
-                } else {
-                    r.port.to_string()
+                match r.port {
+                    Some(p) => p.to_string(),
+                    None => "any other".into(),
                 },
                 r.mode.clone(),
                 r.listener.clone(),
             ]);
         }
         out.push('\n');
-        out.push_str(&s.to_string());
+        out.push_str(&trimmed(&s));
         out.push('\n');
     }
     for n in &t.notes {
         out.push_str(&format!("note: {n}\n"));
     }
-    out
 }

@@ -224,6 +224,23 @@ pub struct ResolvedTarget {
     /// names that is not among the objects was then never looked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routes: Option<RouteLookups>,
+    /// v2 (callers): callers collection found that have no sidecar to read
+    /// (a pod whose configuration names the target), and callers the
+    /// server metrics count but cannot name (`pod: None`), each with how
+    /// it was found. Callers with a sidecar are read proxies instead
+    /// (`ProxyEvidence::chosen_because`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<FoundCaller>,
+}
+
+/// A caller of the target found by collection that is not a read proxy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FoundCaller {
+    /// The pod, when the caller is one (`None`: not attributable to a pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ObjectRef>,
+    /// How it was found, in words.
+    pub because: String,
 }
 
 /// v2 (routes): the objects routes towards the target depend on, beyond

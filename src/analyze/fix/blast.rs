@@ -100,7 +100,11 @@ pub fn callers(mesh: &Mesh, extra: &Caller) -> Vec<Caller> {
         .into_iter()
         .map(|(mut c, others)| {
             if others > 0 {
-                c.label = format!("{} (and {others} other replica(s))", c.label);
+                c.label = format!(
+                    "{} (and {})",
+                    c.label,
+                    crate::words::counts(others, "other replica")
+                );
             }
             c
         })

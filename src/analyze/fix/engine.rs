@@ -3,7 +3,7 @@
 //! snapshot knows; the first that repairs and hurts nothing is the fix.
 
 use crate::analyze::catalog::Cause;
-use crate::model::Mesh;
+use crate::model::{GapKind, GapSource, Mesh};
 
 use super::blast::{self, Diff};
 use super::candidate::Candidate;
@@ -44,6 +44,26 @@ fn hidden(mesh: &Mesh, problem: &Problem) -> Option<String> {
             wanted.push((r, root.clone()));
         }
     }
+    // The mesh config decides auto mTLS, the root namespace and the
+    // defaults every rule is read against: a fix computed on assumed
+    // defaults may change nothing, or the wrong thing.
+    let mesh_config = mesh.gaps.iter().find(|g| {
+        matches!(g.source, GapSource::MeshConfig { .. })
+            && matches!(
+                g.kind,
+                GapKind::Forbidden | GapKind::Unreachable | GapKind::Other
+            )
+    });
+    if let Some(g) = mesh_config {
+        return Some(format!(
+            "cannot be computed: the mesh config ({}) could not be read ({}); auto mTLS, the root namespace and Istio's defaults decide this call, and a fix computed on assumed defaults may change nothing. Grant get on it and run again",
+            match &g.source {
+                GapSource::MeshConfig { namespace } => format!("ConfigMap {namespace}/istio"),
+                _ => "ConfigMap istio".to_string(),
+            },
+            g.detail
+        ));
+    }
     for (resource, ns) in wanted {
         if let Some(g) = mesh.gaps.iter().find(|g| g.may_hide(resource, &ns)) {
             return Some(format!(
@@ -74,8 +94,9 @@ fn limits(mesh: &Mesh, pairs: &blast::Pairs) -> Vec<String> {
     namespaces.sort_unstable();
     namespaces.dedup();
     let mut out = vec![format!(
-        "checked {} (caller, service, port) pair(s) from the pods of namespace(s) {}; callers elsewhere, outside the cluster or in namespaces that could not be listed were not seen (docs/fixes.md)",
-        pairs.len(),
+        "checked {} from the pods of {} {}; callers elsewhere, outside the cluster or in namespaces that could not be listed were not seen (docs/fixes.md)",
+        crate::words::count(pairs.len(), "(caller, service, port) pair", "(caller, service, port) pairs"),
+        crate::words::noun(namespaces.len(), "namespace", "namespaces"),
         if namespaces.is_empty() { "none".to_string() } else { namespaces.join(", ") }
     )];
     if pairs.truncated {
@@ -169,12 +190,15 @@ fn verdict(c: &Candidate, d: &Diff, repaired: Result<(), String>) -> Option<Stri
         why.push(r.clone());
     }
     if !d.breaks.is_empty() {
-        why.push(format!("would break {} working call(s)", d.breaks.len()));
+        why.push(format!(
+            "would break {}",
+            crate::words::counts(d.breaks.len(), "working call")
+        ));
     }
     if !d.downgrades.is_empty() {
         why.push(format!(
-            "would silently downgrade {} sidecar-to-sidecar call(s) from mTLS to plaintext",
-            d.downgrades.len()
+            "would silently downgrade {} from mTLS to plaintext",
+            crate::words::counts(d.downgrades.len(), "sidecar-to-sidecar call")
         ));
     }
     if let Err(e) = repaired {
@@ -209,6 +233,16 @@ fn chosen(mesh: &Mesh, cause: Cause, problem: &Problem, c: Candidate, d: Diff) -
 /// The fixes of one finding of `cause`: candidates of every kind the
 /// catalog declares for it, in that order, checked against the mesh.
 pub fn fixes_for(mesh: &Mesh, cause: Cause, problem: &Problem) -> Fixes {
+    if !mesh.search_fixes {
+        return Fixes {
+            none: Some(format!(
+                "not searched by scan: `kubectl mesh503 diagnose svc/{} -n {}` checks each candidate against the mesh",
+                problem.svc().key.name,
+                problem.svc().key.namespace
+            )),
+            ..Fixes::default()
+        };
+    }
     if let Some(why) = hidden(mesh, problem).or_else(|| already_right(mesh, problem)) {
         return Fixes {
             none: Some(why),

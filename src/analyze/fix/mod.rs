@@ -398,7 +398,7 @@ pub fn for_overflow(
     );
     if let Some(f) = fixes.chosen.as_mut() {
         f.notes.push(match peak {
-            Some(p) => format!("The client's log shows up to {p} request(s) in flight at once (refused ones counted for as long as admitted ones took); the limits are set to twice that. They still protect {}: raise them further only with the server's capacity in mind.", svc.key.name),
+            Some(p) => format!("The client's log shows up to {} in flight at once (refused ones counted for as long as admitted ones took); the limits are set to twice that. They still protect {}: raise them further only with the server's capacity in mind.", crate::words::counts(p as usize, "request"), svc.key.name),
             None => "The client's log does not show the load (no timestamps): the limits are set to four times their value, at least 100.".into(),
         });
     }

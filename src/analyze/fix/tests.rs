@@ -446,7 +446,7 @@ fn callers_fold_replicas_and_stand_in_for_unseen_namespaces() {
     let cs = blast::callers(&m, &Caller::of_pod(&sleep_pod()));
     let labels: Vec<&str> = cs.iter().map(|c| c.label.as_str()).collect();
     assert!(
-        labels.contains(&"foo/sleep-1 (and 1 other replica(s))"),
+        labels.contains(&"foo/sleep-1 (and 1 other replica)"),
         "{labels:?}"
     );
     assert!(

@@ -28,8 +28,8 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
             let mut evidence = vec![Evidence::new(
                 SourceRef::AccessLog(p.label.clone()),
                 format!(
-                    "{} request(s) answered 503 UO (overflow); e.g. {}",
-                    uo.len(),
+                    "{} answered 503 UO (overflow); e.g. {}",
+                    crate::words::counts(uo.len(), "request"),
                     sample_line(&uo)
                 ),
             )];

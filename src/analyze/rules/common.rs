@@ -76,7 +76,10 @@ pub fn flags_summary(entries: &[&AccessLogEntry]) -> String {
 /// `" (and 2 other pod(s) of the same workload)"` for a folded replica group.
 pub fn replicas_note(g: &ClientGroup) -> String {
     if g.others > 0 {
-        format!(" (and {} other pod(s) of the same workload)", g.others)
+        format!(
+            " (and {} of the same workload)",
+            crate::words::count(g.others, "other pod", "other pods")
+        )
     } else {
         String::new()
     }

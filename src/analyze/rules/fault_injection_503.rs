@@ -99,8 +99,8 @@ fn finding(mesh: &Mesh, a: &Abort) -> Finding {
         evidence.push(Evidence::new(
             SourceRef::AccessLog(p.label.clone()),
             format!(
-                "{} request(s) answered 503 FI (fault_filter_abort); e.g. {}",
-                lines.len(),
+                "{} answered 503 FI (fault_filter_abort); e.g. {}",
+                crate::words::counts(lines.len(), "request"),
                 sample_line(&lines)
             ),
         ));

@@ -121,7 +121,11 @@ fn no_virtual_host(mesh: &Mesh, fqdn: &str, g: &GatewayCaller, p: &GatewayPath) 
             confidence.add(Weight::ClientLog);
             evidence.push(Evidence::new(
                 SourceRef::AccessLog(proxy.label.clone()),
-                format!("{} request(s) for {} answered 404 NR", lines.len(), p.host),
+                format!(
+                    "{} for {} answered 404 NR",
+                    crate::words::counts(lines.len(), "request"),
+                    p.host
+                ),
             ));
         }
     }

@@ -161,6 +161,48 @@ mod tests {
         }
     }
 
+    /// A namespace with its own DISABLE rule for the host, a sidecar pod
+    /// there and no read client: a caller found from config, predicted.
+    #[test]
+    fn a_caller_namespace_found_from_config_is_predicted() {
+        let mut own = dr(
+            "storefront",
+            "prices-debug",
+            "httpbin.foo.svc.cluster.local",
+            tls("DISABLE"),
+        );
+        own["spec"]["exportTo"] = json!(["."]);
+        let pages = pod(
+            "storefront",
+            "pages-1",
+            "pages",
+            "10.0.3.1",
+            Some(crate::istio::sidecar::SidecarKind::Classic),
+        );
+        let b = || {
+            MeshBuilder::new()
+                .target(httpbin())
+                .pod(httpbin_pod())
+                .pod(sleep_pod())
+                .object(mesh_strict())
+        };
+        let f = check(&b().pod(pages.clone()).object(own.clone()).build());
+        let subjects: Vec<&str> = f.iter().map(|f| f.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            vec!["httpbin.foo.svc.cluster.local:8000 from any sidecar client in storefront"],
+            "{f:#?}"
+        );
+        // Near misses: the rule is not exported to storefront's own
+        // namespace (it applies nowhere there), or no sidecar pod runs there.
+        let mut elsewhere = own.clone();
+        elsewhere["spec"]["exportTo"] = json!(["foo-other"]);
+        assert!(check(&b().pod(pages.clone()).object(elsewhere).build()).is_empty());
+        let mut bare = pages.clone();
+        bare.sidecar = None;
+        assert!(check(&b().pod(bare).object(own).build()).is_empty());
+    }
+
     #[test]
     fn config_alone_predicts_and_the_fix_edits_the_rule_in_force() {
         let f = &check(&seed().build())[0];

@@ -78,8 +78,8 @@ fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Optio
         evidence.push(Evidence::new(
             SourceRef::AccessLog(p.label.clone()),
             format!(
-                "{} request(s) answered 503 UH (no healthy upstream); e.g. {}",
-                uh.len(),
+                "{} answered 503 UH (no healthy upstream); e.g. {}",
+                crate::words::counts(uh.len(), "request"),
                 sample_line(&uh)
             ),
         ));
@@ -129,7 +129,7 @@ fn one(mesh: &Mesh, svc: &Service, port: &ServicePort, g: &ClientGroup) -> Optio
     confidence.add_if(ready == 0, Weight::ConfigCertain);
     evidence.push(Evidence::new(
         SourceRef::Endpoints(svc.key.clone()),
-        format!("{ready} ready endpoint(s)"),
+        crate::words::counts(ready, "ready endpoint"),
     ));
     let why = if ready == 0 {
         format!(
@@ -176,9 +176,9 @@ fn ejected_evidence(label: &str, cluster: &str, s: &ClusterStatus) -> Evidence {
     Evidence::new(
         SourceRef::AdminClusters(label.to_string()),
         format!(
-            "{cluster}: {} of {} host(s) flagged failed_outlier_check ({})",
+            "{cluster}: {} of {} flagged failed_outlier_check ({})",
             s.ejected_hosts().len(),
-            s.hosts.len(),
+            crate::words::counts(s.hosts.len(), "host"),
             s.hosts
                 .iter()
                 .map(|h| h.address.clone())

@@ -353,8 +353,8 @@ pub fn confirm(mesh: &Mesh, hit: &RouteHit, distinctive: bool) -> Confirmation {
             c.evidence.push(Evidence::new(
                 SourceRef::AccessLog(p.label.clone()),
                 format!(
-                    "{} request(s) answered {} {}; e.g. {}",
-                    lines.len(),
+                    "{} answered {} {}; e.g. {}",
+                    crate::words::counts(lines.len(), "request"),
                     hit.expected.code,
                     hit.expected.flag,
                     sample_line(&lines)
@@ -416,14 +416,20 @@ fn cluster_hosts(p: &Proxy, cluster: &str, c: &mut Confirmation) {
             if status.hosts.is_empty() {
                 format!("{cluster} has no hosts")
             } else {
-                format!("{cluster} has {} host(s), none healthy", status.hosts.len())
+                format!(
+                    "{cluster} has {}, none healthy",
+                    crate::words::counts(status.hosts.len(), "host")
+                )
             },
         ));
     } else {
         c.add(Weight::PredictionContradicted);
         c.evidence.push(Evidence::new(
             SourceRef::AdminClusters(p.label.clone()),
-            format!("{cluster} has {healthy} healthy host(s): the proxy runs other endpoints than the API objects say"),
+            format!(
+                "{cluster} has {}: the proxy runs other endpoints than the API objects say",
+                crate::words::counts(healthy, "healthy host")
+            ),
         ));
     }
 }

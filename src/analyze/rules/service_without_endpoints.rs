@@ -117,7 +117,7 @@ fn texts(svc: &Service, port: &ServicePort, why: &Why) -> (String, String) {
             ),
         ),
         Why::NotReady(pods) => (
-            format!("the pod(s) its selector {selector} matches are not ready: {}", pods.join(", ")),
+            format!("the {} its selector {selector} matches {} not ready: {}", crate::words::noun(pods.len(), "pod", "pods"), crate::words::noun(pods.len(), "is", "are"), pods.join(", ")),
             format!(
                 "make the pods of {} ready (kubectl describe pod -n {} {}: readiness probe, crash, image)",
                 svc.key,
@@ -178,7 +178,7 @@ fn finding(
         ),
         Evidence::new(
             SourceRef::Endpoints(svc.key.clone()),
-            format!("{} ready endpoint(s)", mesh.ready_endpoints(&svc.key)),
+            crate::words::counts(mesh.ready_endpoints(&svc.key), "ready endpoint"),
         ),
     ];
     let mut callers = Vec::new();

@@ -214,8 +214,8 @@ fn nc_evidence(p: &Proxy, lines: &[&AccessLogEntry]) -> Evidence {
     Evidence::new(
         SourceRef::AccessLog(p.label.clone()),
         format!(
-            "{} request(s) answered 503 NC; e.g. {}",
-            lines.len(),
+            "{} answered 503 NC; e.g. {}",
+            crate::words::counts(lines.len(), "request"),
             sample_line(lines)
         ),
     )

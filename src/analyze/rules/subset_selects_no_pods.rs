@@ -136,8 +136,8 @@ fn finding(mesh: &Mesh, h: &RouteHit) -> Option<Finding> {
     evidence.push(Evidence::new(
         SourceRef::Service(svc.key.clone()),
         format!(
-            "selects {} pod(s), {} ready; for {}: {carried}",
-            mesh.backing_pods(svc).count(),
+            "selects {}, {} ready; for {}: {carried}",
+            crate::words::counts(mesh.backing_pods(svc).count(), "pod"),
             mesh.backing_pods(svc).filter(|p| p.ready).count(),
             keys.iter()
                 .map(|k| k.as_str())

@@ -32,25 +32,55 @@ pub struct Caller<'m> {
 
 /// The read client sidecars, one per replica group; else a hypothetical
 /// client in the service's namespace (config alone can still predict).
+/// Then the caller classes found from config ([`Mesh::target_routes`])
+/// that none of those stands for, when the snapshot has a pod with a
+/// sidecar in them (their representative): another namespace whose own
+/// rules give it a view of the host, predicted from config alone.
 pub fn callers<'m>(mesh: &'m Mesh, svc: &Service) -> Vec<Caller<'m>> {
     let groups = mesh.client_groups();
-    if groups.is_empty() {
-        return vec![Caller {
+    let mut out: Vec<Caller<'m>> = if groups.is_empty() {
+        vec![Caller {
             label: format!("any sidecar client in {}", svc.key.namespace),
             replicas: String::new(),
             client: Client::in_namespace(&svc.key.namespace),
             proxy: None,
-        }];
+        }]
+    } else {
+        groups
+            .iter()
+            .map(|g| Caller {
+                label: g.proxy.label.clone(),
+                replicas: replicas_note(g),
+                client: g.client(),
+                proxy: Some(g.proxy),
+            })
+            .collect()
+    };
+    let covered: Vec<String> = out.iter().map(|c| c.client.namespace.clone()).collect();
+    for class in &mesh.target_routes(svc).callers {
+        let has_sidecar = class
+            .pod
+            .as_ref()
+            .and_then(|k| mesh.pod(k))
+            .is_some_and(|p| p.has_sidecar());
+        if class.every_namespace
+            || !has_sidecar
+            || class.namespaces.iter().any(|n| covered.contains(n))
+            || covered.contains(&class.namespace)
+        {
+            continue;
+        }
+        out.push(Caller {
+            label: format!("any sidecar client in {}", class.namespace),
+            replicas: String::new(),
+            client: Client {
+                namespace: class.namespace.clone(),
+                labels: class.labels.clone(),
+            },
+            proxy: None,
+        });
     }
-    groups
-        .iter()
-        .map(|g| Caller {
-            label: g.proxy.label.clone(),
-            replicas: replicas_note(g),
-            client: g.client(),
-            proxy: Some(g.proxy),
-        })
-        .collect()
+    out
 }
 
 /// One caller's failing path to one service port.
@@ -149,6 +179,14 @@ pub fn finding(mesh: &Mesh, case: &TlsCase, cause: Cause, story: Story) -> Findi
     let mut explanation = Vec::new();
     let mut evidence = Vec::new();
     let mut confidence = Confidence::of(&[Weight::ConfigPredicts]);
+    // How the caller was found (server log, server metrics, a sample of
+    // `/clusters`, `--from`): the reader can judge the attribution.
+    if let Some(p) = case.caller.proxy.filter(|p| !p.chosen_because.is_empty()) {
+        evidence.push(Evidence::new(
+            SourceRef::Caller(p.label.clone()),
+            format!("found because {}", p.chosen_because),
+        ));
+    }
     config_story(mesh, case, &mut explanation, &mut evidence);
     data_plane_story(mesh, case, &mut explanation, &mut evidence, &mut confidence);
     explanation.push(format!("Result: {}.", story.consequence));
@@ -191,10 +229,16 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
     }
     expl.push(format!("Client side: {}.", ct.decision.reason));
     let s = &mesh.settings;
+    let unread = !matches!(s.source, crate::model::MeshConfigSource::Read);
     ev.push(Evidence::new(
         SourceRef::MeshConfig(s.istio_namespace.clone()),
         format!(
-            "auto mTLS {}{}",
+            "{}auto mTLS {}{}",
+            if unread {
+                "not read (see gaps), so assumed: "
+            } else {
+                ""
+            },
             if s.auto_mtls { "on" } else { "off" },
             match s.config.enable_auto_mtls {
                 Some(v) => format!(" (enableAutoMtls: {v})"),
@@ -208,10 +252,17 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
         ),
     ));
     let server = &case.path.server;
+    let hidden = hidden_server_policies(mesh, &case.svc.key.namespace);
     let server_text = match &server.policy {
         _ if !server.sidecar => format!(
             "{} has no istio-proxy sidecar: it accepts plaintext only",
             server.pod
+        ),
+        // Never state a mode from policies that could not be read.
+        _ if hidden.is_some() => format!(
+            "{}'s sidecar mode cannot be decided from config: {} could not be read (see gaps); what its listener enforces, where read, is below",
+            case.svc.key.name,
+            hidden.as_deref().unwrap_or_default()
         ),
         Some(m) => {
             ev.push(Evidence::new(
@@ -231,6 +282,24 @@ fn config_story(mesh: &Mesh, case: &TlsCase, expl: &mut Vec<String>, ev: &mut Ve
         ),
     };
     expl.push(format!("Server side: {server_text}."));
+}
+
+/// Server policy lists (PeerAuthentication, and the legacy ones) that RBAC
+/// hid in the server's or the root namespace, in words; `None` when all
+/// could be read.
+fn hidden_server_policies(mesh: &Mesh, server_ns: &str) -> Option<String> {
+    const SERVER_POLICIES: &[&str] = &[
+        "peerauthentications.security.istio.io",
+        "policies.authentication.istio.io",
+        "meshpolicies.authentication.istio.io",
+    ];
+    let root = mesh.settings.root_namespace.as_str();
+    SERVER_POLICIES.iter().find_map(|r| {
+        [server_ns, root]
+            .into_iter()
+            .find(|ns| mesh.gaps.iter().any(|g| g.may_hide(r, ns)))
+            .map(|ns| format!("{r} in namespace {ns}"))
+    })
 }
 
 /// Server log lines showing plaintext at a TLS-only port (`filter_chain_not_found`)
@@ -323,8 +392,8 @@ fn data_plane_story(
         ev.push(Evidence::new(
             SourceRef::AccessLog(client_label.clone()),
             format!(
-                "{} request(s) answered 503 ({}){tls}; e.g. {}",
-                relevant.len(),
+                "{} answered 503 ({}){tls}; e.g. {}",
+                crate::words::counts(relevant.len(), "request"),
                 flags_summary(&relevant),
                 sample_line(&relevant)
             ),
@@ -341,8 +410,8 @@ fn data_plane_story(
         ev.push(Evidence::new(
             SourceRef::AccessLog(server_label.clone()),
             format!(
-                "{} connection(s) rejected ({needle}); e.g. {}",
-                rejected.len(),
+                "{} rejected ({needle}); e.g. {}",
+                crate::words::counts(rejected.len(), "connection"),
                 sample_line(&rejected)
             ),
         ));

@@ -31,7 +31,11 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
         if reset.is_empty() || ok == 0 {
             continue;
         }
-        let shown = format!("{} × 503 UC and {ok} success(es) on inbound", reset.len());
+        let shown = format!(
+            "{} × 503 UC and {} on inbound",
+            reset.len(),
+            crate::words::count(ok, "success", "successes")
+        );
         let claim = format!(
             "{}'s app closes connections the sidecar is still reusing (intermittent 503 UC)",
             p.label

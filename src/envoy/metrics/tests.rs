@@ -98,9 +98,10 @@ fn wasm_era_stats() {
 fn upstream_envoy_spellings() {
     // Envoy 1.40's stats access logger, prefix `istio`, tags in config order.
     let text = "istio.requests_total.response_code.503.response_flags.UF.reporter.source: 1\n\
-                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
+                envoy_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n\
+                envoy_istiocustom_istio_requests_total{response_code=\"503\",response_flags=\"UF\",reporter=\"source\"} 1\n";
     let m = parse_istio_metrics(text);
-    assert_eq!(m.rows.len(), 2, "{:?}", m.unreadable);
+    assert_eq!(m.rows.len(), 3, "{:?}", m.unreadable);
     for r in &m.rows {
         assert_eq!(r.response_code, Some(503));
         assert_eq!(r.response_flags, vec!["UF"]);
@@ -109,6 +110,18 @@ fn upstream_envoy_spellings() {
     }
     assert_eq!(m.rows[0].spelling, Spelling::EnvoyStats);
     assert_eq!(m.rows[1].spelling, Spelling::EnvoyPrometheus);
+    // With the custom stat namespace kept in the name (the lab's Envoy 1.40).
+    let lab = "envoy_istiocustom_istio_requests_total{reporter=\"destination\",source_workload=\"checkout\",response_code=\"503\"} 3\n";
+    let m = parse_istio_metrics(lab);
+    assert_eq!(m.rows.len(), 1, "{:?}", m.unreadable);
+    assert_eq!(m.rows[0].spelling, Spelling::EnvoyPrometheus);
+    assert_eq!(m.rows[0].source_workload.as_deref(), Some("checkout"));
+    // Near miss: another namespace's counter is not Istio's.
+    assert!(
+        parse_istio_metrics("envoy_other_istio_requests_total{} 1\n")
+            .rows
+            .is_empty()
+    );
 }
 
 #[test]

@@ -260,7 +260,7 @@ fn import_text(i: &Import) -> String {
 pub fn destination_text(d: &DestinationView) -> String {
     let c = &d.cluster_name;
     match &d.status {
-        DestStatus::Ok { ready } => format!("{c} has {ready} ready endpoint(s)"),
+        DestStatus::Ok { ready } => format!("{c} has {}", crate::words::counts(*ready, "ready endpoint")),
         DestStatus::Dropped => format!(
             "{} has weight 0 beside other destinations: istiod leaves it out",
             d.destination.host
@@ -284,21 +284,24 @@ pub fn destination_text(d: &DestinationView) -> String {
                 String::new()
             } else {
                 format!(
-                    "; {} define(s) it but do(es) not apply to this client",
-                    defined_in_unapplied.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                    "; {} {} it but {} not apply to this client",
+                    defined_in_unapplied.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                    crate::words::noun(defined_in_unapplied.len(), "defines", "define"),
+                    crate::words::noun(defined_in_unapplied.len(), "does", "do")
                 )
             };
             format!("{c} does not exist: subset {subset} is not defined ({applied}{elsewhere}); 503 NC cluster_not_found")
         }
         DestStatus::SubsetSelectsNoPods { subset, labels, rule, not_ready, selected_by_service } => format!(
-            "{c} has no ready endpoint: subset {subset} of {rule} selects {} among the service's {selected_by_service} workload(s), {} of them not ready; 503 UH no_healthy_upstream",
+            "{c} has no ready endpoint: subset {subset} of {rule} selects {} among the service's {}, {} of them not ready; 503 UH no_healthy_upstream",
             format_labels(labels),
+            crate::words::counts(*selected_by_service, "workload"),
             not_ready.len()
         ),
         DestStatus::NoEndpoints { selector, not_ready } => format!(
-            "{c} has no ready endpoint (selector {}; {} matching workload(s) not ready); 503 UH no_healthy_upstream",
+            "{c} has no ready endpoint (selector {}; {} not ready); 503 UH no_healthy_upstream",
             selector.as_ref().map(format_labels).unwrap_or_else(|| "none".into()),
-            not_ready.len()
+            crate::words::counts(not_ready.len(), "matching workload")
         ),
         DestStatus::EndpointsNotChecked(src) => format!(
             "{c}: endpoints not checked ({})",

@@ -44,13 +44,13 @@ use super::RoutingOptions;
 /// The raw objects of a snapshot that routing depends on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RoutingInput<'a> {
-    pub services: &'a [Value],
-    pub service_entries: &'a [Value],
-    pub pods: &'a [Value],
-    pub workload_entries: &'a [Value],
-    pub virtual_services: &'a [Value],
-    pub gateways: &'a [Value],
-    pub sidecars: &'a [Value],
+    pub services: &'a [&'a Value],
+    pub service_entries: &'a [&'a Value],
+    pub pods: &'a [&'a Value],
+    pub workload_entries: &'a [&'a Value],
+    pub virtual_services: &'a [&'a Value],
+    pub gateways: &'a [&'a Value],
+    pub sidecars: &'a [&'a Value],
     /// Already parsed (the model parses them once for the TLS analysis too).
     pub destination_rules: &'a [DestinationRule],
 }

@@ -192,10 +192,10 @@ pub struct Registry {
 /// The raw objects a registry is built from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegistryInput<'a> {
-    pub services: &'a [Value],
-    pub service_entries: &'a [Value],
-    pub pods: &'a [Value],
-    pub workload_entries: &'a [Value],
+    pub services: &'a [&'a Value],
+    pub service_entries: &'a [&'a Value],
+    pub pods: &'a [&'a Value],
+    pub workload_entries: &'a [&'a Value],
 }
 
 /// The endpoints of a service port (optionally narrowed to subset labels).

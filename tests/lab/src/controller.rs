@@ -51,6 +51,8 @@ pub struct Controller {
     owned: BTreeSet<Key>,
     /// Second octet of this lab's pod addresses (see `net::SlotLock`).
     slot: u8,
+    /// Containers whose process exited (set by the lab before reconciling).
+    pub exited: crate::exits::Exits,
 }
 
 fn labels(obj: &Value, path: &[&str]) -> BTreeMap<String, String> {
@@ -466,6 +468,9 @@ impl Controller {
             "containerStatuses": container_statuses});
         if init_statuses.as_array().is_some_and(|a| !a.is_empty()) {
             pod["status"]["initContainerStatuses"] = init_statuses;
+        }
+        if let Some(exited) = self.exited.get(&(ns, name)) {
+            crate::exits::apply(&mut pod, exited);
         }
         pod
     }

@@ -53,6 +53,8 @@ struct PodRun {
     idle: bool,
     /// The pod spec the apps were started from (restart apps if it changes).
     spec_fingerprint: String,
+    /// When the sidecar was started (RFC 3339).
+    started_at: String,
 }
 
 struct Shared {
@@ -65,6 +67,8 @@ struct Shared {
     errors: Mutex<Vec<String>>,
     /// Pushes a sidecar rejected because of an EnvoyFilter (oldest first).
     nacks: Mutex<Vec<Nack>>,
+    /// Sidecars whose Envoy exited, reaped (see `exits`).
+    exited: Mutex<crate::exits::Exits>,
     /// One sync at a time per lab (background loop vs. explicit waits).
     sync_lock: tokio::sync::Mutex<()>,
     /// The store resourceVersion the background loop has reconciled (the
@@ -154,6 +158,7 @@ impl Lab {
             pods: Mutex::new(HashMap::new()),
             errors: Mutex::new(Vec::new()),
             nacks: Mutex::new(Vec::new()),
+            exited: Mutex::new(HashMap::new()),
             processed: tokio::sync::watch::channel(0).0,
             sync_lock: tokio::sync::Mutex::new(()),
         });
@@ -423,6 +428,7 @@ fn timing(what: std::fmt::Arguments<'_>) {
 
 /// Run the controller until the store stops changing.
 async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<()> {
+    controller.exited = shared.exited.lock().map(|e| e.clone()).unwrap_or_default();
     for _ in 0..10 {
         let t0 = std::time::Instant::now();
         let objects = shared.store.all();
@@ -458,9 +464,12 @@ async fn settle(shared: &Shared, controller: &mut Controller) -> anyhow::Result<
 /// React to every store change: reconcile, then bring pods in line.
 async fn background(shared: Arc<Shared>, mut controller: Controller) {
     let mut rx = shared.store.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        if rx.changed().await.is_err() {
-            return;
+        // A store change, or a sidecar that died since the last look.
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tick.tick() => if !reap(&shared) { continue },
         }
         // Let a burst of writes land before rendering.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -480,6 +489,27 @@ async fn background(shared: Arc<Shared>, mut controller: Controller) {
             rx.borrow_and_update();
         }
     }
+}
+
+/// Reaps every sidecar whose Envoy exited (no zombie) and records it for
+/// the pod's status; true when one newly did.
+fn reap(shared: &Shared) -> bool {
+    let (Ok(pods), Ok(mut exited)) = (shared.pods.lock(), shared.exited.lock()) else {
+        return false;
+    };
+    let mut new = false;
+    for (key, run) in pods.iter() {
+        let Some(status) = run.sidecar.as_ref().and_then(|s| s.exited()) else {
+            continue;
+        };
+        let containers = exited.entry(key.clone()).or_default();
+        if !containers.contains_key("istio-proxy") {
+            let t = crate::exits::terminated(status, &run.started_at, &now());
+            containers.insert("istio-proxy".into(), t);
+            new = true;
+        }
+    }
+    new
 }
 
 fn record(shared: &Shared, e: String) {
@@ -526,6 +556,9 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             .lock()
             .map_err(|_| anyhow!("pod table poisoned"))?;
         runs.retain(|k, _| live.contains(k));
+        if let Ok(mut exited) = shared.exited.lock() {
+            exited.retain(|k, _| live.contains(k));
+        }
     }
     for pod in pods {
         let ns = pod["metadata"]["namespace"]
@@ -560,6 +593,9 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
                 .lock()
                 .map_err(|_| anyhow!("pod table poisoned"))?
                 .remove(&key);
+            if let Ok(mut exited) = shared.exited.lock() {
+                exited.remove(&key);
+            }
             let apps = if runs {
                 start_apps(shared, pod, &addrs, injected).await
             } else {
@@ -575,6 +611,7 @@ async fn sync_pods(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<()> {
             let mut run = PodRun {
                 addrs,
                 apps,
+                started_at: now(),
                 sidecar: None,
                 idle: !runs,
                 spec_fingerprint: fingerprint,
@@ -741,6 +778,14 @@ async fn update_sidecar(
         .map_err(|e| format!("pod {ns}/{name}: render: {e}"))?;
     timing(format_args!("rendered {ns}/{name} in {:?}", t0.elapsed()));
     let poisoned = || "pod table poisoned".to_string();
+    if shared
+        .exited
+        .lock()
+        .map_err(|_| poisoned())?
+        .contains_key(key)
+    {
+        return Ok(()); // a dead Envoy takes no config (the lab does not restart it)
+    }
     // Take the sidecar out while awaiting (no lock across await).
     let Some(sc) = shared
         .pods

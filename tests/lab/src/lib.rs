@@ -18,6 +18,7 @@ pub mod curl;
 pub mod duration;
 pub mod endpoint_slices;
 pub mod envoy;
+pub mod exits;
 pub mod generate;
 pub mod injector;
 pub mod istiod;

@@ -306,7 +306,8 @@ impl Sidecar {
         Ok(body)
     }
 
-    fn exited(&self) -> Option<std::process::ExitStatus> {
+    /// The exit status once Envoy exited (reaps it: no zombie remains).
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
         let mut g = self.child.lock().ok()?;
         g.as_mut()?.try_wait().ok().flatten()
     }

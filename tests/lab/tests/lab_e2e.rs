@@ -133,3 +133,73 @@ fn a_panicking_test_leaves_no_envoy_behind() {
         assert!(!alive(pid), "envoy {pid} survived the panic");
     }
 }
+
+/// A sidecar's Envoy killed with SIGKILL is reaped at once (no zombie) and
+/// its pod stops showing ready, as the kubelet reports an exited container:
+/// `istio-proxy` terminated with exit code 137, reason `Error`; kubectl
+/// shows `1/2` and `Error` (src/exits.rs). The lab does not restart it.
+#[test]
+fn a_killed_sidecar_is_reaped_and_its_pod_stops_showing_ready() {
+    use std::time::{Duration, Instant};
+    let lab = Lab::start(&scenario("healthy.yaml"), LabOptions::default()).expect("lab");
+    let pids = lab.envoy_pids();
+    assert_eq!(pids.len(), 2);
+    let victim = pids[0];
+    // SAFETY: SIGKILL to an Envoy this lab started.
+    unsafe {
+        libc::kill(victim as i32, libc::SIGKILL);
+    }
+    // A zombie still exists for kill(pid, 0); a reaped process does not.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(victim) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = std::fs::read_to_string(format!("/proc/{victim}/stat")).unwrap_or_default();
+    assert!(!alive(victim), "envoy {victim} not reaped: {state}");
+
+    let mut table = String::new();
+    while Instant::now() < deadline + Duration::from_secs(10) {
+        let (ok, out) = kubectl(&lab, &["get", "pods", "-n", "foo"]);
+        assert!(ok, "{out}");
+        table = out;
+        if table.lines().any(|l| l.contains(" 1/2 ")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead: Vec<&str> = table.lines().filter(|l| l.contains(" 1/2 ")).collect();
+    assert_eq!(dead.len(), 1, "one pod lost its sidecar:\n{table}");
+    assert!(
+        dead[0].contains("Error") && !dead[0].contains("Running"),
+        "{table}"
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains(" 2/2 ") && l.contains("Running"))
+            .count(),
+        1,
+        "the other pod is untouched:\n{table}"
+    );
+    let name = dead[0].split_whitespace().next().unwrap();
+    let (ok, json) = kubectl(&lab, &["get", "pod", name, "-n", "foo", "-o", "json"]);
+    assert!(ok, "{json}");
+    let pod: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let proxy = pod["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "istio-proxy")
+        .unwrap();
+    assert_eq!(proxy["ready"], false, "{proxy}");
+    assert_eq!(proxy["state"]["terminated"]["exitCode"], 137, "{proxy}");
+    assert_eq!(proxy["state"]["terminated"]["signal"], 9, "{proxy}");
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert!(lab.errors().is_empty(), "{:?}", lab.errors());
+}

@@ -90,13 +90,13 @@ impl World {
     pub(super) fn routing_with(&self, opts: RoutingOptions) -> Routing {
         Routing::new(
             RoutingInput {
-                services: &self.services,
-                service_entries: &self.service_entries,
-                pods: &self.pods,
-                workload_entries: &self.workload_entries,
-                virtual_services: &self.virtual_services,
-                gateways: &self.gateways,
-                sidecars: &self.sidecars,
+                services: &refs(&self.services),
+                service_entries: &refs(&self.service_entries),
+                pods: &refs(&self.pods),
+                workload_entries: &refs(&self.workload_entries),
+                virtual_services: &refs(&self.virtual_services),
+                gateways: &refs(&self.gateways),
+                sidecars: &refs(&self.sidecars),
                 destination_rules: &self.destination_rules,
             },
             opts,
@@ -166,4 +166,8 @@ pub(super) fn http_svc(ns: &str, name: &str, port: u32) -> String {
         .replace("NAME", name)
         .replace("NS", ns)
         .replace("PORT", &port.to_string())
+}
+
+fn refs(v: &[Value]) -> Vec<&Value> {
+    v.iter().collect()
 }
