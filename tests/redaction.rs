@@ -130,6 +130,7 @@ fn planted_snapshot() -> Snapshot {
                 "istio_requests_total{{request_host=\"Bearer {}\"}} 1\n",
                 secret(41)
             )),
+            scope: None,
         }],
         gaps: vec![Gap {
             source: "x".into(),

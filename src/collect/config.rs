@@ -69,12 +69,34 @@ impl Run<'_> {
                 return Ok(());
             }
         };
+        // Every served version's resource list at once (independent GETs).
+        let paths: Vec<(&str, String)> = ISTIO_GROUPS
+            .iter()
+            .flat_map(|g| group_versions(&groups, g).into_iter().map(move |v| (*g, v)))
+            .collect();
+        let api = self.api.clone();
+        let mut lists = futures::future::join_all(paths.iter().map(|(g, v)| {
+            let api = api.clone();
+            async move {
+                api.get_path(&format!("/apis/{g}/{v}"), Some("APIResourceList"))
+                    .await
+            }
+        }))
+        .await
+        .into_iter();
+        let mut answers = Vec::new();
+        for (g, v) in &paths {
+            answers.push((*g, v.clone(), lists.next()));
+        }
         for group in ISTIO_GROUPS {
             let mut per_version = Vec::new();
-            for version in group_versions(&groups, group) {
+            for (_, version, answer) in answers.iter_mut().filter(|(g, _, _)| g == group) {
                 let path = format!("/apis/{group}/{version}");
-                match self.api.get_path(&path, Some("APIResourceList")).await {
-                    Ok(list) => per_version.push(kinds_from_resource_list(group, &version, &list)),
+                let Some(answer) = answer.take() else {
+                    continue;
+                };
+                match answer {
+                    Ok(list) => per_version.push(kinds_from_resource_list(group, version, &list)),
                     Err(e) => {
                         match self.survivable(&format!("reading {path} (API discovery)"), e)? {
                             Failure::NotFound => {}

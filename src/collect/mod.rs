@@ -39,10 +39,12 @@ pub mod error;
 pub mod kubeconfig;
 pub mod neighbours;
 pub mod objects;
+pub mod prune;
 pub mod resolve;
 pub mod routes;
 mod run;
 pub mod scan;
+pub mod scope;
 pub mod sidecar;
 pub mod tls_check;
 
@@ -144,13 +146,35 @@ pub async fn collect_for_target(
     let resolved = run.resolve(target, &session.namespace).await?;
     run.snap.namespace = resolved.namespace.clone();
     run.server_side(&resolved).await?;
+    let server_pods: Vec<&serde_json::Value> =
+        resolved.server_pods.iter().map(|(p, _)| p).collect();
+    run.scope = scope::scope_for(&resolved.services, &server_pods, &run.snap.objects);
     let server_jobs = run.server_jobs(&resolved);
-    let servers = run.read_sidecars(server_jobs).await?;
-    let client_jobs = run.choose_clients(&resolved, &servers).await?;
-    run.snap.proxies.extend(servers);
-    let clients = run.read_sidecars(client_jobs).await?;
-    run.snap.proxies.extend(clients);
+    if opts.from.is_empty() {
+        // Callers are found in the servers' evidence: servers first.
+        let servers = run.read_sidecars(server_jobs).await?;
+        let client_jobs = run.choose_clients(&resolved, &servers).await?;
+        run.snap.proxies.extend(servers);
+        let clients = run.read_sidecars(client_jobs).await?;
+        run.snap.proxies.extend(clients);
+    } else {
+        // `--from` names the clients: every sidecar read at once.
+        let client_jobs = run.choose_clients(&resolved, &[]).await?;
+        let n_servers = server_jobs.len();
+        let mut jobs = server_jobs;
+        jobs.extend(client_jobs);
+        let mut read = run.read_sidecars(jobs).await?;
+        let clients = read.split_off(n_servers.min(read.len()));
+        run.snap.proxies.extend(read);
+        run.snap.proxies.extend(clients);
+    }
     run.finish(&resolved).await?;
+    let dropped = prune::drop_unrelated_rules(&mut run.snap.objects);
+    if dropped > 0 {
+        run.say(&format!(
+            "not keeping {dropped} DestinationRules whose host names nothing in the diagnosis"
+        ));
+    }
     run.snap.redact();
     Ok(run.snap)
 }

@@ -12,7 +12,7 @@ use super::api::{classify, ApiCallError, Failure, Kind, ReadApi};
 use super::budget::Limit;
 use super::sidecar::{self, read_sidecar, ProxyJob};
 use super::{push_gap, CollectError, CollectOptions, Session};
-use crate::snapshot::{Gap, ProxyEvidence, Snapshot, SCHEMA};
+use crate::snapshot::{AdminScope, Gap, ProxyEvidence, Snapshot, SCHEMA};
 
 /// RFC 3339 UTC time, second precision.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -56,6 +56,8 @@ pub(super) struct Run<'a> {
     pub(super) pod_lists: HashMap<String, Vec<Value>>,
     /// Reads the diagnosis cannot do without that failed.
     pub(super) missing: Vec<Gap>,
+    /// Envoy admin filters for every sidecar read (`None`: read everything).
+    pub(super) scope: Option<AdminScope>,
     /// Callers found that are not read proxies (`ResolvedTarget::callers`).
     pub(super) found_callers: Vec<crate::snapshot::FoundCaller>,
 }
@@ -89,6 +91,7 @@ impl<'a> Run<'a> {
             client_namespaces: BTreeSet::new(),
             pod_lists: HashMap::new(),
             missing: Vec::new(),
+            scope: None,
             found_callers: Vec::new(),
         }
     }
@@ -171,10 +174,13 @@ impl<'a> Run<'a> {
             self.opts.log_tail_lines,
             self.progress,
         );
+        let scope = self.scope.as_ref();
         let reads: Vec<sidecar::SidecarRead> = futures::stream::iter(jobs)
             .map(|job| {
                 let client = client.clone();
-                async move { read_sidecar(&client, &job, &budget, timeout, lines, progress).await }
+                async move {
+                    read_sidecar(&client, &job, scope, &budget, timeout, lines, progress).await
+                }
             })
             .buffered(self.opts.concurrency.max(1))
             .collect()

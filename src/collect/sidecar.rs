@@ -35,14 +35,22 @@ use tokio::time::Instant;
 use super::api::{describe_kube_error, error_chain, is_connection_error};
 use super::budget::{Budget, Limit};
 use super::push_gap;
+use super::scope::stats_filter;
 use crate::envoy::config_dump::check_resource_dump;
 use crate::envoy::metrics::{istio_metrics_filter, keep_istio_metrics};
 use crate::envoy::stats::{keep_stats, kept_stats_filter};
 use crate::istio::sidecar::SIDECAR_CONTAINER;
-use crate::snapshot::{ProxyEvidence, ProxyRole};
+use crate::snapshot::{AdminScope, ProxyEvidence, ProxyRole};
 
 /// Envoy's admin port in an Istio sidecar.
 pub const ADMIN_PORT: u16 = 15000;
+
+/// Port-forwards opened to one sidecar, its admin reads shared among them
+/// round-robin. Envoy serves admin requests on its main thread one at a
+/// time, so more connections overlap only the transfer and the
+/// port-forward's latency; three keep every read but the slowest off the
+/// critical path.
+pub const ADMIN_STREAMS: usize = 3;
 
 /// Cap on the bytes of one log tail (also sent as `limitBytes`).
 pub const LOG_LIMIT_BYTES: usize = 8 * 1024 * 1024;
@@ -124,6 +132,29 @@ impl AdminRead {
             AdminRead::Clusters => "/clusters",
             AdminRead::Stats => STATS_PATH.as_str(),
             AdminRead::Metrics => METRICS_PATH.as_str(),
+        }
+    }
+
+    /// The path narrowed to `scope` (Envoy's admin filters, see
+    /// `collect::scope`); without one, [`AdminRead::path`].
+    pub fn path_for(self, scope: Option<&AdminScope>) -> String {
+        let Some(scope) = scope else {
+            return self.path().to_string();
+        };
+        match self {
+            AdminRead::ClustersConfig | AdminRead::EndpointsConfig => format!(
+                "{}&name_regex={}",
+                self.path(),
+                query_escape(&scope.clusters)
+            ),
+            AdminRead::ListenersConfig => format!(
+                "{}&name_regex={}",
+                self.path(),
+                query_escape(&scope.listeners)
+            ),
+            AdminRead::Clusters => format!("/clusters?filter={}", query_escape(&scope.clusters)),
+            AdminRead::Stats => format!("/stats?filter={}", query_escape(&stats_filter(scope))),
+            _ => self.path().to_string(),
         }
     }
 
@@ -212,6 +243,29 @@ pub fn proxy_evidence(
     admin: Result<Vec<AdminResult>, AdminFailure>,
     log: Result<String, String>,
 ) -> ProxyEvidence {
+    proxy_evidence_scoped(job, reads, None, admin, log)
+}
+
+/// A filtered read that matched nothing: the sidecar has none of what the
+/// diagnosis looks for there (recorded, so an empty list is not taken for
+/// "not read").
+fn empty_scoped_read(read: AdminRead, scope: &AdminScope) -> String {
+    let filter = match read {
+        AdminRead::ListenersConfig => &scope.listeners,
+        _ => &scope.clusters,
+    };
+    format!("nothing matched the diagnosis' filter {filter}: the sidecar has none of them")
+}
+
+/// [`proxy_evidence`] of reads narrowed to `scope` (recorded on the
+/// evidence); a filtered read that returned nothing is a gap.
+pub fn proxy_evidence_scoped(
+    job: &ProxyJob,
+    reads: &[AdminRead],
+    scope: Option<&AdminScope>,
+    admin: Result<Vec<AdminResult>, AdminFailure>,
+    log: Result<String, String>,
+) -> ProxyEvidence {
     let mut ev = ProxyEvidence {
         namespace: job.namespace.clone(),
         pod: job.pod.clone(),
@@ -226,6 +280,7 @@ pub fn proxy_evidence(
         log_tail: None,
         gaps: Vec::new(),
         metrics: None,
+        scope: scope.cloned(),
     };
     match admin {
         Err(f) => push_gap(
@@ -256,6 +311,45 @@ pub fn proxy_evidence(
                         continue;
                     }
                 };
+                if let Some(scope) = scope {
+                    // Envoy answers `{}` to a config_dump filter that matches
+                    // nothing, an empty body to `/clusters?filter=`.
+                    let empty = if read.is_json() {
+                        body.chars().filter(|c| !c.is_whitespace()).eq("{}".chars())
+                    } else {
+                        body.trim().is_empty()
+                    };
+                    let config = matches!(
+                        read,
+                        AdminRead::ClustersConfig
+                            | AdminRead::ListenersConfig
+                            | AdminRead::EndpointsConfig
+                    );
+                    if empty
+                        && matches!(
+                            read,
+                            AdminRead::ClustersConfig
+                                | AdminRead::ListenersConfig
+                                | AdminRead::Clusters
+                        )
+                    {
+                        push_gap(
+                            &mut ev.gaps,
+                            source.clone(),
+                            empty_scoped_read(*read, scope),
+                        );
+                    }
+                    if empty && config {
+                        // Read, and nothing in it (no EDS cluster matched is normal).
+                        let none = Some(Value::Object(serde_json::Map::new()));
+                        match read {
+                            AdminRead::ClustersConfig => ev.clusters_config = none,
+                            AdminRead::ListenersConfig => ev.listeners_config = none,
+                            _ => ev.endpoints_config = none,
+                        }
+                        continue;
+                    }
+                }
                 if read.is_json() {
                     match check_resource_dump(&body, read.expected_item_type()) {
                         Ok(v) => match read {
@@ -296,6 +390,7 @@ pub fn proxy_evidence(
 pub async fn read_sidecar(
     client: &kube::Client,
     job: &ProxyJob,
+    scope: Option<&AdminScope>,
     budget: &Budget,
     proxy_timeout: Duration,
     log_lines: u32,
@@ -308,7 +403,7 @@ pub async fn read_sidecar(
         job.namespace, job.pod
     ));
     let reads = AdminRead::ALL;
-    let admin = read_admin(&pods, &job.pod, &reads, deadline, limit);
+    let admin = read_admin_scoped(&pods, &job.pod, &reads, scope, deadline, limit);
     let log = async {
         match Budget::bound(deadline, log_tail(&pods, &job.pod, log_lines)).await {
             Some(r) => r,
@@ -335,7 +430,7 @@ pub async fn read_sidecar(
         reason
     });
     SidecarRead {
-        evidence: proxy_evidence(job, &reads, admin, log),
+        evidence: proxy_evidence_scoped(job, &reads, scope, admin, log),
         api_lost,
     }
 }
@@ -374,12 +469,13 @@ async fn log_tail(pods: &Api<Pod>, pod: &str, lines: u32) -> Result<String, (Str
 async fn admin_get(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     read: AdminRead,
+    path: &str,
 ) -> AdminResult {
     sender
         .ready()
         .await
         .map_err(|e| format!("connection to :15000 not usable: {e}"))?;
-    let req = http::Request::get(read.path())
+    let req = http::Request::get(path)
         .header(http::header::HOST, "localhost:15000")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
@@ -422,16 +518,80 @@ async fn admin_get(
     Ok(text)
 }
 
-/// Opens one port-forward to `pod:15000`, runs `reads` over one keep-alive
-/// HTTP/1.1 connection, and returns each read's answer in order.
-///
-/// Every step ends by `deadline`; what is not done by then gets an error
-/// naming `limit`. `Err` (for the whole pod) means the port-forward or the
-/// HTTP handshake failed: nothing could be read.
+/// [`read_admin_scoped`] without filters.
 pub async fn read_admin(
     pods: &Api<Pod>,
     pod: &str,
     reads: &[AdminRead],
+    deadline: Option<Instant>,
+    limit: Limit,
+) -> Result<Vec<AdminResult>, AdminFailure> {
+    read_admin_scoped(pods, pod, reads, None, deadline, limit).await
+}
+
+/// Runs `reads` (narrowed to `scope`) over up to [`ADMIN_STREAMS`]
+/// port-forwards to `pod:15000` at once, and returns each read's answer in
+/// order. `Err` only when no port-forward could be used at all; a forward
+/// that fails alone fails its share of the reads.
+pub async fn read_admin_scoped(
+    pods: &Api<Pod>,
+    pod: &str,
+    reads: &[AdminRead],
+    scope: Option<&AdminScope>,
+    deadline: Option<Instant>,
+    limit: Limit,
+) -> Result<Vec<AdminResult>, AdminFailure> {
+    let paths: Vec<(AdminRead, String)> = reads.iter().map(|r| (*r, r.path_for(scope))).collect();
+    let n = ADMIN_STREAMS.min(paths.len()).max(1);
+    let shares: Vec<Vec<usize>> = (0..n)
+        .map(|k| (k..paths.len()).step_by(n).collect())
+        .collect();
+    let outs = futures::future::join_all(shares.iter().map(|idx| {
+        let share: Vec<(AdminRead, &str)> = idx
+            .iter()
+            .map(|i| (paths[*i].0, paths[*i].1.as_str()))
+            .collect();
+        async move { read_admin_forward(pods, pod, &share, deadline, limit).await }
+    }))
+    .await;
+    let mut results: Vec<Option<AdminResult>> = vec![None; paths.len()];
+    let mut failure: Option<AdminFailure> = None;
+    let mut any_forward = false;
+    for (idx, out) in shares.iter().zip(outs) {
+        match out {
+            Ok(rs) => {
+                any_forward = true;
+                for (i, r) in idx.iter().zip(rs) {
+                    results[*i] = Some(r);
+                }
+            }
+            Err(f) => {
+                for i in idx {
+                    results[*i] = Some(Err(f.reason.clone()));
+                }
+                failure.get_or_insert(f);
+            }
+        }
+    }
+    match failure {
+        Some(f) if !any_forward => Err(f),
+        _ => Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("not read".to_string())))
+            .collect()),
+    }
+}
+
+/// Opens one port-forward to `pod:15000`, runs `reads` over one keep-alive
+/// HTTP/1.1 connection, and returns each read's answer in order.
+///
+/// Every step ends by `deadline`; what is not done by then gets an error
+/// naming `limit`. `Err` (for the whole forward) means the port-forward or
+/// the HTTP handshake failed: nothing could be read over it.
+async fn read_admin_forward(
+    pods: &Api<Pod>,
+    pod: &str,
+    reads: &[(AdminRead, &str)],
     deadline: Option<Instant>,
     limit: Limit,
 ) -> Result<Vec<AdminResult>, AdminFailure> {
@@ -488,9 +648,9 @@ pub async fn read_admin(
 
     let work = async {
         let mut out: Vec<AdminResult> = Vec::with_capacity(reads.len());
-        for read in reads {
+        for (read, path) in reads {
             out.push(
-                Budget::bound(deadline, admin_get(&mut sender, *read))
+                Budget::bound(deadline, admin_get(&mut sender, *read, path))
                     .await
                     .unwrap_or_else(|| Err(limit.to_string())),
             );

@@ -368,6 +368,7 @@ pub fn proxy(pod: &Pod, role: ProxyRole) -> Proxy {
         stats_inclusion: None,
         log: ProxyLog::default(),
         metrics: None,
+        scope: None,
     }
 }
 

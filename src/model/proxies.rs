@@ -21,7 +21,7 @@ use crate::istio::cluster_domain::domain_of_node_id;
 use crate::istio::mesh_config::IstioVersion;
 use crate::istio::stats_inclusion::{self, SidecarStatsInclusion};
 use crate::istio::tls::InboundMode;
-use crate::snapshot::{ProxyEvidence, ProxyRole};
+use crate::snapshot::{AdminScope, ProxyEvidence, ProxyRole};
 
 use super::decisions;
 use super::gaps::{Gap, GapKind, GapSource};
@@ -84,6 +84,9 @@ pub struct Proxy {
     /// Istio's standard metrics (`istio_requests_total`, TCP connections),
     /// typed, when the snapshot has them (see `source::metrics`).
     pub metrics: Option<IstioMetrics>,
+    /// The admin filters its config, `/clusters` and `/stats` were read
+    /// with: what they do not match was not read (absent ≠ missing).
+    pub scope: Option<AdminScope>,
 }
 
 impl Proxy {
@@ -173,6 +176,7 @@ impl Proxy {
             stats: e.stats.as_deref().map(parse_stats),
             log,
             metrics: source::metrics(e),
+            scope: e.scope.clone(),
         }
     }
 
@@ -213,6 +217,7 @@ impl Proxy {
             stats: None,
             log: ProxyLog::default(),
             metrics: None,
+            scope: None,
         })
     }
 }
@@ -317,6 +322,7 @@ mod tests {
             clusters_config: Some(serde_json::json!("not a dump")),
             listeners_config: None,
             metrics: None,
+            scope: None,
             endpoints_config: None,
             clusters: None,
             stats: None,

@@ -118,6 +118,7 @@ mod tests {
             log_tail: None,
             gaps: vec![],
             metrics: metrics.map(str::to_string),
+            scope: None,
         }
     }
 

@@ -138,6 +138,33 @@ pub struct ProxyEvidence {
     /// has none (no Istio stats plugin, or no traffic yet); `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// The admin filters the config was read with (`None`: unfiltered, as
+    /// before, or an offline dump): the clusters, endpoints, `/clusters` and
+    /// `/stats` hold only what they match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<AdminScope>,
+}
+
+/// Envoy admin filters of one sidecar read (`collect::scope`): anchored
+/// regular expressions over resource names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AdminScope {
+    /// `config_dump?name_regex=` of clusters and endpoint configs, and
+    /// `/clusters?filter=`.
+    pub clusters: String,
+    /// `config_dump?name_regex=` of listeners.
+    pub listeners: String,
+}
+
+impl AdminScope {
+    /// Whether a cluster of this name would have been read. An expression
+    /// that does not compile covers everything (nothing is concluded from
+    /// its absence either way).
+    pub fn covers_cluster(&self, name: &str) -> bool {
+        regex::Regex::new(&self.clusters)
+            .map(|re| re.is_match(name))
+            .unwrap_or(true)
+    }
 }
 
 /// A piece of evidence that was looked for and not obtained.

@@ -375,13 +375,23 @@ fn cluster_absence(p: &Proxy, cluster: &str, c: &mut Confirmation) {
     let Some(dump) = p.dump.as_ref().filter(|d| !d.clusters.is_empty()) else {
         return;
     };
+    // Read narrowed to the target (collect::scope): a cluster outside the
+    // filter was not read, its absence says nothing.
+    if p.scope.as_ref().is_some_and(|s| !s.covers_cluster(cluster)) {
+        return;
+    }
     if dump.cluster(cluster).is_none() {
         c.add(Weight::ClientClusterMissing);
         c.evidence.push(Evidence::new(
             SourceRef::ConfigDump(p.label.clone()),
             format!(
-                "no cluster {cluster} among its {} clusters",
-                dump.clusters.len()
+                "no cluster {cluster} among its {} clusters{}",
+                dump.clusters.len(),
+                if p.scope.is_some() {
+                    " (read filtered to the target's; it would match)"
+                } else {
+                    ""
+                }
             ),
         ));
     } else {

@@ -300,6 +300,10 @@ fn measure_size(lab_opts: &BenchOptions, n: usize) -> anyhow::Result<SizeResult>
         .filter(|r| r.seq > seq0 && matches!(r.verb.as_str(), "get" | "list"))
         .map(|r| Read::api(&r.path, &r.query))
         .collect();
+    // Envoy writes its admin access log out every second (the sidecars run
+    // with `--file-flush-interval-msec 1000`): a run shorter than that is
+    // not in the file yet.
+    std::thread::sleep(Duration::from_millis(1500));
     let mut admin = Vec::new();
     for ((_, addr, dir), off) in sidecars.iter().zip(&offsets) {
         for p in admin_paths_since(dir, *off) {
@@ -356,6 +360,13 @@ fn measure_size(lab_opts: &BenchOptions, n: usize) -> anyhow::Result<SizeResult>
         limit,
     )?;
     res.snapshot_bytes = std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0);
+    // MESH503_BENCH_KEEP=DIR keeps each size's snapshot (DIR/N.snapshot.json).
+    if let Some(dir) = std::env::var_os("MESH503_BENCH_KEEP") {
+        let _ = std::fs::copy(
+            &snap,
+            std::path::Path::new(&dir).join(format!("{n}.snapshot.json")),
+        );
+    }
     let t_stop = Instant::now();
     drop(lab);
     eprintln!(
