@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::error::CollectError;
 use super::objects;
-use super::sidecar::{read_admin, AdminRead, ProxyJob, ADMIN_PORT};
+use super::sidecar::{read_admin_scoped, AdminRead, ProxyJob, ADMIN_PORT};
 use super::Run;
 use crate::envoy::access_log::{callers_in_log, Caller, LogFormatSpec};
 use crate::envoy::clusters::{parse_clusters, ServiceTraffic};
@@ -456,6 +456,9 @@ impl Run<'_> {
             self.progress,
             r.port,
         );
+        // Only the target's clusters (collect::scope): a sampled pod of a
+        // large mesh would otherwise send every cluster's lines.
+        let scope = self.scope.as_ref();
         let probes: Vec<Option<Probe>> = futures::stream::iter(candidates.iter())
             .map(|p| {
                 let client = client.clone();
@@ -470,11 +473,18 @@ impl Run<'_> {
                     ));
                     let pods: kube::Api<Pod> = kube::Api::namespaced(client, &pns);
                     let (deadline, limit) = budget.proxy(timeout);
-                    let text = read_admin(&pods, &pname, &[AdminRead::Clusters], deadline, limit)
-                        .await
-                        .ok()?
-                        .pop()
-                        .and_then(Result::ok)?;
+                    let text = read_admin_scoped(
+                        &pods,
+                        &pname,
+                        &[AdminRead::Clusters],
+                        scope,
+                        deadline,
+                        limit,
+                    )
+                    .await
+                    .ok()?
+                    .pop()
+                    .and_then(Result::ok)?;
                     let parsed = parse_clusters(&text).ok()?;
                     let mut traffic = ServiceTraffic::default();
                     for (sname, sns) in services {
