@@ -60,6 +60,11 @@ fn assert_read_only(what: &str, recs: &[RequestRecord]) {
             "{what}: not a read: {r:?}"
         );
         assert!(!r.query.contains("watch"), "{what}: a watch: {r:?}");
+        // Audit logs can name who read.
+        assert!(
+            r.user_agent.starts_with("kubectl-mesh503/v"),
+            "{what}: user agent: {r:?}"
+        );
         let res = r.resource.as_deref().unwrap_or("");
         assert!(
             res != "secrets" && !r.path.contains("/secrets"),

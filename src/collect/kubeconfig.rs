@@ -175,6 +175,17 @@ pub fn proxy_applies(url: &http::Uri, no_proxy: Option<&str>) -> bool {
     true
 }
 
+/// The `User-Agent` of every API request, as kubectl spells its own
+/// (`kubectl-mesh503/v0.1.0 (linux/x86_64)`).
+pub fn user_agent() -> String {
+    format!(
+        "kubectl-mesh503/v{} ({}/{})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
 /// Builds the API client from a loaded configuration (no network).
 pub fn client(loaded: &Loaded, opts: &CollectOptions) -> Result<kube::Client, CollectError> {
     let origin = match (&opts.kubeconfig, &loaded.context) {
@@ -183,7 +194,12 @@ pub fn client(loaded: &Loaded, opts: &CollectOptions) -> Result<kube::Client, Co
         (None, Some(c)) => format!("context {c:?}"),
         (None, None) => "the environment".to_string(),
     };
-    kube::Client::try_from(loaded.config.clone()).map_err(|e| {
+    let mut config = loaded.config.clone();
+    // Audit logs name who read (kubectl sends `kubectl/vX (os/arch) …`).
+    if let Ok(v) = http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((http::header::USER_AGENT, v));
+    }
+    kube::Client::try_from(config).map_err(|e| {
         let hint = if matches!(e, kube::Error::ProxyProtocolDisabled { .. }) {
             "this build cannot use an HTTP(S) proxy: unset HTTPS_PROXY, or add the API server to NO_PROXY"
         } else {
