@@ -3,6 +3,7 @@
 //! `analyze::tls_check` from the model's decisions.
 
 use crate::analyze::tls_check::{Status, TlsCheck};
+use crate::words;
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
 /// The tables at `width` columns. Cells never wrap (a host split over
@@ -10,6 +11,9 @@ use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 /// wider than `width`, the reasons move under the table, wrapped on word
 /// boundaries. `wide` keeps the one table whatever its width.
 pub fn render_table(t: &TlsCheck, color: bool, width: usize, wide: bool) -> String {
+    if !wide && t.clients.len() > MAX_ROWS {
+        return render_table(&summarized(t), color, width, false);
+    }
     let mut out = String::new();
     let full = trimmed(&client_table(t, color, true, false));
     let fits = full.lines().all(|l| super::layout::width_of(l) <= width);
@@ -51,6 +55,41 @@ fn trimmed(t: &Table) -> String {
 /// write it); any other host as is.
 fn short_host(host: &str) -> &str {
     host.split_once(".svc.").map_or(host, |(h, _)| h)
+}
+
+/// Client rows printed by default; past it, a summary (`-o wide` and
+/// `-o json` list every row): a sidecar of a large mesh has thousands of
+/// destinations and the table nobody reads cost a third of the run.
+pub const MAX_ROWS: usize = 40;
+
+/// `t` with its client rows cut to the CONFLICT ones, then UNKNOWN, at
+/// most [`MAX_ROWS`], and a note counting what is not shown.
+fn summarized(t: &TlsCheck) -> TlsCheck {
+    let count = |s: Status| t.clients.iter().filter(|r| r.status == s).count();
+    let mut shown: Vec<_> = [Status::Conflict, Status::Unknown]
+        .iter()
+        .flat_map(|s| t.clients.iter().filter(move |r| r.status == *s))
+        .take(MAX_ROWS)
+        .cloned()
+        .collect();
+    shown.shrink_to_fit();
+    let hidden = t.clients.len() - shown.len();
+    let mut notes = vec![format!(
+        "{} of {} not shown ({} OK, {} AUTO, {} CONFLICT, {} UNKNOWN in all; CONFLICT rows first): -o wide or -o json lists every row",
+        words::counts(hidden, "destination"),
+        t.clients.len(),
+        count(Status::Ok),
+        count(Status::Auto),
+        count(Status::Conflict),
+        count(Status::Unknown),
+    )];
+    notes.extend(t.notes.iter().cloned());
+    TlsCheck {
+        schema: t.schema,
+        clients: shown,
+        servers: t.servers.clone(),
+        notes,
+    }
 }
 
 fn client_table(t: &TlsCheck, color: bool, with_reason: bool, short: bool) -> Table {
@@ -123,5 +162,60 @@ fn servers_and_notes(t: &TlsCheck, out: &mut String) {
     }
     for n in &t.notes {
         out.push_str(&format!("note: {n}\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::tls_check::ClientRow;
+
+    fn row(i: usize, status: Status) -> ClientRow {
+        ClientRow {
+            proxy: "sleep".into(),
+            host: format!("svc{i}.ns.svc.cluster.local"),
+            port: 80,
+            subset: None,
+            client_tls: "ISTIO_MUTUAL".into(),
+            rule: None,
+            server_mode: Some("STRICT".into()),
+            status,
+            reason: "r".into(),
+        }
+    }
+
+    fn check(rows: Vec<ClientRow>) -> TlsCheck {
+        TlsCheck {
+            schema: "mesh503.io/tls-check/v1",
+            clients: rows,
+            servers: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_big_table_shows_conflicts_first_and_counts_the_rest() {
+        let mut rows: Vec<ClientRow> = (0..500).map(|i| row(i, Status::Ok)).collect();
+        rows[321] = row(321, Status::Conflict);
+        rows[7] = row(7, Status::Unknown);
+        let out = render_table(&check(rows.clone()), false, 200, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[1].contains("svc321.ns") && lines[1].contains("CONFLICT"),
+            "{out}"
+        );
+        assert!(lines[2].contains("svc7.ns"), "{out}");
+        assert!(
+            out.contains(
+                "498 destinations of 500 not shown (498 OK, 0 AUTO, 1 CONFLICT, 1 UNKNOWN"
+            ),
+            "{out}"
+        );
+        // Near misses: `-o wide` lists every row; a small table is whole.
+        let wide = render_table(&check(rows), false, 200, true);
+        assert_eq!(wide.lines().filter(|l| l.contains(".ns")).count(), 500);
+        let small: Vec<ClientRow> = (0..MAX_ROWS).map(|i| row(i, Status::Ok)).collect();
+        let out = render_table(&check(small), false, 200, false);
+        assert!(!out.contains("not shown"), "{out}");
     }
 }
