@@ -169,32 +169,10 @@ fn an_app_answering_503_is_unexplained_and_attributed_to_the_app() {
 /// proxy runs a rule the tool could not see, and why.
 #[test]
 fn a_rule_hidden_from_the_tool_but_run_by_the_proxy_is_reported() {
-    const NO_DESTINATION_RULES: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: no-destination-rules}
-rules:
-- apiGroups: ["", "apps", "discovery.k8s.io", "security.istio.io", "authentication.istio.io", "telemetry.istio.io"]
-  resources: ["*"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["networking.istio.io"]
-  resources: ["virtualservices", "sidecars", "serviceentries", "gateways", "envoyfilters"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["pods/portforward"]
-  verbs: ["create"]
-"#;
-    let dir = tempfile::tempdir().unwrap();
-    let rbac = dir.path().join("role.yaml");
-    std::fs::write(&rbac, NO_DESTINATION_RULES).unwrap();
-    let lab = mesh503_lab::lab::Lab::start(
-        &scenario("seed-strict-no-automtls.yaml"),
-        mesh503_lab::lab::LabOptions {
-            rbac: Some(rbac),
-            ..Default::default()
-        },
-    )
-    .expect("lab");
+    let (_dir, lab) = start_with_role(
+        "seed-strict-no-automtls.yaml",
+        ROLE_WITHOUT_DESTINATION_RULES,
+    );
     assert_eq!(
         request(&lab, "foo/sleep", "http://httpbin.foo:8000/get").status,
         503

@@ -131,3 +131,38 @@ pub fn kubectl_path() -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("no {} on PATH; set KUBECTL", k.display()))
 }
+
+/// A ClusterRole that reads everything the plugin reads except
+/// DestinationRules (RBAC hiding the rules that decide client TLS).
+pub const ROLE_WITHOUT_DESTINATION_RULES: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: no-destination-rules}
+rules:
+- apiGroups: ["", "apps", "discovery.k8s.io", "security.istio.io", "authentication.istio.io", "telemetry.istio.io"]
+  resources: ["*"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "sidecars", "serviceentries", "gateways", "envoyfilters"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/portforward"]
+  verbs: ["create"]
+"#;
+
+/// A lab on `name` whose API enforces the ClusterRole `role` (YAML); the
+/// directory holding the role lives as long as the lab is used.
+pub fn start_with_role(name: &str, role: &str) -> (tempfile::TempDir, Lab) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rbac = dir.path().join("role.yaml");
+    std::fs::write(&rbac, role).expect("write role");
+    let lab = Lab::start(
+        &scenario(name),
+        LabOptions {
+            rbac: Some(rbac),
+            ..Default::default()
+        },
+    )
+    .expect("lab");
+    (dir, lab)
+}

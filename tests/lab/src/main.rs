@@ -73,7 +73,8 @@ enum Cmd {
     /// mesh up, measure the lab, and time the plugin's `diagnose` against
     /// plain-client floors (see docs/performance.md).
     Bench {
-        /// The plugin binary (`target/release/kubectl-mesh503`).
+        /// The binary to time, run as a user runs it (the release build of the
+        /// plugin; the lab never links to it).
         #[arg(long)]
         plugin: PathBuf,
         /// Mesh sizes (services), comma-separated.
