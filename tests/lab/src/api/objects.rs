@@ -181,33 +181,39 @@ fn list(
     headers: &HeaderMap,
 ) -> Result<(u16, Value), ApiError> {
     let (labels, fields) = selectors(target, q)?;
-    let (items, rv) = if target.t.read_only_empty() {
-        (Vec::new(), ctx.store.resource_version())
-    } else {
-        ctx.store
-            .list_with_rv(target.t.group, target.t.kind, target.namespace.as_deref())
+    let after = match q.get("continue").filter(|t| !t.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
     };
-    let mut items: Vec<Value> = items
-        .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
-    if let Some(token) = q.get("continue").filter(|t| !t.is_empty()) {
-        let after = decode_continue(token)?;
-        items.retain(|o| key_of(o) > after);
-    }
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let mut continue_token = None;
-    let mut remaining = None;
-    if let Some(limit) = limit {
-        if items.len() > limit {
-            remaining = Some(items.len() - limit);
-            items.truncate(limit);
-            continue_token = items.last().map(|o| encode_continue(&key_of(o)));
+    let page = if target.t.read_only_empty() {
+        crate::store::ListPage {
+            items: Vec::new(),
+            remaining: 0,
+            rv: ctx.store.resource_version(),
         }
-    }
+    } else {
+        ctx.store.list_page(
+            target.t.group,
+            target.t.kind,
+            target.namespace.as_deref(),
+            after.as_ref(),
+            limit,
+            |o| labels.matches(o) && fields.matches(o),
+        )
+    };
+    let (items, rv) = (page.items, page.rv);
+    let (continue_token, remaining) = if page.remaining > 0 {
+        (
+            items.last().map(|o| encode_continue(&key_of(o))),
+            Some(page.remaining),
+        )
+    } else {
+        (None, None)
+    };
     let items: Vec<Value> = items.into_iter().map(|o| convert(target, o)).collect();
     if let Some(tv) = wants_table(headers) {
         return Ok((
