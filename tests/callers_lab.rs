@@ -162,6 +162,39 @@ fn caller_without_sidecar_found_from_its_environment() {
     assert!(!r.to_string().contains("cron/cleanup"), "{t}");
 }
 
+#[test]
+fn caller_in_another_namespace_is_looked_up_by_its_ip_not_by_listing_every_pod() {
+    let lab = start("legacy-client-strict.yaml");
+    for s in statuses(&lab, "reports/monthly", "http://ledger.billing:8000/get", 2) {
+        assert!(s.is_err(), "STRICT refuses plaintext: {s:?}");
+    }
+    let (r, t) = diagnose_svc(&lab, "ledger", "billing");
+    let f = first(&r);
+    assert_eq!(f["id"], "CLIENT_WITHOUT_SIDECAR_TO_STRICT", "{t}");
+    let subject = f["subject"].as_str().unwrap();
+    assert!(subject.contains("from reports/monthly-"), "{t}");
+    let pod_lists: Vec<String> = lab
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "list" && r.resource.as_deref() == Some("pods"))
+        .map(|r| format!("{}?{}", r.path, r.query))
+        .collect();
+    // The access log names an IP outside billing: the API server is asked
+    // for the pod with that IP, not for every pod of the cluster.
+    assert!(
+        pod_lists
+            .iter()
+            .any(|l| l.starts_with("/api/v1/pods?") && l.contains("fieldSelector=status.podIP")),
+        "{pod_lists:?}"
+    );
+    assert!(
+        !pod_lists.iter().any(|l| l.starts_with("/api/v1/pods?")
+            && !l.contains("fieldSelector=")
+            && !l.contains("labelSelector=")),
+        "every pod of the cluster was listed: {pod_lists:?}"
+    );
+}
+
 /// A role that reads everything the plugin reads except `hidden` rules.
 fn role_without(name: &str, core: &str, security: &str) -> String {
     format!(

@@ -11,8 +11,9 @@ use mesh503_lab::generate::{self, MeshSpec};
 use mesh503_lab::lab::{Lab, LabOptions};
 
 /// Diagnoses the seed's break on a generated mesh of `services` services;
-/// the saved snapshot.
-fn snapshot_at(services: usize) -> (serde_json::Value, u64) {
+/// the saved snapshot, its size, and the pod lists the plugin asked for
+/// (path and query).
+fn snapshot_at(services: usize) -> (serde_json::Value, u64, Vec<String>) {
     let spec = MeshSpec {
         services,
         pods_per_service: 1,
@@ -39,7 +40,14 @@ fn snapshot_at(services: usize) -> (serde_json::Value, u64) {
     assert_eq!(out.status.code(), Some(1), "a finding: {}", text(&out));
     let bytes = std::fs::metadata(&snap).unwrap().len();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&snap).unwrap()).unwrap();
-    (v, bytes)
+    let pod_lists = lab
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "list" && r.resource.as_deref() == Some("pods"))
+        .filter(|r| r.user_agent.starts_with("kubectl-mesh503/"))
+        .map(|r| format!("{}?{}", r.path, r.query))
+        .collect();
+    (v, bytes, pod_lists)
 }
 
 fn clusters_in(proxy: &serde_json::Value) -> usize {
@@ -50,8 +58,24 @@ fn clusters_in(proxy: &serde_json::Value) -> usize {
 
 #[test]
 fn the_snapshot_barely_grows_with_the_mesh() {
-    let (small, small_bytes) = snapshot_at(40);
-    let (large, large_bytes) = snapshot_at(400);
+    let (small, small_bytes, small_pod_lists) = snapshot_at(40);
+    let (large, large_bytes, large_pod_lists) = snapshot_at(400);
+    // Pods are listed by namespace or selected by the server: never every
+    // pod of the cluster (callers without a sidecar are asked for with
+    // `!security.istio.io/tlsMode`, callers by IP with `status.podIP=`).
+    for list in &large_pod_lists {
+        assert!(
+            !list.starts_with("/api/v1/pods?")
+                || list.contains("labelSelector=")
+                || list.contains("fieldSelector="),
+            "every pod of the cluster was listed: {list}"
+        );
+    }
+    assert_eq!(
+        small_pod_lists.len(),
+        large_pod_lists.len(),
+        "the pod lists do not grow with the mesh: {small_pod_lists:?} vs {large_pod_lists:?}"
+    );
     // Unfiltered, each Envoy's cluster dump alone grew by ~4 KB per service
     // (1.6 MB per sidecar at 400) and every DestinationRule was kept.
     assert!(

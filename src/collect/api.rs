@@ -504,12 +504,24 @@ impl ReadApi {
         coll: &Collection,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiCallError> {
+        self.list_selected(coll, label_selector, None).await
+    }
+
+    /// [`Api::list`] with a field selector too (`status.podIP=…`): the
+    /// server filters, so the answer does not grow with the cluster.
+    pub async fn list_selected(
+        &self,
+        coll: &Collection,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<Vec<Value>, ApiCallError> {
         let list_kind = format!("{}List", coll.kind);
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let lp = ListParams {
                 label_selector: label_selector.map(str::to_string),
+                field_selector: field_selector.map(str::to_string),
                 limit: Some(PAGE),
                 continue_token: token.take(),
                 ..ListParams::default()
@@ -517,7 +529,7 @@ impl ReadApi {
             let req = Request::new(coll.path())
                 .list(&lp)
                 .map_err(|e| ApiCallError::Kube(kube::Error::BuildRequest(e)))?;
-            let page = self.send(req).await?;
+            let mut page = self.send(req).await?;
             if let Some(k) = page.get("kind").and_then(Value::as_str) {
                 if k != list_kind {
                     return Err(ApiCallError::WrongKind {
@@ -526,9 +538,9 @@ impl ReadApi {
                     });
                 }
             }
-            if let Some(Value::Array(list)) = page.get("items") {
+            if let Some(Value::Array(list)) = page.get_mut("items").map(Value::take) {
                 for i in list {
-                    items.push(typed(i.clone(), &coll.api_version, &coll.kind)?);
+                    items.push(typed(i, &coll.api_version, &coll.kind)?);
                 }
             }
             token = page

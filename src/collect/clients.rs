@@ -335,7 +335,8 @@ impl Run<'_> {
         let mut out: Vec<(Value, String)> =
             found.into_iter().map(|(p, b)| (p.clone(), b)).collect();
         if !unmatched.is_empty() && out.len() < max {
-            if let Some(all) = self.pods_in("").await? {
+            let ips: Vec<&str> = unmatched.iter().map(|u| u.ip.as_str()).collect();
+            if let Some(all) = self.pods_with_ips(&ips).await? {
                 let rest: Vec<(Caller, Vec<String>)> = callers
                     .iter()
                     .filter(|(c, _)| unmatched.iter().any(|u| u.ip == c.ip))

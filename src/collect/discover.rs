@@ -566,7 +566,7 @@ impl Run<'_> {
             return Ok(());
         }
         let domain = self.resolved_target(r).cluster_domain;
-        let Some(pods) = self.pods_in("").await? else {
+        let Some(pods) = self.pods_without_sidecar_label().await? else {
             return Ok(());
         };
         let mut found: Vec<(Value, String)> = Vec::new();

@@ -19,6 +19,12 @@ use crate::target::Target;
 /// Cap on server sidecars read for one target.
 pub const MAX_SERVER_PROXIES: usize = 10;
 
+/// How many caller IPs are mapped to pods by `status.podIP` lookups.
+pub(super) const MAX_IP_LOOKUPS: usize = 16;
+
+/// Pods Istio's injector did not label (see `pods_without_sidecar_label`).
+pub(super) const NO_SIDECAR_LABEL_SELECTOR: &str = "!security.istio.io/tlsMode";
+
 /// The target, resolved to Kubernetes objects.
 #[derive(Debug, Clone, Default)]
 pub struct Resolved {
@@ -188,6 +194,81 @@ impl Run<'_> {
         };
         self.pod_lists.insert(ns.to_string(), pods.clone());
         Ok(Some(pods))
+    }
+
+    /// The pods (any namespace) whose IP is one of `ips`, asked of the API
+    /// server one IP at a time with the field selector `status.podIP=IP`
+    /// (a selectable field of pods: kubernetes `pkg/registry/core/pod/strategy.go`
+    /// `PodToSelectableFields`; the "Field selectors" page of kubernetes.io
+    /// lists it), so mapping a few callers does not read every pod of the
+    /// cluster. At most [`MAX_IP_LOOKUPS`] IPs are looked up. An API that
+    /// refuses the selector (400) gets the whole list once instead, as
+    /// does a run that has listed every pod already. `None`: the pods could
+    /// not be listed (the gap is recorded).
+    pub(super) async fn pods_with_ips(
+        &mut self,
+        ips: &[&str],
+    ) -> Result<Option<Vec<Value>>, CollectError> {
+        let wanted = |p: &Value| {
+            objects::pod_ips(p)
+                .iter()
+                .any(|i| ips.contains(&i.as_str()))
+        };
+        if let Some(all) = self.pod_lists.get("") {
+            return Ok(Some(all.iter().filter(|p| wanted(p)).cloned().collect()));
+        }
+        let mut out: Vec<Value> = Vec::new();
+        let Ok(coll) = Collection::core("pods", "Pod", None) else {
+            let all = self.pods_in("").await?;
+            return Ok(all.map(|all| all.into_iter().filter(|p| wanted(p)).collect()));
+        };
+        for ip in ips.iter().take(MAX_IP_LOOKUPS) {
+            let field = format!("status.podIP={ip}");
+            self.say(&format!("listing pods with {field} (all namespaces)"));
+            match self.api.list_selected(&coll, None, Some(&field)).await {
+                Ok(found) => {
+                    for p in found {
+                        if !out.iter().any(|q| objects::key(q) == objects::key(&p)) {
+                            out.push(p);
+                        }
+                    }
+                }
+                Err(e) if e.status_code() == Some(400) => {
+                    let all = self.pods_in("").await?;
+                    return Ok(all.map(|all| all.into_iter().filter(|p| wanted(p)).collect()));
+                }
+                Err(e) => {
+                    let during = format!("listing pods with {field} (all namespaces)");
+                    let text = match self.survivable(&during, e)? {
+                        Failure::NotFound => "HTTP 404: not found".to_string(),
+                        Failure::Forbidden(t) | Failure::Other(t) => t,
+                    };
+                    self.gap("list pods (all namespaces, by IP)".to_string(), text);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Pods without a sidecar, in every namespace: the label selector
+    /// `!security.istio.io/tlsMode` leaves out the pods Istio's injector
+    /// labelled (its template sets `security.istio.io/tlsMode: istio` on
+    /// every injected pod since 1.4, `manifests/charts/istio-control/
+    /// istio-discovery/files/injection-template.yaml`), so the answer grows
+    /// with the pods outside the mesh, not with the mesh. Pods of a mesh
+    /// older than 1.4 carry no such label and are all listed (correct,
+    /// only slower). A run that listed every pod already filters that list.
+    pub(super) async fn pods_without_sidecar_label(
+        &mut self,
+    ) -> Result<Option<Vec<Value>>, CollectError> {
+        if let Some(all) = self.pod_lists.get("") {
+            return Ok(Some(all.clone()));
+        }
+        let coll = Collection::core("pods", "Pod", None);
+        let what = format!("pods with {NO_SIDECAR_LABEL_SELECTOR} (all namespaces)");
+        self.list_or_gap(&what, coll, Some(NO_SIDECAR_LABEL_SELECTOR), false)
+            .await
     }
 
     /// Services selecting pods with `labels`, in `ns`.
