@@ -31,6 +31,15 @@ impl Run<'_> {
     /// first request tells whether the API can be used at all.
     pub(super) async fn preflight(&mut self) -> Result<(), CollectError> {
         self.say("reading the API server version");
+        self.server_version().await?;
+        self.discover().await?;
+        let kinds = self.kinds.clone();
+        self.list_istio_cluster_wide(kinds).await
+    }
+
+    /// `/version`: the first request, which tells whether the API can be
+    /// used at all (unreachable and 401 end the run).
+    async fn server_version(&mut self) -> Result<(), CollectError> {
         match self.api.get_path("/version", None).await {
             Ok(v) => self.snap.server_version = Some(v),
             Err(e) if e.is_unauthorized() => {
@@ -47,8 +56,26 @@ impl Run<'_> {
             }
             Err(e) => self.gap("GET /version", e.to_string()),
         }
+        Ok(())
+    }
+
+    /// [`Run::preflight`] without listing the kinds `later` names: those
+    /// are returned, for the caller to list with [`fetch_istio_lists`]
+    /// while it does other reads, and to add with [`Run::absorb_istio_lists`].
+    pub(super) async fn preflight_except(
+        &mut self,
+        later: &[&str],
+    ) -> Result<Vec<Kind>, CollectError> {
+        self.say("reading the API server version");
+        self.server_version().await?;
         self.discover().await?;
-        self.list_istio_cluster_wide().await
+        let (deferred, now): (Vec<Kind>, Vec<Kind>) = self
+            .kinds
+            .clone()
+            .into_iter()
+            .partition(|k| later.contains(&k.kind.as_str()));
+        self.list_istio_cluster_wide(now).await?;
+        Ok(deferred)
     }
 
     /// One version per Istio kind, from `/apis` and each served version's
@@ -121,25 +148,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn list_istio_cluster_wide(&mut self) -> Result<(), CollectError> {
-        let kinds = self.kinds.clone();
-        let api = self.api.clone();
-        let progress = self.progress;
-        let results: Vec<(Kind, Result<Vec<Value>, ApiCallError>)> = futures::stream::iter(kinds)
-            .map(|k| {
-                let api = api.clone();
-                async move {
-                    progress(&format!("listing {} (all namespaces)", k.describe()));
-                    let r = match k.collection(None) {
-                        Ok(c) => api.list(&c, None).await,
-                        Err(e) => Err(e),
-                    };
-                    (k, r)
-                }
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+    async fn list_istio_cluster_wide(&mut self, kinds: Vec<Kind>) -> Result<(), CollectError> {
+        let results = fetch_istio_lists(
+            self.api.clone(),
+            kinds,
+            self.progress,
+            self.opts.concurrency,
+        )
+        .await;
+        self.absorb_istio_lists(results)
+    }
+
+    /// Adds listed Istio objects; a kind forbidden cluster-wide is kept for
+    /// the per-namespace fallback, other failures are gaps (essential for
+    /// the kinds the TLS decision needs); a lost API ends the run.
+    pub(super) fn absorb_istio_lists(&mut self, results: IstioLists) -> Result<(), CollectError> {
         for (k, r) in results {
             match r {
                 Ok(items) => items.into_iter().for_each(|o| self.add_object(o)),
@@ -265,4 +288,32 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// Each Istio kind's cluster-wide list, or why it failed.
+pub(super) type IstioLists = Vec<(Kind, Result<Vec<Value>, ApiCallError>)>;
+
+/// Lists `kinds` cluster-wide, `concurrency` at a time. Borrows nothing of
+/// the run, so it can proceed while the run does other reads.
+pub(super) async fn fetch_istio_lists(
+    api: super::api::ReadApi,
+    kinds: Vec<Kind>,
+    progress: &dyn Fn(&str),
+    concurrency: usize,
+) -> IstioLists {
+    futures::stream::iter(kinds)
+        .map(|k| {
+            let api = api.clone();
+            async move {
+                progress(&format!("listing {} (all namespaces)", k.describe()));
+                let r = match k.collection(None) {
+                    Ok(c) => api.list(&c, None).await,
+                    Err(e) => Err(e),
+                };
+                (k, r)
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
 }

@@ -58,7 +58,7 @@ pub use self::run::rfc3339;
 use self::run::Run;
 pub use self::scan::collect_for_scan;
 pub use self::tls_check::collect_for_client;
-use crate::snapshot::{Gap, ResolvedTarget, Snapshot};
+use crate::snapshot::{Gap, ProxyEvidence, ResolvedTarget, Snapshot};
 use crate::target::{ClientRef, Target};
 
 /// How to connect and how much to read (made by `cli::Settings`).
@@ -142,32 +142,26 @@ pub async fn collect_for_target(
     progress: &dyn Fn(&str),
 ) -> Result<Snapshot, CollectError> {
     let mut run = Run::new(session, opts, progress, target.to_string());
-    run.preflight().await?;
-    let resolved = run.resolve(target, &session.namespace).await?;
-    run.snap.namespace = resolved.namespace.clone();
-    run.server_side(&resolved).await?;
-    let server_pods: Vec<&serde_json::Value> =
-        resolved.server_pods.iter().map(|(p, _)| p).collect();
-    run.scope = scope::scope_for(&resolved.services, &server_pods, &run.snap.objects);
-    let server_jobs = run.server_jobs(&resolved);
-    if opts.from.is_empty() {
-        // Callers are found in the servers' evidence: servers first.
-        let servers = run.read_sidecars(server_jobs).await?;
-        let client_jobs = run.choose_clients(&resolved, &servers).await?;
-        run.snap.proxies.extend(servers);
-        let clients = run.read_sidecars(client_jobs).await?;
-        run.snap.proxies.extend(clients);
-    } else {
-        // `--from` names the clients: every sidecar read at once.
-        let client_jobs = run.choose_clients(&resolved, &[]).await?;
-        let n_servers = server_jobs.len();
-        let mut jobs = server_jobs;
-        jobs.extend(client_jobs);
-        let mut read = run.read_sidecars(jobs).await?;
-        let clients = read.split_off(n_servers.min(read.len()));
-        run.snap.proxies.extend(read);
-        run.snap.proxies.extend(clients);
-    }
+    // DestinationRules are the one Istio list that grows with the mesh and
+    // that nothing needs before the callers are chosen (the target is
+    // resolved and the servers' sidecars are scoped by Services, pods and
+    // VirtualServices): they are listed while the servers are read.
+    let later = run.preflight_except(&["DestinationRule"]).await?;
+    let rules = config::fetch_istio_lists(run.api.clone(), later, progress, opts.concurrency);
+    let (rules, first) = futures::join!(rules, resolve_and_read_servers(&mut run, target, session));
+    // A lost API while listing ends the run before anything else is said.
+    run.absorb_istio_lists(rules)?;
+    let (resolved, servers, from_clients) = first?;
+    let clients = match from_clients {
+        Some(clients) => clients,
+        None => {
+            // Callers are found in the servers' evidence: servers first.
+            let client_jobs = run.choose_clients(&resolved, &servers).await?;
+            run.read_sidecars(client_jobs).await?
+        }
+    };
+    run.snap.proxies.extend(servers);
+    run.snap.proxies.extend(clients);
     run.finish(&resolved).await?;
     let dropped = prune::drop_unrelated_rules(&mut run.snap.objects);
     if dropped > 0 {
@@ -178,6 +172,41 @@ pub async fn collect_for_target(
     run.snap.redact();
     Ok(run.snap)
 }
+
+/// Resolves the target, records its server side and reads its server
+/// sidecars (scoped to what the target needs); with `--from`, the named
+/// clients' sidecars are read at the same time (`Some(clients)`).
+async fn resolve_and_read_servers(
+    run: &mut Run<'_>,
+    target: &Target,
+    session: &Session,
+) -> Result<ServersRead, CollectError> {
+    let resolved = run.resolve(target, &session.namespace).await?;
+    run.snap.namespace = resolved.namespace.clone();
+    run.server_side(&resolved).await?;
+    let server_pods: Vec<&serde_json::Value> =
+        resolved.server_pods.iter().map(|(p, _)| p).collect();
+    run.scope = scope::scope_for(&resolved.services, &server_pods, &run.snap.objects);
+    let mut jobs = run.server_jobs(&resolved);
+    if run.opts.from.is_empty() {
+        let servers = run.read_sidecars(jobs).await?;
+        return Ok((resolved, servers, None));
+    }
+    // `--from` names the clients: every sidecar read at once.
+    let n_servers = jobs.len();
+    jobs.extend(run.choose_clients(&resolved, &[]).await?);
+    let mut servers = run.read_sidecars(jobs).await?;
+    let clients = servers.split_off(n_servers.min(servers.len()));
+    Ok((resolved, servers, Some(clients)))
+}
+
+/// The resolved target, its servers' evidence, and with `--from` the named
+/// clients' evidence.
+type ServersRead = (
+    resolve::Resolved,
+    Vec<ProxyEvidence>,
+    Option<Vec<ProxyEvidence>>,
+);
 
 /// Adds a gap unless the same one is already there.
 pub fn push_gap(gaps: &mut Vec<Gap>, source: impl Into<String>, reason: impl Into<String>) {
