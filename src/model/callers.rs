@@ -206,10 +206,12 @@ pub struct TargetRoutes {
     pub missing_gateways: Vec<MissingGateway>,
 }
 
-/// Memoized [`TargetRoutes`] per Service FQDN; a clone starts empty.
+/// Memoized [`TargetRoutes`] per Service FQDN, and the routing's
+/// namespace index (built once per model); a clone starts empty.
 #[derive(Debug, Default)]
 pub struct Cache {
     routes: Mutex<HashMap<String, Arc<TargetRoutes>>>,
+    namespaces: std::sync::OnceLock<crate::istio::routing::NamespaceIndex>,
 }
 
 impl Clone for Cache {
@@ -277,7 +279,11 @@ impl Mesh {
     /// Caller classes from config, each with a representative client, and
     /// the read clients whose labels may give them a view of their own.
     fn callers_of_service(&self, svc: &Service) -> Vec<Caller> {
-        let info = self.routing.callers_of(&svc.fqdn);
+        let index = self
+            .route_cache
+            .namespaces
+            .get_or_init(|| self.routing.namespace_index());
+        let info = self.routing.callers_of_indexed(&svc.fqdn, index);
         let groups = self.client_groups();
         let mut out: Vec<Caller> = Vec::new();
         let one_view = info.classes.len() == 1;
@@ -296,14 +302,9 @@ impl Mesh {
                     .is_some_and(|p| in_class.contains(p.key.namespace.as_str()))
             });
             let pod = client.and_then(|g| g.pod).or_else(|| {
-                let sidecars = || {
-                    self.pods
-                        .iter()
-                        .filter(|p| p.has_sidecar() && in_class.contains(p.key.namespace.as_str()))
-                };
-                sidecars()
-                    .find(|p| !svc.selects(p))
-                    .or_else(|| sidecars().next())
+                let ns = &class.namespaces;
+                self.first_pod_in(ns, |p| p.has_sidecar() && !svc.selects(p))
+                    .or_else(|| self.first_pod_in(ns, |p| p.has_sidecar()))
             });
             let namespace = match (pod, class.namespaces.first()) {
                 (Some(p), _) => p.key.namespace.clone(),

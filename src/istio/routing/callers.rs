@@ -14,11 +14,13 @@
 //! the view (a Sidecar or DestinationRule with a workloadSelector in the
 //! namespace, or `sourceLabels` in a VirtualService naming the host).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::destination_rule::{decide, DestinationRule, LookupQuery};
 use super::super::host;
 use super::super::object::ObjectRef;
+use super::namespaces::NamespaceIndex;
 use super::query::{Client, HostVisibility, Routing};
 
 /// A namespace name no Kubernetes namespace can have: stands for every
@@ -89,36 +91,17 @@ pub struct CallerClass {
 impl Routing {
     /// Every namespace the snapshot mentions (objects and exportTo lists).
     pub fn known_namespaces(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut add = |ns: &str| {
-            if !ns.is_empty() && !matches!(ns, "*" | "." | "~") {
-                out.insert(ns.to_string());
-            }
-        };
-        for s in &self.registry.services {
-            add(&s.namespace);
-            s.export_to.iter().for_each(|e| add(e));
-        }
-        self.registry
-            .workloads
-            .iter()
-            .for_each(|w| add(&w.namespace));
-        for v in self.virtual_services.iter().chain(&self.delegates) {
-            add(&v.meta.namespace);
-            v.export_to.iter().for_each(|e| add(e));
-        }
-        for d in &self.destination_rules {
-            add(&d.meta.namespace);
-            d.export_to.iter().for_each(|e| add(e));
-        }
-        self.sidecars.iter().for_each(|s| add(&s.meta.namespace));
-        self.gateways.iter().for_each(|g| add(&g.meta.namespace));
-        add(&self.opts.root_namespace);
-        out
+        self.namespace_index().known
     }
 
     /// Who can call `host` (an FQDN) and how their views differ.
     pub fn callers_of(&self, host: &str) -> Callers {
+        self.callers_of_indexed(host, &self.namespace_index())
+    }
+
+    /// [`Routing::callers_of`] with the namespace index built once by the
+    /// caller (`scan` asks for every host of the mesh).
+    pub fn callers_of_indexed(&self, host: &str, index: &NamespaceIndex) -> Callers {
         let host = host.to_ascii_lowercase();
         let names = |h: &str| host::matches(h, &host) || host::matches(&host, h);
         let services: Vec<ServiceExposure> = self
@@ -159,7 +142,7 @@ impl Routing {
             })
             .collect();
         Callers {
-            classes: self.caller_classes(&host, &ports),
+            classes: self.caller_classes_sharing(&host, &ports, index, true),
             host: host.clone(),
             services,
             virtual_services: vss
@@ -187,10 +170,21 @@ impl Routing {
         }
     }
 
-    fn caller_classes(&self, host: &str, ports: &BTreeSet<u32>) -> Vec<CallerClass> {
+    /// Namespaces grouped by the view their clients get of `host`; with
+    /// `share`, the namespaces without a view of their own
+    /// ([`NamespaceIndex::with_own_view`]) take the view of a namespace the
+    /// snapshot does not mention, computed once (`share: false` computes
+    /// each: what the shared one must equal, checked in tests).
+    pub(crate) fn caller_classes_sharing(
+        &self,
+        host: &str,
+        ports: &BTreeSet<u32>,
+        index: &NamespaceIndex,
+        share: bool,
+    ) -> Vec<CallerClass> {
         let empty = BTreeMap::new();
         let mut classes: Vec<CallerClass> = Vec::new();
-        let mut namespaces: Vec<String> = self.known_namespaces().into_iter().collect();
+        let mut namespaces: Vec<String> = index.known.iter().cloned().collect();
         namespaces.push(OTHER_NAMESPACES.to_string());
         // The rules that can apply to the host, found once (not per
         // namespace: `scan` asks this for every Service of a large mesh).
@@ -201,9 +195,10 @@ impl Routing {
             .cloned()
             .collect();
         let by_labels = self.label_dependent_namespaces(host);
-        for ns in namespaces {
+        type View = (Vec<(u32, bool)>, Vec<(u32, Option<String>)>, Vec<String>);
+        let view = |ns: &str| -> View {
             let client = Client {
-                namespace: &ns,
+                namespace: ns,
                 labels: &empty,
             };
             let mut sees = Vec::new();
@@ -213,28 +208,61 @@ impl Routing {
                 sees.push((*p, v.visibility == HostVisibility::Visible));
                 vss.push((*p, v.virtual_service.map(|(k, _)| k)));
             }
-            let drs = self.applied_rules(&rules, host, client);
+            (sees, vss, self.applied_rules(&rules, host, client))
+        };
+        // A short host resolves per client namespace: no namespace can
+        // stand for another then.
+        let independent = self.resolve_client_host(host, "mesh503-probe-a")
+            == self.resolve_client_host(host, "mesh503-probe-b");
+        let shared = (share && independent).then(|| {
+            (
+                index.with_own_view(host, &self.opts.domain_suffix),
+                view(OTHER_NAMESPACES),
+            )
+        });
+        // The class the shared view fell in, once known: the namespaces
+        // sharing it join it without comparing views again.
+        let mut shared_class: Option<usize> = None;
+        for ns in namespaces {
             let label_dependent = by_labels.0 || by_labels.1.contains(&ns);
             let other = ns == OTHER_NAMESPACES;
-            match classes.iter_mut().find(|c| {
-                c.sees_host == sees && c.virtual_services == vss && c.destination_rules == drs
-            }) {
-                Some(c) => {
+            let v: Cow<View> = match &shared {
+                Some((own, v)) if !own.contains(&ns) => Cow::Borrowed(v),
+                _ => Cow::Owned(view(&ns)),
+            };
+            let is_shared = matches!(v, Cow::Borrowed(_));
+            let found = match (is_shared, shared_class) {
+                (true, Some(i)) => Some(i),
+                _ => classes.iter().position(|c| {
+                    c.sees_host == v.0 && c.virtual_services == v.1 && c.destination_rules == v.2
+                }),
+            };
+            let i = match found {
+                Some(i) => {
+                    let c = &mut classes[i];
                     if other {
                         c.other_namespaces = true;
                     } else {
                         c.namespaces.push(ns.clone());
                     }
                     c.label_dependent |= label_dependent;
+                    i
                 }
-                None => classes.push(CallerClass {
-                    namespaces: if other { Vec::new() } else { vec![ns.clone()] },
-                    other_namespaces: other,
-                    sees_host: sees,
-                    virtual_services: vss,
-                    destination_rules: drs,
-                    label_dependent,
-                }),
+                None => {
+                    let (sees, vss, drs) = v.into_owned();
+                    classes.push(CallerClass {
+                        namespaces: if other { Vec::new() } else { vec![ns.clone()] },
+                        other_namespaces: other,
+                        sees_host: sees,
+                        virtual_services: vss,
+                        destination_rules: drs,
+                        label_dependent,
+                    });
+                    classes.len() - 1
+                }
+            };
+            if is_shared {
+                shared_class = Some(i);
             }
         }
         classes

@@ -35,6 +35,7 @@ pub mod destination;
 pub mod explain;
 pub mod gateway;
 pub mod gateway_query;
+pub mod namespaces;
 pub mod query;
 pub mod registry;
 pub mod select;
@@ -48,6 +49,7 @@ pub use callers::{CallerClass, Callers};
 pub use destination::{DestStatus, DestinationView, Expected, PortSource, UnknownHostWhy};
 pub use gateway::{Gateway, Server};
 pub use gateway_query::{GatewayOutcome, GatewayView};
+pub use namespaces::NamespaceIndex;
 pub use query::{
     Client, Failure, HostVisibility, Outbound, RouteAction, RouteInfo, RouteView, Routing,
     RoutingInput,

@@ -103,3 +103,85 @@ fn subset_answers_differ_per_caller_class() {
     assert_eq!(from("foo"), None);
     assert_eq!(from("qux"), Some("NC"));
 }
+
+/// Namespaces no Istio object names share the view of a namespace the
+/// snapshot does not mention; computed once, it must equal computing each.
+#[test]
+fn a_shared_view_equals_each_namespace_computed_alone() {
+    const MORE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  host: "*.local"
+  exportTo: [plain-named]
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: edge}
+spec:
+  hosts: [api.example.com, short]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  exportTo: ["."]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: private, namespace: quiet, annotations: {networking.istio.io/exportTo: "."}}
+spec:
+  selector: {app: private}
+  ports: [{name: http, port: 8080}]
+"#;
+    let worlds = [WORLD.to_string(), format!("{WORLD}---\n{MORE}")];
+    let pods = [
+        ("baz", "sleep", "app=sleep", true),
+        ("plain-named", "a", "app=a", true),
+        ("quiet", "private-0", "app=private", true),
+        ("plain-2", "b", "app=b", true),
+    ];
+    let hosts = [
+        "reviews.foo.svc.cluster.local",
+        "private.quiet.svc.cluster.local",
+        "api.example.com",
+        "short",
+        "nothing.nowhere.svc.cluster.local",
+    ];
+    for text in &worlds {
+        let w = world(text).pods(&pods);
+        let r = w.routing();
+        for host in hosts {
+            for ports in [vec![9080u32], vec![8080], vec![443], vec![]] {
+                let ports: std::collections::BTreeSet<u32> = ports.into_iter().collect();
+                let ix = r.namespace_index();
+                assert_eq!(
+                    r.caller_classes_sharing(host, &ports, &ix, true),
+                    r.caller_classes_sharing(host, &ports, &ix, false),
+                    "{host} {ports:?}"
+                );
+            }
+        }
+    }
+    // The private Service is seen from its own namespace only, and the
+    // plain namespaces share the view of unknown ones.
+    let w = world(&worlds[1]).pods(&pods);
+    let c = w.routing().callers_of("private.quiet.svc.cluster.local");
+    let quiet = c
+        .classes
+        .iter()
+        .find(|k| k.namespaces.contains(&"quiet".to_string()))
+        .unwrap();
+    assert_eq!(quiet.sees_host, vec![(8080, true)], "{:?}", c.classes);
+    let other = c.classes.iter().find(|k| k.other_namespaces).unwrap();
+    assert_eq!(other.sees_host, vec![(8080, false)], "{:?}", c.classes);
+    assert!(
+        other.namespaces.contains(&"plain-2".to_string()),
+        "{:?}",
+        c.classes
+    );
+}
