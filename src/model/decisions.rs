@@ -230,6 +230,34 @@ pub struct Cache {
     servers: Mutex<HashMap<ServerKey, Arc<ServerSide>>>,
     namespace_modes: Mutex<HashMap<String, Arc<ServerMode>>>,
     authn: OnceLock<Arc<Authn>>,
+    /// Services by key and pods by namespace (indices into the model's
+    /// lists), so finding one does not scan them all (`scan` asks for
+    /// every Service of a large mesh).
+    pub(super) index: OnceLock<ObjectIndex>,
+}
+
+/// Positions of the model's Services and Pods, built on first use.
+#[derive(Debug, Default)]
+pub(super) struct ObjectIndex {
+    pub services: HashMap<ServiceKey, usize>,
+    pub pods_by_namespace: HashMap<String, Vec<usize>>,
+}
+
+impl ObjectIndex {
+    pub(super) fn of(mesh: &Mesh) -> ObjectIndex {
+        let mut ix = ObjectIndex::default();
+        for (i, s) in mesh.services.iter().enumerate() {
+            // The first of duplicate keys, as a linear search finds it.
+            ix.services.entry(s.key.clone()).or_insert(i);
+        }
+        for (i, p) in mesh.pods.iter().enumerate() {
+            ix.pods_by_namespace
+                .entry(p.key.namespace.clone())
+                .or_default()
+                .push(i);
+        }
+        ix
+    }
 }
 
 impl Clone for Cache {

@@ -434,12 +434,48 @@ impl Mesh {
     }
 
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
-        self.services.iter().find(|s| &s.key == key)
+        let ix = self.object_index();
+        ix.services.get(key).map(|i| &self.services[*i])
     }
 
     /// Pods a Service's selector picks (same namespace).
     pub fn backing_pods<'a>(&'a self, svc: &'a Service) -> impl Iterator<Item = &'a Pod> + 'a {
-        self.pods.iter().filter(move |p| svc.selects(p))
+        let ix = self.object_index();
+        ix.pods_by_namespace
+            .get(&svc.key.namespace)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.pods[*i])
+            .filter(move |p| svc.selects(p))
+    }
+
+    /// The first pod, in the model's order, of one of `namespaces` that
+    /// `keep` accepts (looked up per namespace, not over every pod).
+    pub fn first_pod_in<'a>(
+        &'a self,
+        namespaces: &[String],
+        keep: impl Fn(&Pod) -> bool,
+    ) -> Option<&'a Pod> {
+        let ix = self.object_index();
+        namespaces
+            .iter()
+            .filter_map(|ns| {
+                ix.pods_by_namespace
+                    .get(ns)?
+                    .iter()
+                    .copied()
+                    .find(|i| keep(&self.pods[*i]))
+            })
+            .min()
+            .map(|i| &self.pods[i])
+    }
+
+    /// The model's Services and Pods indexed (built on first use; the model
+    /// is not changed after it is built, and a changed clone starts anew).
+    fn object_index(&self) -> &decisions::ObjectIndex {
+        self.cache
+            .index
+            .get_or_init(|| decisions::ObjectIndex::of(self))
     }
 
     /// The target's Services, in the order they were resolved.
