@@ -139,6 +139,26 @@ fn caller_outside_a_rule_kept_to_its_namespace() {
         .filter(|f| f["severity"] == "error")
         .any(|f| f["subject"].as_str().is_some_and(|s| s.contains("picker")));
     assert!(!blamed, "{t}");
+    // Every namespace is sampled from injected pods (selected by the label
+    // the injector sets), never from a list of every pod.
+    let everywhere: Vec<String> = lab
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "list" && r.path == "/api/v1/pods")
+        .map(|r| r.query)
+        .collect();
+    assert!(
+        everywhere
+            .iter()
+            .any(|q| q.contains("labelSelector=security.istio.io%2FtlsMode%3Distio")),
+        "{everywhere:?}"
+    );
+    assert!(
+        everywhere
+            .iter()
+            .all(|q| q.contains("labelSelector=") || q.contains("fieldSelector=")),
+        "{everywhere:?}"
+    );
 }
 
 #[test]

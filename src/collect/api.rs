@@ -515,6 +515,19 @@ impl ReadApi {
         label_selector: Option<&str>,
         field_selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiCallError> {
+        self.list_until(coll, label_selector, field_selector, &|_| false)
+            .await
+    }
+
+    /// [`Api::list_selected`] that stops asking for more pages once `enough`
+    /// says the items so far suffice (a bounded sample).
+    pub async fn list_until(
+        &self,
+        coll: &Collection,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+        enough: &(dyn Fn(&[Value]) -> bool + Sync),
+    ) -> Result<Vec<Value>, ApiCallError> {
         let list_kind = format!("{}List", coll.kind);
         let mut items = Vec::new();
         let mut token: Option<String> = None;
@@ -548,7 +561,7 @@ impl ReadApi {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
-            if token.is_none() {
+            if token.is_none() || enough(&items) {
                 break;
             }
         }

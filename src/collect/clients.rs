@@ -393,11 +393,18 @@ impl Run<'_> {
             }
         }
         if candidates.len() < cap && own && (self.opts.all_namespaces || wide) {
-            for p in self.pods_in("").await?.unwrap_or_default() {
+            // A sample: pages of injected pods until enough candidates.
+            let taken: HashSet<String> = candidates.iter().map(objects::key).collect();
+            let wanted = |p: &Value| {
+                objects::namespace(p) != ns && is_candidate(p) && !taken.contains(&objects::key(p))
+            };
+            let need = cap - candidates.len();
+            let enough = |pods: &[Value]| pods.iter().filter(|p| wanted(p)).count() >= need;
+            for p in self.injected_pods_until(&enough).await?.unwrap_or_default() {
                 if candidates.len() >= cap {
                     break;
                 }
-                if objects::namespace(&p) != ns && is_candidate(&p) {
+                if wanted(&p) {
                     candidates.push(p);
                 }
             }

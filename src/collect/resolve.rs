@@ -22,6 +22,9 @@ pub const MAX_SERVER_PROXIES: usize = 10;
 /// How many caller IPs are mapped to pods by `status.podIP` lookups.
 pub(super) const MAX_IP_LOOKUPS: usize = 16;
 
+/// Pods Istio's injector labelled (see `injected_pods_until`).
+pub(super) const SIDECAR_LABEL_SELECTOR: &str = "security.istio.io/tlsMode=istio";
+
 /// Pods Istio's injector did not label (see `pods_without_sidecar_label`).
 pub(super) const NO_SIDECAR_LABEL_SELECTOR: &str = "!security.istio.io/tlsMode";
 
@@ -269,6 +272,44 @@ impl Run<'_> {
         let what = format!("pods with {NO_SIDECAR_LABEL_SELECTOR} (all namespaces)");
         self.list_or_gap(&what, coll, Some(NO_SIDECAR_LABEL_SELECTOR), false)
             .await
+    }
+
+    /// Injected pods of every namespace, page by page until `enough` says
+    /// the sample has what it needs: the label selector
+    /// `security.istio.io/tlsMode=istio` (every pod Istio's injector touched
+    /// since 1.4), else, when no pod carries it (an older mesh), unselected
+    /// pages. A run that listed every pod already uses that list. `None`:
+    /// the pods could not be listed (the gap is recorded).
+    pub(super) async fn injected_pods_until(
+        &mut self,
+        enough: &(dyn Fn(&[Value]) -> bool + Sync),
+    ) -> Result<Option<Vec<Value>>, CollectError> {
+        if let Some(all) = self.pod_lists.get("") {
+            return Ok(Some(all.clone()));
+        }
+        let Ok(coll) = Collection::core("pods", "Pod", None) else {
+            return self.pods_in("").await;
+        };
+        for selector in [Some(SIDECAR_LABEL_SELECTOR), None] {
+            let what = format!(
+                "pods{} (all namespaces, a sample)",
+                selector.map(|s| format!(" with {s}")).unwrap_or_default()
+            );
+            self.say(&format!("listing {what}"));
+            match self.api.list_until(&coll, selector, None, enough).await {
+                Ok(pods) if pods.is_empty() && selector.is_some() => continue,
+                Ok(pods) => return Ok(Some(pods)),
+                Err(e) => {
+                    let text = match self.survivable(&format!("listing {what}"), e)? {
+                        Failure::NotFound => "HTTP 404: not found".to_string(),
+                        Failure::Forbidden(t) | Failure::Other(t) => t,
+                    };
+                    self.gap(format!("list {what}"), text);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(Vec::new()))
     }
 
     /// Services selecting pods with `labels`, in `ns`.
