@@ -41,7 +41,11 @@ mod cluster;
 mod endpoint;
 mod json;
 mod listener;
+mod pruned;
 mod rejected;
+pub mod stream;
+#[cfg(test)]
+pub(crate) mod stream_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tls;
@@ -259,83 +263,135 @@ fn type_version(out: &mut ConfigDump, c: &Value, ty: ResourceType) {
     }
 }
 
-/// Every element of each `(list, state)` of `c`, pushed with its path.
-fn push_lists<S: Copy>(
-    out: &mut ConfigDump,
-    c: &Value,
-    path: &str,
-    lists: &[(&str, S)],
-    push: fn(&mut ConfigDump, &Value, &str, S),
-) {
-    for &(key, state) in lists {
-        for (j, w) in each(c, key) {
-            push(out, w, &format!("{path}.{key}[{j}]"), state);
-        }
-    }
-}
+/// Adds one element of a list of a `*ConfigDump` (the wrapper, or a v3
+/// `DynamicListener`) to the dump; the path names it in problems.
+type PushFn = fn(&mut ConfigDump, &Value, &str);
 
-fn clusters_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    type_version(out, c, ResourceType::Cluster);
-    let lists = [
-        ("static_clusters", ResourceState::Static),
-        ("dynamic_active_clusters", ResourceState::DynamicActive),
-        ("dynamic_warming_clusters", ResourceState::DynamicWarming),
-    ];
-    push_lists(out, c, path, &lists, push_cluster);
-}
+/// The lists of a `ClustersConfigDump`, in the order they are read.
+const CLUSTER_LISTS: &[(&str, PushFn)] = &[
+    ("static_clusters", |o, w, p| {
+        push_cluster(o, w, p, ResourceState::Static)
+    }),
+    ("dynamic_active_clusters", |o, w, p| {
+        push_cluster(o, w, p, ResourceState::DynamicActive)
+    }),
+    ("dynamic_warming_clusters", |o, w, p| {
+        push_cluster(o, w, p, ResourceState::DynamicWarming)
+    }),
+];
 
-fn listeners_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    type_version(out, c, ResourceType::Listener);
-    for (j, w) in each(c, "static_listeners") {
+/// The lists of a `ListenersConfigDump`: v3 `static_listeners` /
+/// `dynamic_listeners`, v2alpha `dynamic_{active,warming,draining}_listeners`.
+const LISTENER_LISTS: &[(&str, PushFn)] = &[
+    ("static_listeners", |o, w, p| {
         if w.get("listener").is_some() {
-            let p = format!("{path}.static_listeners[{j}]");
-            push_listener_wrapper(out, w, &p, ListenerState::Static);
+            push_listener_wrapper(o, w, p, ListenerState::Static)
+        }
+    }),
+    ("dynamic_listeners", push_dynamic_listener),
+    ("dynamic_active_listeners", |o, w, p| {
+        push_listener_wrapper(o, w, p, ListenerState::Active)
+    }),
+    ("dynamic_warming_listeners", |o, w, p| {
+        push_listener_wrapper(o, w, p, ListenerState::Warming)
+    }),
+    ("dynamic_draining_listeners", |o, w, p| {
+        push_listener_wrapper(o, w, p, ListenerState::Draining)
+    }),
+];
+
+/// The lists of an `EndpointsConfigDump`.
+const ENDPOINT_LISTS: &[(&str, PushFn)] = &[
+    ("static_endpoint_configs", push_endpoints),
+    ("dynamic_endpoint_configs", push_endpoints),
+];
+
+/// The `configs[]` elements the parser keeps, by `@type` (without the API
+/// prefix); every other type (routes, secrets, scoped routes, ecds…) is
+/// skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bootstrap,
+    /// A whole `ClustersConfigDump`, `ListenersConfigDump` or
+    /// `EndpointsConfigDump`: lists of resources (the bulk of a dump).
+    Lists(ListsKind),
+    DynamicCluster,
+    StaticCluster,
+    DynamicListener,
+    StaticListener,
+    EndpointConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListsKind {
+    Clusters,
+    Listeners,
+    Endpoints,
+}
+
+impl ListsKind {
+    fn lists(self) -> &'static [(&'static str, PushFn)] {
+        match self {
+            ListsKind::Clusters => CLUSTER_LISTS,
+            ListsKind::Listeners => LISTENER_LISTS,
+            ListsKind::Endpoints => ENDPOINT_LISTS,
         }
     }
-    // v3
-    for (j, d) in each(c, "dynamic_listeners") {
-        push_dynamic_listener(out, d, &format!("{path}.dynamic_listeners[{j}]"));
+    /// The resource whose whole-dump `version_info` is kept (an
+    /// `EndpointsConfigDump` has none).
+    fn versioned(self) -> Option<ResourceType> {
+        match self {
+            ListsKind::Clusters => Some(ResourceType::Cluster),
+            ListsKind::Listeners => Some(ResourceType::Listener),
+            ListsKind::Endpoints => None,
+        }
     }
-    // v2alpha
-    let lists = [
-        ("dynamic_active_listeners", ListenerState::Active),
-        ("dynamic_warming_listeners", ListenerState::Warming),
-        ("dynamic_draining_listeners", ListenerState::Draining),
-    ];
-    push_lists(out, c, path, &lists, push_listener_wrapper);
 }
 
-fn endpoints_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    let lists = [
-        ("static_endpoint_configs", ()),
-        ("dynamic_endpoint_configs", ()),
-    ];
-    push_lists(out, c, path, &lists, |out, w, p, ()| {
-        push_endpoints(out, w, p)
-    });
+fn kind_of(kind: &str) -> Option<Kind> {
+    Some(match kind {
+        "BootstrapConfigDump" => Kind::Bootstrap,
+        "ClustersConfigDump" => Kind::Lists(ListsKind::Clusters),
+        "ClustersConfigDump.DynamicCluster" => Kind::DynamicCluster,
+        "ClustersConfigDump.StaticCluster" => Kind::StaticCluster,
+        "ListenersConfigDump" => Kind::Lists(ListsKind::Listeners),
+        "ListenersConfigDump.DynamicListener" => Kind::DynamicListener,
+        "ListenersConfigDump.StaticListener" => Kind::StaticListener,
+        "EndpointsConfigDump" => Kind::Lists(ListsKind::Endpoints),
+        "EndpointsConfigDump.DynamicEndpointConfig"
+        | "EndpointsConfigDump.StaticEndpointConfig" => Kind::EndpointConfig,
+        _ => return None,
+    })
 }
 
-/// One element of `configs[]`, by its type (without the API prefix).
-fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
+/// One element of `configs[]` of a kept kind.
+fn config_element(out: &mut ConfigDump, kind: Kind, c: &Value, path: &str) {
     match kind {
         // Static clusters' load_assignment endpoints are in EndpointsConfigDump already.
-        "BootstrapConfigDump" if c.get("bootstrap").is_some() => {
-            out.bootstrap = c.get("bootstrap").map(parse_bootstrap)
+        Kind::Bootstrap => {
+            if let Some(b) = c.get("bootstrap") {
+                out.bootstrap = Some(parse_bootstrap(b));
+            }
         }
-        "ClustersConfigDump" => clusters_dump(out, c, path),
-        "ClustersConfigDump.DynamicCluster" => {
-            push_cluster(out, c, path, ResourceState::DynamicActive)
+        Kind::Lists(lists) => {
+            if let Some(ty) = lists.versioned() {
+                type_version(out, c, ty);
+            }
+            for &(key, push) in lists.lists() {
+                for (j, w) in each(c, key) {
+                    push(out, w, &format!("{path}.{key}[{j}]"));
+                }
+            }
         }
-        "ClustersConfigDump.StaticCluster" => push_cluster(out, c, path, ResourceState::Static),
-        "ListenersConfigDump" => listeners_dump(out, c, path),
-        "ListenersConfigDump.DynamicListener" => push_dynamic_listener(out, c, path),
-        "ListenersConfigDump.StaticListener" if c.get("listener").is_some() => {
-            push_listener_wrapper(out, c, path, ListenerState::Static)
+        Kind::DynamicCluster => push_cluster(out, c, path, ResourceState::DynamicActive),
+        Kind::StaticCluster => push_cluster(out, c, path, ResourceState::Static),
+        Kind::DynamicListener => push_dynamic_listener(out, c, path),
+        Kind::StaticListener => {
+            if c.get("listener").is_some() {
+                push_listener_wrapper(out, c, path, ListenerState::Static)
+            }
         }
-        "EndpointsConfigDump" => endpoints_dump(out, c, path),
-        "EndpointsConfigDump.DynamicEndpointConfig"
-        | "EndpointsConfigDump.StaticEndpointConfig" => push_endpoints(out, c, path),
-        _ => {} // routes, secrets (never collected), scoped routes, ecds…
+        Kind::EndpointConfig => push_endpoints(out, c, path),
     }
 }
 
@@ -381,25 +437,42 @@ pub fn parse_config_dump(v: &Value) -> Result<ConfigDump, DumpError> {
         Some(_) => return Err(DumpError::ConfigsNotAList),
     };
     for (i, c) in configs.iter().enumerate() {
-        let path = format!("configs[{i}]");
-        let Some(t) = c.get("@type").and_then(Value::as_str) else {
-            out.problems.push(DumpError::Element {
-                path,
-                reason: "no @type".into(),
-            });
-            continue;
-        };
-        let Some((api, kind)) = type_suffix(t) else {
-            out.problems.push(DumpError::Element {
-                path,
-                reason: format!("unknown type URL {t}"),
-            });
-            continue;
-        };
-        if out.api == DumpApi::Unknown {
-            out.api = api;
-        }
-        config_element(&mut out, kind, c, &path);
+        config_entry(&mut out, c, &format!("configs[{i}]"));
     }
     Ok(out)
+}
+
+/// One element of `configs[]`, whatever it holds: by its `@type`, or a
+/// problem when it has none or an unknown one.
+fn config_entry(out: &mut ConfigDump, c: &Value, path: &str) {
+    match c.get("@type").and_then(Value::as_str) {
+        Some(t) => {
+            typed_entry(out, t, Some(c), path);
+        }
+        None => out.problems.push(DumpError::Element {
+            path: path.to_string(),
+            reason: "no @type".into(),
+        }),
+    }
+}
+
+/// The `@type` `t` of an element: records the dump's API and, for a kept
+/// kind, returns it; `c` (the element) is parsed when given, else the caller
+/// reads the element itself (the streaming parser).
+fn typed_entry(out: &mut ConfigDump, t: &str, c: Option<&Value>, path: &str) -> Option<Kind> {
+    let Some((api, kind)) = type_suffix(t) else {
+        out.problems.push(DumpError::Element {
+            path: path.to_string(),
+            reason: format!("unknown type URL {t}"),
+        });
+        return None;
+    };
+    if out.api == DumpApi::Unknown {
+        out.api = api;
+    }
+    let kind = kind_of(kind)?;
+    if let Some(c) = c {
+        config_element(out, kind, c, path);
+    }
+    Some(kind)
 }
