@@ -60,7 +60,7 @@ pub use listener::{parse_listener, FilterChain, Listener, ListenerState};
 pub use rejected::{RejectedResource, ResourceType, UpdateFailure};
 pub use tls::{DownstreamTls, TlsContext};
 
-use json::{each, s};
+use json::{each, s, Json};
 use rejected::wrapper_rejection;
 
 /// A problem with one element of the dump (the element is skipped) or with the whole document.
@@ -170,7 +170,7 @@ fn missing(path: &str, what: &str) -> DumpError {
 }
 
 /// A `StaticCluster` / `DynamicCluster` wrapper.
-fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: ResourceState) {
+fn push_cluster<J: Json>(out: &mut ConfigDump, wrapper: &J, path: &str, state: ResourceState) {
     let rejection = wrapper_rejection(wrapper, ResourceType::Cluster, "cluster", "name", path);
     let rejected = rejection.is_some();
     out.rejected.extend(rejection);
@@ -180,7 +180,7 @@ fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: Resour
         }
         return;
     };
-    match parse_cluster(c, &format!("{path}.cluster")) {
+    match cluster::cluster_from(c, &format!("{path}.cluster")) {
         Ok(mut cl) => {
             cl.state = state;
             cl.version_info = s(wrapper, "version_info");
@@ -191,8 +191,8 @@ fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: Resour
     }
 }
 
-fn push_listener(out: &mut ConfigDump, l: &Value, path: &str, state: ListenerState) {
-    match parse_listener(l, path) {
+fn push_listener<J: Json>(out: &mut ConfigDump, l: &J, path: &str, state: ListenerState) {
+    match listener::listener_from(l, path) {
         Ok(mut li) => {
             li.state = state;
             out.listeners.push(li);
@@ -203,7 +203,7 @@ fn push_listener(out: &mut ConfigDump, l: &Value, path: &str, state: ListenerSta
 
 /// A v2alpha `dynamic_*_listeners[]` / `static_listeners[]` wrapper
 /// (`version_info`, `listener`, `last_updated`).
-fn push_listener_wrapper(out: &mut ConfigDump, w: &Value, path: &str, state: ListenerState) {
+fn push_listener_wrapper<J: Json>(out: &mut ConfigDump, w: &J, path: &str, state: ListenerState) {
     match w.get("listener") {
         Some(l) => {
             push_listener(out, l, &format!("{path}.listener"), state);
@@ -216,7 +216,7 @@ fn push_listener_wrapper(out: &mut ConfigDump, w: &Value, path: &str, state: Lis
     }
 }
 
-fn push_dynamic_listener(out: &mut ConfigDump, d: &Value, path: &str) {
+fn push_dynamic_listener<J: Json>(out: &mut ConfigDump, d: &J, path: &str) {
     let parsed = listener::parse_dynamic_listener(d, path);
     out.rejected.extend(parsed.rejected);
     match parsed.listener {
@@ -225,7 +225,7 @@ fn push_dynamic_listener(out: &mut ConfigDump, d: &Value, path: &str) {
     }
 }
 
-fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
+fn push_endpoints<J: Json>(out: &mut ConfigDump, wrapper: &J, path: &str) {
     let rejection = wrapper_rejection(
         wrapper,
         ResourceType::Endpoints,
@@ -241,7 +241,7 @@ fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
         }
         return;
     };
-    match parse_load_assignment(cla, &format!("{path}.endpoint_config")) {
+    match endpoint::load_assignment_from(cla, &format!("{path}.endpoint_config")) {
         Ok((name, eps)) => {
             let version = ResourceVersion {
                 version_info: s(wrapper, "version_info"),
@@ -262,49 +262,6 @@ fn type_version(out: &mut ConfigDump, c: &Value, ty: ResourceType) {
         out.type_versions.insert(ty, v);
     }
 }
-
-/// Adds one element of a list of a `*ConfigDump` (the wrapper, or a v3
-/// `DynamicListener`) to the dump; the path names it in problems.
-type PushFn = fn(&mut ConfigDump, &Value, &str);
-
-/// The lists of a `ClustersConfigDump`, in the order they are read.
-const CLUSTER_LISTS: &[(&str, PushFn)] = &[
-    ("static_clusters", |o, w, p| {
-        push_cluster(o, w, p, ResourceState::Static)
-    }),
-    ("dynamic_active_clusters", |o, w, p| {
-        push_cluster(o, w, p, ResourceState::DynamicActive)
-    }),
-    ("dynamic_warming_clusters", |o, w, p| {
-        push_cluster(o, w, p, ResourceState::DynamicWarming)
-    }),
-];
-
-/// The lists of a `ListenersConfigDump`: v3 `static_listeners` /
-/// `dynamic_listeners`, v2alpha `dynamic_{active,warming,draining}_listeners`.
-const LISTENER_LISTS: &[(&str, PushFn)] = &[
-    ("static_listeners", |o, w, p| {
-        if w.get("listener").is_some() {
-            push_listener_wrapper(o, w, p, ListenerState::Static)
-        }
-    }),
-    ("dynamic_listeners", push_dynamic_listener),
-    ("dynamic_active_listeners", |o, w, p| {
-        push_listener_wrapper(o, w, p, ListenerState::Active)
-    }),
-    ("dynamic_warming_listeners", |o, w, p| {
-        push_listener_wrapper(o, w, p, ListenerState::Warming)
-    }),
-    ("dynamic_draining_listeners", |o, w, p| {
-        push_listener_wrapper(o, w, p, ListenerState::Draining)
-    }),
-];
-
-/// The lists of an `EndpointsConfigDump`.
-const ENDPOINT_LISTS: &[(&str, PushFn)] = &[
-    ("static_endpoint_configs", push_endpoints),
-    ("dynamic_endpoint_configs", push_endpoints),
-];
 
 /// The `configs[]` elements the parser keeps, by `@type` (without the API
 /// prefix); every other type (routes, secrets, scoped routes, ecds…) is
@@ -330,11 +287,48 @@ enum ListsKind {
 }
 
 impl ListsKind {
-    fn lists(self) -> &'static [(&'static str, PushFn)] {
+    /// The lists, in the order they are read: `ClustersConfigDump`'s;
+    /// `ListenersConfigDump`'s (v3 `static_listeners` / `dynamic_listeners`,
+    /// v2alpha `dynamic_{active,warming,draining}_listeners`);
+    /// `EndpointsConfigDump`'s.
+    fn lists(self) -> &'static [&'static str] {
         match self {
-            ListsKind::Clusters => CLUSTER_LISTS,
-            ListsKind::Listeners => LISTENER_LISTS,
-            ListsKind::Endpoints => ENDPOINT_LISTS,
+            ListsKind::Clusters => &[
+                "static_clusters",
+                "dynamic_active_clusters",
+                "dynamic_warming_clusters",
+            ],
+            ListsKind::Listeners => &[
+                "static_listeners",
+                "dynamic_listeners",
+                "dynamic_active_listeners",
+                "dynamic_warming_listeners",
+                "dynamic_draining_listeners",
+            ],
+            ListsKind::Endpoints => &["static_endpoint_configs", "dynamic_endpoint_configs"],
+        }
+    }
+    /// Adds element `w` of the `list`-th of [`ListsKind::lists`] to the
+    /// dump (a wrapper, or a v3 `DynamicListener`); `path` names it.
+    fn push<J: Json>(self, list: usize, out: &mut ConfigDump, w: &J, path: &str) {
+        match (self, list) {
+            (ListsKind::Clusters, 0) => push_cluster(out, w, path, ResourceState::Static),
+            (ListsKind::Clusters, 1) => push_cluster(out, w, path, ResourceState::DynamicActive),
+            (ListsKind::Clusters, _) => push_cluster(out, w, path, ResourceState::DynamicWarming),
+            (ListsKind::Listeners, 0) => {
+                if w.get("listener").is_some() {
+                    push_listener_wrapper(out, w, path, ListenerState::Static)
+                }
+            }
+            (ListsKind::Listeners, 1) => push_dynamic_listener(out, w, path),
+            (ListsKind::Listeners, 2) => push_listener_wrapper(out, w, path, ListenerState::Active),
+            (ListsKind::Listeners, 3) => {
+                push_listener_wrapper(out, w, path, ListenerState::Warming)
+            }
+            (ListsKind::Listeners, _) => {
+                push_listener_wrapper(out, w, path, ListenerState::Draining)
+            }
+            (ListsKind::Endpoints, _) => push_endpoints(out, w, path),
         }
     }
     /// The resource whose whole-dump `version_info` is kept (an
@@ -377,9 +371,9 @@ fn config_element(out: &mut ConfigDump, kind: Kind, c: &Value, path: &str) {
             if let Some(ty) = lists.versioned() {
                 type_version(out, c, ty);
             }
-            for &(key, push) in lists.lists() {
+            for (i, key) in lists.lists().iter().enumerate() {
                 for (j, w) in each(c, key) {
-                    push(out, w, &format!("{path}.{key}[{j}]"));
+                    lists.push(i, out, w, &format!("{path}.{key}[{j}]"));
                 }
             }
         }

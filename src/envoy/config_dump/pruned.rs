@@ -13,12 +13,15 @@
 //! name, checked by a test that reads them) except under the keys in
 //! [`WHOLE`], whose objects they iterate or test for emptiness, kept whole.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+
+use super::json::Json;
 
 /// Every key the resource parsers (cluster.rs, endpoint.rs, listener.rs,
 /// rejected.rs, tls.rs, json.rs, and the wrappers' in mod.rs) read, sorted.
@@ -192,6 +195,92 @@ fn classify(k: &str) -> KeyClass {
     classes().get(k).copied().unwrap_or(KeyClass::Skipped)
 }
 
+/// A JSON value as the streaming reader keeps it: the parsers read it
+/// through [`Json`] as they read a `serde_json::Value`. Strings are
+/// borrowed from the document when they can be (no escapes, read from
+/// memory), objects are lists of entries (a few each), and an object's kept
+/// keys are the [`KEPT`] names themselves: no allocation but for lists and
+/// objects.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Node<'de> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    Str(Cow<'de, str>),
+    Array(Vec<Node<'de>>),
+    /// In document order, repeated keys included (the last one counts).
+    Object(Vec<(Cow<'de, str>, Node<'de>)>),
+}
+
+static NULL: Node<'static> = Node::Null;
+
+impl<'de> Json for Node<'de> {
+    fn get(&self, key: &str) -> Option<&Self> {
+        match self {
+            Node::Object(entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_array(&self) -> Option<&[Self]> {
+        match self {
+            Node::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<&Number> {
+        match self {
+            Node::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Node::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn is_object(&self) -> bool {
+        matches!(self, Node::Object(_))
+    }
+    fn is_empty_object(&self) -> bool {
+        matches!(self, Node::Object(e) if e.is_empty())
+    }
+    fn entries(&self) -> Option<Vec<(&str, &Self)>> {
+        let Node::Object(entries) = self else {
+            return None;
+        };
+        let map: BTreeMap<&str, &Self> = entries.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+        Some(map.into_iter().collect())
+    }
+    fn to_value(&self) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Number(n) => Value::Number(n.clone()),
+            Node::Str(s) => Value::String(s.to_string()),
+            Node::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
+            Node::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect::<Map<String, Value>>(),
+            ),
+        }
+    }
+    fn null<'a>() -> &'a Self
+    where
+        Self: 'a,
+    {
+        &NULL
+    }
+}
+
 /// An object key, classified without being copied.
 struct Key;
 
@@ -212,67 +301,105 @@ impl<'de> Visitor<'de> for Key {
     }
 }
 
-/// A JSON value with only the [`KEPT`] and [`WHOLE`] keys of its objects;
-/// otherwise what `serde_json::Value`'s own `Deserialize` builds (numbers,
-/// strings, a repeated key's last value).
-pub(super) struct Pruned;
+/// A string, borrowed from the document when it can be.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A JSON value as a [`Node`]: with only the [`KEPT`] and [`WHOLE`] keys
+/// of its objects when `pruned`, every key otherwise (under a WHOLE key).
+/// Numbers and repeated keys as `serde_json::Value` has them.
+#[derive(Clone, Copy)]
+pub(super) struct Pruned {
+    pub pruned: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for Pruned {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    type Value = Node<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Pruned {
-    type Value = Value;
+    type Value = Node<'de>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Number(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<'de>, E> {
+        Ok(Node::Number(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<'de>, E> {
+        // As `serde_json::Value` does: a non-finite number is null.
+        Ok(Number::from_f64(v).map_or(Node::Null, Node::Number))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v.to_string())))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v)))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Pruned)? {
+        while let Some(v) = seq.next_element_seed(self)? {
             out.push(v);
         }
-        Ok(Value::Array(out))
+        Ok(Node::Array(out))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let mut out = Vec::new();
+        if !self.pruned {
+            while let Some(k) = map.next_key_seed(Text)? {
+                out.push((k, map.next_value_seed(self)?));
+            }
+            return Ok(Node::Object(out));
+        }
         while let Some(key) = map.next_key_seed(Key)? {
             match key {
-                KeyClass::Kept(k) => {
-                    out.insert(k.to_string(), map.next_value_seed(Pruned)?);
-                }
+                KeyClass::Kept(k) => out.push((Cow::Borrowed(k), map.next_value_seed(self)?)),
                 KeyClass::Whole(k) => {
-                    out.insert(k.to_string(), map.next_value::<Value>()?);
+                    let whole = Pruned { pruned: false };
+                    out.push((Cow::Borrowed(k), map.next_value_seed(whole)?))
                 }
                 KeyClass::Skipped => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Value::Object(out))
+        Ok(Node::Object(out))
     }
 }
 
@@ -368,9 +495,11 @@ mod tests {
             "transport_socket_matches": [{"match": {"a": 1}, "transport_socket": {"name": "t"}}],
             "type": null, "name": "d"}"#;
         let mut de = serde_json::Deserializer::from_str(text);
-        let v = Pruned.deserialize(&mut de).unwrap();
+        let v = Pruned { pruned: true }.deserialize(&mut de).unwrap();
+        assert_eq!(v.get("name").and_then(Json::as_str), Some("d"));
+        assert!(matches!(v.get("name"), Some(Node::Str(Cow::Borrowed(_)))));
         assert_eq!(
-            v,
+            v.to_value(),
             serde_json::json!({"name": "d", "metadata": {"filter_metadata": {"istio": {"config": "/x"}}},
                 "transport_socket_matches": [{"match": {"a": 1}, "transport_socket": {"name": "t"}}],
                 "type": null})

@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 
 use super::pruned::Pruned;
 use super::{
-    config_entry, kind_of, type_suffix, typed_entry, ConfigDump, DumpError, Kind, ListsKind, PushFn,
+    config_entry, kind_of, type_suffix, typed_entry, ConfigDump, DumpError, Kind, ListsKind,
 };
 
 /// What the top level of a document holds besides `configs`, so that a
@@ -395,7 +395,7 @@ fn read_lists<'de, A: MapAccess<'de>>(
         if k == "version_info" {
             return ListKey::Version;
         }
-        match lists.iter().position(|(key, _)| *key == k) {
+        match lists.iter().position(|key| *key == k) {
             Some(i) => ListKey::List(i),
             None => ListKey::Other,
         }
@@ -403,9 +403,9 @@ fn read_lists<'de, A: MapAccess<'de>>(
     while let Some(key) = map.next_key_seed(Key(classify))? {
         match key {
             ListKey::Version => version = map.next_value_seed(StringOrNone)?,
-            ListKey::List(i) => {
-                let (key, push) = lists[i];
-                parts[i] = Some(map.next_value_seed(List { key, push, path })?);
+            ListKey::List(index) => {
+                let list = List { kind, index, path };
+                parts[index] = Some(map.next_value_seed(list)?);
             }
             ListKey::Other => {
                 map.next_value::<IgnoredAny>()?;
@@ -467,8 +467,8 @@ fn append_vec<T>(out: &mut Vec<T>, mut more: Vec<T>) {
 
 /// One list of a lists dump, element by element.
 struct List<'a> {
-    key: &'static str,
-    push: PushFn,
+    kind: ListsKind,
+    index: usize,
     path: &'a str,
 }
 
@@ -482,7 +482,7 @@ impl<'de> DeserializeSeed<'de> for List<'_> {
 impl<'de> Visitor<'de> for List<'_> {
     type Value = ConfigDump;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "the list `{}`", self.key)
+        write!(f, "the list `{}`", self.kind.lists()[self.index])
     }
     // Not a list: nothing in it, as for the tree parser.
     scalars!(|_| ConfigDump::default());
@@ -491,17 +491,18 @@ impl<'de> Visitor<'de> for List<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ConfigDump, A::Error> {
         let mut part = ConfigDump::default();
+        let key = self.kind.lists()[self.index];
         let mut path = String::new();
         let mut j = 0usize;
-        while let Some(w) = seq.next_element_seed(Pruned)? {
+        while let Some(w) = seq.next_element_seed(Pruned { pruned: true })? {
             path.clear();
             path.push_str(self.path);
             path.push('.');
-            path.push_str(self.key);
+            path.push_str(key);
             path.push('[');
             path.push_str(itoa(j, &mut [0u8; 20]));
             path.push(']');
-            (self.push)(&mut part, &w, &path);
+            self.kind.push(self.index, &mut part, &w, &path);
             j += 1;
         }
         Ok(part)
