@@ -531,7 +531,10 @@ fn config_dump_from_a_file_from_stdin_and_cut_short() {
     let (code, from_file, err) = cli(&["tls-check", "--config-dump", path, "-o", "json"]);
     // Without the server's dump, the plaintext cluster to httpbin is UNKNOWN.
     assert_eq!(code, Some(0), "{err}");
-    assert!(from_file.contains("httpbin.foo.svc.cluster.local"), "{from_file}");
+    assert!(
+        from_file.contains("httpbin.foo.svc.cluster.local"),
+        "{from_file}"
+    );
     let text = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"))
         .args(["tls-check", "--config-dump", "-", "-o", "json"])
