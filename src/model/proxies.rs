@@ -349,11 +349,13 @@ mod tests {
         let p = Proxy::from_config_dump("saved/x.json", ConfigDump::default());
         assert_eq!(p.label, "x.json");
         assert_eq!(p.chosen_because, "read from saved/x.json");
-        let mut dump = ConfigDump::default();
-        dump.bootstrap = Some(crate::envoy::config_dump::Bootstrap {
-            node_id: Some("sidecar~10.0.0.9~sleep-1.foo~foo.svc.cluster.local".into()),
+        let dump = ConfigDump {
+            bootstrap: Some(crate::envoy::config_dump::Bootstrap {
+                node_id: Some("sidecar~10.0.0.9~sleep-1.foo~foo.svc.cluster.local".into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let p = Proxy::from_config_dump("saved/x.json", dump);
         assert_eq!(p.label, "sleep-1.foo");
         assert_eq!(p.pod, Some(PodKey::new("foo", "sleep-1")));

@@ -1,17 +1,18 @@
-//! One resource of a streamed dump as a `serde_json::Value` of only the keys
-//! the parsers read: a cluster, listener or endpoint assignment of a full
-//! dump is mostly what they never look at (SDS sources, EDS config, route
+//! One resource of a streamed dump as a [`Node`] of only the keys the
+//! parsers read: a cluster, listener or endpoint assignment of a full dump
+//! is mostly what they never look at (SDS sources, EDS config, route
 //! tables, Istio's service lists…), and building those parts as a tree,
 //! then dropping them, was most of the time of reading a dump. Everything
 //! else is skipped unparsed (serde's `IgnoredAny`).
 //!
 //! Place in the flow: used by [`super::stream`] for each element of the
 //! lists of a `ClustersConfigDump`, `ListenersConfigDump` or
-//! `EndpointsConfigDump`; the pruned value goes to the same `push_*`
-//! functions as a whole one and gives the same result, because those
-//! functions only look keys up by name ([`KEPT`]: every key their sources
-//! name, checked by a test that reads them) except under the keys in
-//! [`WHOLE`], whose objects they iterate or test for emptiness, kept whole.
+//! `EndpointsConfigDump`; the node goes to the same `push_*` functions as a
+//! whole `serde_json::Value` (both implement [`Json`]) and gives the same
+//! result, because those functions only look keys up by name ([`KEPT`]:
+//! every key their sources name, checked by a test that reads them) except
+//! under the keys in [`WHOLE`], whose objects they iterate or test for
+//! emptiness, kept whole.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -8,15 +8,16 @@
 //! `?resource=` dumps are small and stored in the snapshot as JSON).
 //!
 //! How: a serde visitor over the top object and `configs[]`. Each element's
-//! `@type` is read first (Envoy's protobuf JSON printer writes an `Any`'s
-//! `@type` before its fields: envoyproxy/envoy `source/common/protobuf/`
-//! `utility.cc` `MessageUtil::getJsonStringFromMessage` → protobuf's
-//! `json_util` `MessageToJsonString`, which prints `@type` first). The three
-//! dumps that hold lists (`ClustersConfigDump`, `ListenersConfigDump`,
-//! `EndpointsConfigDump`) are read list by list, element by element: each
-//! element (one cluster, listener or endpoint assignment, a few KB) becomes
-//! a small `Value` of only the keys the parsers read ([`super::pruned`]),
-//! handed to the same `push_*` functions the tree parser runs, and is
+//! `@type` is read first: Envoy prints the dump with protobuf's JSON
+//! printer, which writes an `Any`'s `@type` before its fields and the fields
+//! in field-number order (protocolbuffers/protobuf
+//! `src/google/protobuf/json/internal/unparser.cc`, `WriteAny`,
+//! `WriteFields`). The three dumps that hold lists (`ClustersConfigDump`,
+//! `ListenersConfigDump`, `EndpointsConfigDump`) are read list by list,
+//! element by element: each element (one cluster, listener or endpoint
+//! assignment, a few KB) becomes a small tree of only the keys the parsers
+//! read ([`super::pruned::Node`]), handed to the same `push_*` functions
+//! the tree parser runs (generic over [`super::json::Json`]), and is
 //! dropped. Route, secret, scoped-route and ECDS dumps, and unknown types,
 //! are skipped unparsed (`IgnoredAny`). The bootstrap and the
 //! single-resource elements of `?resource=` dumps are small: they are read
