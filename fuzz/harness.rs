@@ -58,9 +58,26 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// `/config_dump` (full or `?resource=`, v2 or v3) as JSON: the parser, then
 /// the typed accessors and Istio's TLS reading of what it found.
 pub fn config_dump(data: &[u8]) {
-    let Ok(v) = serde_json::from_slice::<Value>(data) else {
-        return;
+    let streamed = config_dump::stream::from_slice(data);
+    let v = match serde_json::from_slice::<Value>(data) {
+        Ok(v) => v,
+        Err(e) => {
+            // Nesting past serde_json's limit inside what the streaming
+            // reader skips unread is the one thing only the tree refuses.
+            let deep = e.to_string().starts_with("recursion limit exceeded");
+            assert!(
+                streamed.is_err() || deep,
+                "the streaming reader took what is not JSON"
+            );
+            return;
+        }
     };
+    // The streaming reader (tls-check --config-dump) gives what the tree
+    // parser gives, except on a repeated `@type` (see its module doc).
+    let streamed = streamed.expect("the streaming reader refused JSON");
+    if !repeats_a_key(data) {
+        assert_eq!(streamed.dump, config_dump::parse_config_dump(&v));
+    }
     let Ok(dump) = config_dump::parse_config_dump(&v) else {
         assert!(!v.is_object() || !v["configs"].is_array() && !v["configs"].is_null());
         return;
@@ -462,18 +479,78 @@ pub fn duration(data: &[u8]) {
 }
 
 /// `tls-check --config-dump FILE…` (offline): one dump, or a JSON list of
-/// dumps (one per pod). One call: `analyze` is being restructured.
+/// dumps (one per pod), each read by the streaming reader as tls-check
+/// reads a file. One call: `analyze` is being restructured.
 pub fn tls_check(data: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    let dumps: Vec<(String, Value)> = match v {
-        Value::Array(a) => a
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| (format!("dump-{i}.json"), d))
-            .collect(),
-        other => vec![("dump.json".to_string(), other)],
+    let files: Vec<Vec<u8>> = match &v {
+        Value::Array(a) => a.iter().map(|d| serde_json::to_vec(d).unwrap()).collect(),
+        _ => vec![data.to_vec()],
     };
-    let _ = kubectl_mesh503::analyze::tls_check::from_config_dumps(&dumps);
+    let dumps: Vec<(String, ConfigDump)> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, bytes)| {
+            let dump = config_dump::stream::from_slice(bytes).ok()?.dump.ok()?;
+            Some((format!("dump-{i}.json"), dump))
+        })
+        .collect();
+    let _ = kubectl_mesh503::analyze::tls_check::from_config_dumps(dumps);
+}
+
+/// Whether some object of the JSON `data` has a key twice (there the tree
+/// parser keeps the last value and the streaming reader may not).
+fn repeats_a_key(data: &[u8]) -> bool {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Repeats<'a>(&'a mut bool);
+    impl<'de> DeserializeSeed<'de> for Repeats<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Repeats<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Repeats(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            while let Some(k) = map.next_key::<String>()? {
+                if !keys.insert(k) {
+                    *self.0 = true;
+                }
+                map.next_value_seed(Repeats(&mut *self.0))?;
+            }
+            Ok(())
+        }
+    }
+    let mut found = false;
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let _ = Repeats(&mut found).deserialize(&mut de);
+    found
 }

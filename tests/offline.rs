@@ -520,3 +520,50 @@ fn config_dump_from_an_endless_device_is_refused_at_once() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("/dev/zero"), "names the file: {err}");
 }
+
+/// `tls-check --config-dump` of a full dump recorded from the lab's
+/// `foo/sleep` (benches/data): the same report from the file and from
+/// standard input (read streamed); the same dump cut short is refused with
+/// the file and where the JSON ends.
+#[test]
+fn config_dump_from_a_file_from_stdin_and_cut_short() {
+    let path = "benches/data/seed-sleep.config_dump.json";
+    let (code, from_file, err) = cli(&["tls-check", "--config-dump", path, "-o", "json"]);
+    // Without the server's dump, the plaintext cluster to httpbin is UNKNOWN.
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        from_file.contains("httpbin.foo.svc.cluster.local"),
+        "{from_file}"
+    );
+    let text = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh503"))
+        .args(["tls-check", "--config-dump", "-", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&text).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let from_stdin = String::from_utf8_lossy(&out.stdout);
+    let strip = |s: &str| s.replace(path, "").replace("(standard input)", "");
+    assert_eq!(strip(&from_stdin), strip(&from_file));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.json");
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let (code, _, err) = cli(&["tls-check", "--config-dump", cut]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(cut), "names the file: {err}");
+    assert!(
+        err.contains("EOF while parsing") && err.contains(" line ") && err.contains(" column "),
+        "says where the JSON ends: {err}"
+    );
+}

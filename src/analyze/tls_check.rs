@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::envoy::config_dump::{Cluster, ClusterKind};
+use crate::envoy::config_dump::{Cluster, ClusterKind, ConfigDump};
 use crate::istio::tls::{cluster_verdict, ClusterStatus, EndpointView, Server};
 use crate::model::decisions::Client;
 use crate::model::gaps::GapOrigin;
@@ -105,14 +105,20 @@ impl TlsCheck {
     }
 }
 
-/// Offline: saved `/config_dump` files (full dumps, any Istio from 1.1; v2 or v3).
-pub fn from_config_dumps(dumps: &[(String, serde_json::Value)]) -> Result<TlsCheck, String> {
-    let mesh = Mesh::from_config_dumps(dumps)?;
-    let mut t = from_mesh(&mesh);
+/// Offline: saved `/config_dump` files (full dumps, any Istio from 1.1; v2
+/// or v3), parsed, with the file each came from.
+pub fn from_config_dumps(dumps: Vec<(String, ConfigDump)>) -> TlsCheck {
+    from_offline(&Mesh::from_config_dumps(dumps))
+}
+
+/// The rows of a model of offline dumps ([`Mesh::from_config_dumps`]),
+/// with where each proxy was read in the notes.
+pub fn from_offline(mesh: &Mesh) -> TlsCheck {
+    let mut t = from_mesh(mesh);
     for p in &mesh.proxies {
         t.notes.push(format!("{}: {}", p.label, p.chosen_because));
     }
-    Ok(t)
+    t
 }
 
 /// Live: from a snapshot's proxies; each proxy's unreadable parts and
@@ -458,9 +464,25 @@ mod tests {
         assert_eq!(t.clients.len(), 1);
     }
 
+    /// Offline dumps: one proxy each, named by its node, with where it
+    /// was read in the notes.
     #[test]
-    fn offline_dumps_that_are_not_json_dumps_are_refused_with_the_file() {
-        let e = from_config_dumps(&[("a.json".into(), serde_json::json!("nope"))]).unwrap_err();
-        assert!(e.contains("a.json"), "{e}");
+    fn offline_dumps_are_one_proxy_each() {
+        let dump = crate::envoy::config_dump::parse_config_dump(&serde_json::json!({"configs": [
+            {"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+             "bootstrap": {"node": {"id": "sidecar~10.0.0.9~sleep-1.foo~foo.svc.cluster.local"}}},
+            {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+             "dynamic_active_clusters": [{"cluster": {"name": "outbound|8000||httpbin.foo.svc.cluster.local"}}]}]}))
+        .unwrap();
+        let t = from_config_dumps(vec![("a.json".into(), dump)]);
+        assert_eq!(t.clients.len(), 1);
+        assert_eq!(t.clients[0].proxy, "sleep-1.foo");
+        assert_eq!(t.clients[0].client_tls, "plaintext");
+        assert!(
+            t.notes
+                .contains(&"sleep-1.foo: read from a.json".to_string()),
+            "{:?}",
+            t.notes
+        );
     }
 }

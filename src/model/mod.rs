@@ -33,6 +33,7 @@ pub(crate) mod builder;
 use serde_json::Value;
 
 use crate::envoy::access_log::{json_format_from_str, LogFormatSpec};
+use crate::envoy::config_dump::ConfigDump;
 use crate::istio::mesh_config::{AccessLogEncoding, IstioVersion, MeshConfig};
 use crate::snapshot::{ProxyRole, Snapshot};
 
@@ -329,14 +330,15 @@ impl Mesh {
     }
 
     /// A model of saved full `/config_dump` files only (`tls-check
-    /// --config-dump`): proxies, no objects. Errors name the file.
-    pub fn from_config_dumps(dumps: &[(String, Value)]) -> Result<Mesh, String> {
-        let proxies = dumps
-            .iter()
-            .map(|(file, v)| Proxy::from_config_dump(file, v))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// --config-dump`), each parsed already, with its file: proxies, no
+    /// objects.
+    pub fn from_config_dumps(dumps: Vec<(String, ConfigDump)>) -> Mesh {
+        let proxies: Vec<Proxy> = dumps
+            .into_iter()
+            .map(|(file, dump)| Proxy::from_config_dump(&file, dump))
+            .collect();
         let domain = ClusterDomain::derive(None, &[], &proxies, &[]);
-        Ok(Mesh::assemble(TargetSelection::none(), domain, proxies))
+        Mesh::assemble(TargetSelection::none(), domain, proxies)
     }
 
     /// An empty model around some proxies (offline dumps, tests).

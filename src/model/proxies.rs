@@ -182,8 +182,7 @@ impl Proxy {
 
     /// A proxy from a saved full `/config_dump` (tls-check offline): named
     /// by the pod in its node id, else by the file name.
-    pub fn from_config_dump(file: &str, v: &Value) -> Result<Proxy, String> {
-        let dump = parse_config_dump(v).map_err(|e| format!("{file}: {e}"))?;
+    pub fn from_config_dump(file: &str, dump: ConfigDump) -> Proxy {
         let node_id = dump.bootstrap.as_ref().and_then(|b| b.node_id.clone());
         let pod_ns = node_id
             .as_deref()
@@ -202,7 +201,7 @@ impl Proxy {
         });
         let mut ips = Vec::new();
         add_bootstrap_ips(&mut ips, Some(&dump));
-        Ok(Proxy {
+        Proxy {
             label,
             pod,
             role: None,
@@ -218,7 +217,7 @@ impl Proxy {
             log: ProxyLog::default(),
             metrics: None,
             scope: None,
-        })
+        }
     }
 }
 
@@ -343,9 +342,23 @@ mod tests {
         assert_eq!(p.ips, vec!["10.0.0.9".to_string()]);
     }
 
+    /// An offline dump is named by the pod in its node id, else by the
+    /// file it was read from.
     #[test]
-    fn offline_dumps_that_are_not_dumps_name_the_file() {
-        let e = Proxy::from_config_dump("saved/x.json", &serde_json::json!([1])).unwrap_err();
-        assert!(e.contains("saved/x.json"), "{e}");
+    fn offline_dumps_are_named_by_their_node_else_their_file() {
+        let p = Proxy::from_config_dump("saved/x.json", ConfigDump::default());
+        assert_eq!(p.label, "x.json");
+        assert_eq!(p.chosen_because, "read from saved/x.json");
+        let dump = ConfigDump {
+            bootstrap: Some(crate::envoy::config_dump::Bootstrap {
+                node_id: Some("sidecar~10.0.0.9~sleep-1.foo~foo.svc.cluster.local".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let p = Proxy::from_config_dump("saved/x.json", dump);
+        assert_eq!(p.label, "sleep-1.foo");
+        assert_eq!(p.pod, Some(PodKey::new("foo", "sleep-1")));
+        assert_eq!(p.ips, ["10.0.0.9"]);
     }
 }

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::json::{bool_of, s, u64_at};
+use super::json::{bool_of, f64_of, s, u64_at, Json};
 use super::tls::{tls_context, transport_socket, TlsContext};
 use super::DumpError;
 
@@ -183,15 +183,15 @@ pub fn parse_istio_config_path(path: &str) -> Option<(String, String)> {
     Some((ns.to_string(), name.to_string()))
 }
 
-fn client_tls(c: &Value) -> ClientTlsConfig {
-    if let Some(matches) = c.get("transport_socket_matches").and_then(Value::as_array) {
+fn client_tls<J: Json>(c: &J) -> ClientTlsConfig {
+    if let Some(matches) = c.get("transport_socket_matches").and_then(J::as_array) {
         let mut istio = None;
         let mut fallback_plaintext = false;
         for m in matches {
-            let crit = m.get("match").and_then(Value::as_object);
+            let crit = m.get("match").filter(|o| o.is_object());
             let is_istio =
-                crit.is_some_and(|o| o.get("tlsMode").and_then(Value::as_str) == Some("istio"));
-            let is_default = crit.is_none_or(|o| o.is_empty());
+                crit.is_some_and(|o| o.get("tlsMode").and_then(J::as_str) == Some("istio"));
+            let is_default = crit.is_none_or(|o| o.is_empty_object());
             let sock = m.get("transport_socket").map(transport_socket);
             match sock {
                 Some(Ok(Some(ctx))) if is_istio && istio.is_none() => istio = Some(ctx),
@@ -222,20 +222,20 @@ fn client_tls(c: &Value) -> ClientTlsConfig {
 /// A `common_http_protocol_options` field: v3 in any
 /// `typed_extension_protocol_options` entry (`…HttpProtocolOptions`), v2 on
 /// the cluster itself.
-fn http_option<T>(c: &Value, get: impl Fn(&Value) -> Option<T>) -> Option<T> {
+fn http_option<J: Json, T>(c: &J, get: impl Fn(&J) -> Option<T>) -> Option<T> {
     let typed = c
         .get("typed_extension_protocol_options")
-        .and_then(Value::as_object)
+        .and_then(J::entries)
         .into_iter()
-        .flat_map(|opts| opts.values())
-        .find_map(|o| o.get("common_http_protocol_options").and_then(&get));
+        .flatten()
+        .find_map(|(_, o)| o.get("common_http_protocol_options").and_then(&get));
     typed.or_else(|| c.get("common_http_protocol_options").and_then(&get))
 }
 
-fn thresholds(c: &Value) -> Vec<Thresholds> {
+fn thresholds<J: Json>(c: &J) -> Vec<Thresholds> {
     c.get("circuit_breakers")
         .and_then(|cb| cb.get("thresholds"))
-        .and_then(Value::as_array)
+        .and_then(J::as_array)
         .map(|a| {
             a.iter()
                 .map(|t| Thresholds {
@@ -250,7 +250,7 @@ fn thresholds(c: &Value) -> Vec<Thresholds> {
         .unwrap_or_default()
 }
 
-fn outlier_detection(o: &Value) -> OutlierDetectionConfig {
+fn outlier_detection<J: Json>(o: &J) -> OutlierDetectionConfig {
     OutlierDetectionConfig {
         consecutive_5xx: u64_at(o, "consecutive_5xx"),
         consecutive_gateway_failure: u64_at(o, "consecutive_gateway_failure"),
@@ -268,6 +268,11 @@ fn outlier_detection(o: &Value) -> OutlierDetectionConfig {
 
 /// Parse one `Cluster` proto (v2 or v3). `path` names it in errors.
 pub fn parse_cluster(c: &Value, path: &str) -> Result<Cluster, DumpError> {
+    cluster_from(c, path)
+}
+
+/// [`parse_cluster`] of any [`Json`].
+pub(super) fn cluster_from<J: Json>(c: &J, path: &str) -> Result<Cluster, DumpError> {
     let name = s(c, "name").ok_or_else(|| DumpError::Element {
         path: format!("{path}.name"),
         reason: "missing cluster name".into(),
@@ -285,10 +290,12 @@ pub fn parse_cluster(c: &Value, path: &str) -> Result<Cluster, DumpError> {
     let healthy_panic_threshold = c
         .get("common_lb_config")
         .and_then(|l| l.get("healthy_panic_threshold"))
-        .map(|p| match p {
-            Value::Object(o) => o.get("value").and_then(Value::as_f64).unwrap_or(0.0),
-            Value::Number(n) => n.as_f64().unwrap_or(0.0),
-            _ => 0.0,
+        .map(|p| {
+            if p.is_object() {
+                p.get("value").and_then(f64_of).unwrap_or(0.0)
+            } else {
+                f64_of(p).unwrap_or(0.0)
+            }
         });
     let cluster_type = s(c, "type").or_else(|| c.get("cluster_type").and_then(|t| s(t, "name")));
     Ok(Cluster {

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::json::{each, port_at, s, u64_at};
+use super::json::{each, port_at, s, u64_at, Json};
 use super::DumpError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,7 +48,7 @@ impl Endpoint {
 }
 
 /// `socket_address`, `pipe` or `envoy_internal_address` as text (+ port).
-fn endpoint_address(a: Option<&Value>) -> (String, Option<u16>) {
+fn endpoint_address<J: Json>(a: Option<&J>) -> (String, Option<u16>) {
     let Some(a) = a else {
         return (String::new(), None);
     };
@@ -75,6 +75,14 @@ fn endpoint_address(a: Option<&Value>) -> (String, Option<u16>) {
 /// Parse a `ClusterLoadAssignment` into (cluster name, endpoints).
 pub fn parse_load_assignment(
     cla: &Value,
+    path: &str,
+) -> Result<(String, Vec<Endpoint>), DumpError> {
+    load_assignment_from(cla, path)
+}
+
+/// [`parse_load_assignment`] of any [`Json`].
+pub(super) fn load_assignment_from<J: Json>(
+    cla: &J,
     path: &str,
 ) -> Result<(String, Vec<Endpoint>), DumpError> {
     let name = s(cla, "cluster_name").ok_or_else(|| DumpError::Element {

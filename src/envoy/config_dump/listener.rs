@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::json::{bool_of, each, filter_config, port_at, s, str_list, u64_at};
+use super::json::{bool_of, each, filter_config, port_at, s, str_list, u64_at, Json};
 use super::rejected::{update_failure, RejectedResource, ResourceType};
 use super::tls::{chain_tls, DownstreamTls};
 use super::DumpError;
@@ -119,7 +119,7 @@ impl Listener {
 /// The access-log formats of one filter's `access_log` list: v2
 /// `config.format` / `json_format`; v3 `log_format.{text_format_source.inline_string,
 /// text_format, json_format}` or the deprecated `format`.
-fn access_logs(cfg: &Value, out: &mut Vec<LogFormatSpec>) {
+fn access_logs<J: Json>(cfg: &J, out: &mut Vec<LogFormatSpec>) {
     for (_, al) in each(cfg, "access_log") {
         let c = filter_config(al);
         let lf = c.get("log_format");
@@ -133,7 +133,7 @@ fn access_logs(cfg: &Value, out: &mut Vec<LogFormatSpec>) {
             .or_else(|| c.get("json_format"));
         let spec = match (text, json) {
             (Some(t), _) => Some(LogFormatSpec::Text(t)),
-            (None, Some(j)) => json_format_from_value(j),
+            (None, Some(j)) => json_format_from_value(&j.to_value()),
             _ => None,
         };
         out.extend(spec);
@@ -148,15 +148,15 @@ fn dedup_formats(formats: &mut Vec<LogFormatSpec>) {
 }
 
 /// `cluster` and `weighted_clusters.clusters[].name` of a route action or tcp_proxy.
-fn target_clusters(action: &Value, out: &mut Vec<String>) {
+fn target_clusters<J: Json>(action: &J, out: &mut Vec<String>) {
     out.extend(s(action, "cluster"));
-    let weighted = action.get("weighted_clusters").unwrap_or(&Value::Null);
+    let weighted = action.get("weighted_clusters").unwrap_or(J::null());
     for (_, wc) in each(weighted, "clusters") {
         out.extend(s(wc, "name"));
     }
 }
 
-fn route_clusters(route_config: &Value, out: &mut Vec<String>) {
+fn route_clusters<J: Json>(route_config: &J, out: &mut Vec<String>) {
     for (_, vh) in each(route_config, "virtual_hosts") {
         for (_, r) in each(vh, "routes") {
             if let Some(route) = r.get("route") {
@@ -166,22 +166,20 @@ fn route_clusters(route_config: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn prefix_ranges(m: &Value) -> Vec<String> {
+fn prefix_ranges<J: Json>(m: &J) -> Vec<String> {
     each(m, "prefix_ranges")
         .map(|(_, p)| {
             format!(
                 "{}/{}",
-                p.get("address_prefix")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
+                p.get("address_prefix").and_then(J::as_str).unwrap_or(""),
                 u64_at(p, "prefix_len").unwrap_or(0)
             )
         })
         .collect()
 }
 
-fn parse_filter_chain(fc: &Value) -> FilterChain {
-    let m = fc.get("filter_chain_match").unwrap_or(&Value::Null);
+fn parse_filter_chain<J: Json>(fc: &J) -> FilterChain {
+    let m = fc.get("filter_chain_match").unwrap_or(J::null());
     let mut out = FilterChain {
         name: s(fc, "name"),
         destination_port: port_at(m, "destination_port"),
@@ -212,7 +210,7 @@ fn parse_filter_chain(fc: &Value) -> FilterChain {
     out
 }
 
-fn address(l: &Value) -> (String, Option<u16>) {
+fn address<J: Json>(l: &J) -> (String, Option<u16>) {
     let Some(a) = l.get("address") else {
         return (String::new(), None);
     };
@@ -233,6 +231,11 @@ fn address(l: &Value) -> (String, Option<u16>) {
 
 /// Parse one `Listener` proto.
 pub fn parse_listener(l: &Value, path: &str) -> Result<Listener, DumpError> {
+    listener_from(l, path)
+}
+
+/// [`parse_listener`] of any [`Json`].
+pub(super) fn listener_from<J: Json>(l: &J, path: &str) -> Result<Listener, DumpError> {
     let (address, port) = address(l);
     // Static listeners from Istio's bootstrap (15090, 15021) may have no name:
     // Envoy then names them itself; use `address_port` like Istio does.
@@ -273,7 +276,7 @@ pub(super) struct DynamicListener {
 
 /// A v3 `DynamicListener` (`name`, `active_state`, `warming_state`,
 /// `draining_state`, `error_state`).
-pub(super) fn parse_dynamic_listener(d: &Value, path: &str) -> DynamicListener {
+pub(super) fn parse_dynamic_listener<J: Json>(d: &J, path: &str) -> DynamicListener {
     let failure = d.get("error_state").map(update_failure);
     let details = failure
         .as_ref()
@@ -295,7 +298,7 @@ pub(super) fn parse_dynamic_listener(d: &Value, path: &str) -> DynamicListener {
         let Some(l) = st.get("listener") else {
             continue;
         };
-        let listener = parse_listener(l, &format!("{path}.{key}.listener")).map(|mut out| {
+        let listener = listener_from(l, &format!("{path}.{key}.listener")).map(|mut out| {
             out.state = state;
             out.error_state = details.clone();
             out.version_info = s(st, "version_info");
@@ -321,15 +324,15 @@ pub(super) fn parse_dynamic_listener(d: &Value, path: &str) -> DynamicListener {
 
 /// The `failed_configuration` of a listener with no other state, as a
 /// `Rejected` listener (it accepts nothing, but its chains tell what was meant).
-fn rejected_listener(
-    d: &Value,
-    es: &Value,
+fn rejected_listener<J: Json>(
+    d: &J,
+    es: &J,
     path: &str,
     details: Option<String>,
 ) -> Result<Listener, DumpError> {
     let mut out = match es.get("failed_configuration") {
         Some(fc) if fc.is_object() => {
-            parse_listener(fc, &format!("{path}.error_state.failed_configuration"))
+            listener_from(fc, &format!("{path}.error_state.failed_configuration"))
                 .unwrap_or_default()
         }
         _ => Listener::default(),

@@ -41,7 +41,11 @@ mod cluster;
 mod endpoint;
 mod json;
 mod listener;
+mod pruned;
 mod rejected;
+pub mod stream;
+#[cfg(test)]
+pub(crate) mod stream_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tls;
@@ -56,7 +60,7 @@ pub use listener::{parse_listener, FilterChain, Listener, ListenerState};
 pub use rejected::{RejectedResource, ResourceType, UpdateFailure};
 pub use tls::{DownstreamTls, TlsContext};
 
-use json::{each, s};
+use json::{each, s, Json};
 use rejected::wrapper_rejection;
 
 /// A problem with one element of the dump (the element is skipped) or with the whole document.
@@ -166,7 +170,7 @@ fn missing(path: &str, what: &str) -> DumpError {
 }
 
 /// A `StaticCluster` / `DynamicCluster` wrapper.
-fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: ResourceState) {
+fn push_cluster<J: Json>(out: &mut ConfigDump, wrapper: &J, path: &str, state: ResourceState) {
     let rejection = wrapper_rejection(wrapper, ResourceType::Cluster, "cluster", "name", path);
     let rejected = rejection.is_some();
     out.rejected.extend(rejection);
@@ -176,7 +180,7 @@ fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: Resour
         }
         return;
     };
-    match parse_cluster(c, &format!("{path}.cluster")) {
+    match cluster::cluster_from(c, &format!("{path}.cluster")) {
         Ok(mut cl) => {
             cl.state = state;
             cl.version_info = s(wrapper, "version_info");
@@ -187,8 +191,8 @@ fn push_cluster(out: &mut ConfigDump, wrapper: &Value, path: &str, state: Resour
     }
 }
 
-fn push_listener(out: &mut ConfigDump, l: &Value, path: &str, state: ListenerState) {
-    match parse_listener(l, path) {
+fn push_listener<J: Json>(out: &mut ConfigDump, l: &J, path: &str, state: ListenerState) {
+    match listener::listener_from(l, path) {
         Ok(mut li) => {
             li.state = state;
             out.listeners.push(li);
@@ -199,7 +203,7 @@ fn push_listener(out: &mut ConfigDump, l: &Value, path: &str, state: ListenerSta
 
 /// A v2alpha `dynamic_*_listeners[]` / `static_listeners[]` wrapper
 /// (`version_info`, `listener`, `last_updated`).
-fn push_listener_wrapper(out: &mut ConfigDump, w: &Value, path: &str, state: ListenerState) {
+fn push_listener_wrapper<J: Json>(out: &mut ConfigDump, w: &J, path: &str, state: ListenerState) {
     match w.get("listener") {
         Some(l) => {
             push_listener(out, l, &format!("{path}.listener"), state);
@@ -212,7 +216,7 @@ fn push_listener_wrapper(out: &mut ConfigDump, w: &Value, path: &str, state: Lis
     }
 }
 
-fn push_dynamic_listener(out: &mut ConfigDump, d: &Value, path: &str) {
+fn push_dynamic_listener<J: Json>(out: &mut ConfigDump, d: &J, path: &str) {
     let parsed = listener::parse_dynamic_listener(d, path);
     out.rejected.extend(parsed.rejected);
     match parsed.listener {
@@ -221,7 +225,7 @@ fn push_dynamic_listener(out: &mut ConfigDump, d: &Value, path: &str) {
     }
 }
 
-fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
+fn push_endpoints<J: Json>(out: &mut ConfigDump, wrapper: &J, path: &str) {
     let rejection = wrapper_rejection(
         wrapper,
         ResourceType::Endpoints,
@@ -237,7 +241,7 @@ fn push_endpoints(out: &mut ConfigDump, wrapper: &Value, path: &str) {
         }
         return;
     };
-    match parse_load_assignment(cla, &format!("{path}.endpoint_config")) {
+    match endpoint::load_assignment_from(cla, &format!("{path}.endpoint_config")) {
         Ok((name, eps)) => {
             let version = ResourceVersion {
                 version_info: s(wrapper, "version_info"),
@@ -259,83 +263,129 @@ fn type_version(out: &mut ConfigDump, c: &Value, ty: ResourceType) {
     }
 }
 
-/// Every element of each `(list, state)` of `c`, pushed with its path.
-fn push_lists<S: Copy>(
-    out: &mut ConfigDump,
-    c: &Value,
-    path: &str,
-    lists: &[(&str, S)],
-    push: fn(&mut ConfigDump, &Value, &str, S),
-) {
-    for &(key, state) in lists {
-        for (j, w) in each(c, key) {
-            push(out, w, &format!("{path}.{key}[{j}]"), state);
+/// The `configs[]` elements the parser keeps, by `@type` (without the API
+/// prefix); every other type (routes, secrets, scoped routes, ecds…) is
+/// skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bootstrap,
+    /// A whole `ClustersConfigDump`, `ListenersConfigDump` or
+    /// `EndpointsConfigDump`: lists of resources (the bulk of a dump).
+    Lists(ListsKind),
+    DynamicCluster,
+    StaticCluster,
+    DynamicListener,
+    StaticListener,
+    EndpointConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListsKind {
+    Clusters,
+    Listeners,
+    Endpoints,
+}
+
+impl ListsKind {
+    /// The lists, in the order they are read: `ClustersConfigDump`'s;
+    /// `ListenersConfigDump`'s (v3 `static_listeners` / `dynamic_listeners`,
+    /// v2alpha `dynamic_{active,warming,draining}_listeners`);
+    /// `EndpointsConfigDump`'s.
+    fn lists(self) -> &'static [&'static str] {
+        match self {
+            ListsKind::Clusters => &[
+                "static_clusters",
+                "dynamic_active_clusters",
+                "dynamic_warming_clusters",
+            ],
+            ListsKind::Listeners => &[
+                "static_listeners",
+                "dynamic_listeners",
+                "dynamic_active_listeners",
+                "dynamic_warming_listeners",
+                "dynamic_draining_listeners",
+            ],
+            ListsKind::Endpoints => &["static_endpoint_configs", "dynamic_endpoint_configs"],
+        }
+    }
+    /// Adds element `w` of the `list`-th of [`ListsKind::lists`] to the
+    /// dump (a wrapper, or a v3 `DynamicListener`); `path` names it.
+    fn push<J: Json>(self, list: usize, out: &mut ConfigDump, w: &J, path: &str) {
+        match (self, list) {
+            (ListsKind::Clusters, 0) => push_cluster(out, w, path, ResourceState::Static),
+            (ListsKind::Clusters, 1) => push_cluster(out, w, path, ResourceState::DynamicActive),
+            (ListsKind::Clusters, _) => push_cluster(out, w, path, ResourceState::DynamicWarming),
+            (ListsKind::Listeners, 0) => {
+                if w.get("listener").is_some() {
+                    push_listener_wrapper(out, w, path, ListenerState::Static)
+                }
+            }
+            (ListsKind::Listeners, 1) => push_dynamic_listener(out, w, path),
+            (ListsKind::Listeners, 2) => push_listener_wrapper(out, w, path, ListenerState::Active),
+            (ListsKind::Listeners, 3) => {
+                push_listener_wrapper(out, w, path, ListenerState::Warming)
+            }
+            (ListsKind::Listeners, _) => {
+                push_listener_wrapper(out, w, path, ListenerState::Draining)
+            }
+            (ListsKind::Endpoints, _) => push_endpoints(out, w, path),
+        }
+    }
+    /// The resource whose whole-dump `version_info` is kept (an
+    /// `EndpointsConfigDump` has none).
+    fn versioned(self) -> Option<ResourceType> {
+        match self {
+            ListsKind::Clusters => Some(ResourceType::Cluster),
+            ListsKind::Listeners => Some(ResourceType::Listener),
+            ListsKind::Endpoints => None,
         }
     }
 }
 
-fn clusters_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    type_version(out, c, ResourceType::Cluster);
-    let lists = [
-        ("static_clusters", ResourceState::Static),
-        ("dynamic_active_clusters", ResourceState::DynamicActive),
-        ("dynamic_warming_clusters", ResourceState::DynamicWarming),
-    ];
-    push_lists(out, c, path, &lists, push_cluster);
+fn kind_of(kind: &str) -> Option<Kind> {
+    Some(match kind {
+        "BootstrapConfigDump" => Kind::Bootstrap,
+        "ClustersConfigDump" => Kind::Lists(ListsKind::Clusters),
+        "ClustersConfigDump.DynamicCluster" => Kind::DynamicCluster,
+        "ClustersConfigDump.StaticCluster" => Kind::StaticCluster,
+        "ListenersConfigDump" => Kind::Lists(ListsKind::Listeners),
+        "ListenersConfigDump.DynamicListener" => Kind::DynamicListener,
+        "ListenersConfigDump.StaticListener" => Kind::StaticListener,
+        "EndpointsConfigDump" => Kind::Lists(ListsKind::Endpoints),
+        "EndpointsConfigDump.DynamicEndpointConfig"
+        | "EndpointsConfigDump.StaticEndpointConfig" => Kind::EndpointConfig,
+        _ => return None,
+    })
 }
 
-fn listeners_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    type_version(out, c, ResourceType::Listener);
-    for (j, w) in each(c, "static_listeners") {
-        if w.get("listener").is_some() {
-            let p = format!("{path}.static_listeners[{j}]");
-            push_listener_wrapper(out, w, &p, ListenerState::Static);
-        }
-    }
-    // v3
-    for (j, d) in each(c, "dynamic_listeners") {
-        push_dynamic_listener(out, d, &format!("{path}.dynamic_listeners[{j}]"));
-    }
-    // v2alpha
-    let lists = [
-        ("dynamic_active_listeners", ListenerState::Active),
-        ("dynamic_warming_listeners", ListenerState::Warming),
-        ("dynamic_draining_listeners", ListenerState::Draining),
-    ];
-    push_lists(out, c, path, &lists, push_listener_wrapper);
-}
-
-fn endpoints_dump(out: &mut ConfigDump, c: &Value, path: &str) {
-    let lists = [
-        ("static_endpoint_configs", ()),
-        ("dynamic_endpoint_configs", ()),
-    ];
-    push_lists(out, c, path, &lists, |out, w, p, ()| {
-        push_endpoints(out, w, p)
-    });
-}
-
-/// One element of `configs[]`, by its type (without the API prefix).
-fn config_element(out: &mut ConfigDump, kind: &str, c: &Value, path: &str) {
+/// One element of `configs[]` of a kept kind.
+fn config_element(out: &mut ConfigDump, kind: Kind, c: &Value, path: &str) {
     match kind {
         // Static clusters' load_assignment endpoints are in EndpointsConfigDump already.
-        "BootstrapConfigDump" if c.get("bootstrap").is_some() => {
-            out.bootstrap = c.get("bootstrap").map(parse_bootstrap)
+        Kind::Bootstrap => {
+            if let Some(b) = c.get("bootstrap") {
+                out.bootstrap = Some(parse_bootstrap(b));
+            }
         }
-        "ClustersConfigDump" => clusters_dump(out, c, path),
-        "ClustersConfigDump.DynamicCluster" => {
-            push_cluster(out, c, path, ResourceState::DynamicActive)
+        Kind::Lists(lists) => {
+            if let Some(ty) = lists.versioned() {
+                type_version(out, c, ty);
+            }
+            for (i, key) in lists.lists().iter().enumerate() {
+                for (j, w) in each(c, key) {
+                    lists.push(i, out, w, &format!("{path}.{key}[{j}]"));
+                }
+            }
         }
-        "ClustersConfigDump.StaticCluster" => push_cluster(out, c, path, ResourceState::Static),
-        "ListenersConfigDump" => listeners_dump(out, c, path),
-        "ListenersConfigDump.DynamicListener" => push_dynamic_listener(out, c, path),
-        "ListenersConfigDump.StaticListener" if c.get("listener").is_some() => {
-            push_listener_wrapper(out, c, path, ListenerState::Static)
+        Kind::DynamicCluster => push_cluster(out, c, path, ResourceState::DynamicActive),
+        Kind::StaticCluster => push_cluster(out, c, path, ResourceState::Static),
+        Kind::DynamicListener => push_dynamic_listener(out, c, path),
+        Kind::StaticListener => {
+            if c.get("listener").is_some() {
+                push_listener_wrapper(out, c, path, ListenerState::Static)
+            }
         }
-        "EndpointsConfigDump" => endpoints_dump(out, c, path),
-        "EndpointsConfigDump.DynamicEndpointConfig"
-        | "EndpointsConfigDump.StaticEndpointConfig" => push_endpoints(out, c, path),
-        _ => {} // routes, secrets (never collected), scoped routes, ecds…
+        Kind::EndpointConfig => push_endpoints(out, c, path),
     }
 }
 
@@ -381,25 +431,42 @@ pub fn parse_config_dump(v: &Value) -> Result<ConfigDump, DumpError> {
         Some(_) => return Err(DumpError::ConfigsNotAList),
     };
     for (i, c) in configs.iter().enumerate() {
-        let path = format!("configs[{i}]");
-        let Some(t) = c.get("@type").and_then(Value::as_str) else {
-            out.problems.push(DumpError::Element {
-                path,
-                reason: "no @type".into(),
-            });
-            continue;
-        };
-        let Some((api, kind)) = type_suffix(t) else {
-            out.problems.push(DumpError::Element {
-                path,
-                reason: format!("unknown type URL {t}"),
-            });
-            continue;
-        };
-        if out.api == DumpApi::Unknown {
-            out.api = api;
-        }
-        config_element(&mut out, kind, c, &path);
+        config_entry(&mut out, c, &format!("configs[{i}]"));
     }
     Ok(out)
+}
+
+/// One element of `configs[]`, whatever it holds: by its `@type`, or a
+/// problem when it has none or an unknown one.
+fn config_entry(out: &mut ConfigDump, c: &Value, path: &str) {
+    match c.get("@type").and_then(Value::as_str) {
+        Some(t) => {
+            typed_entry(out, t, Some(c), path);
+        }
+        None => out.problems.push(DumpError::Element {
+            path: path.to_string(),
+            reason: "no @type".into(),
+        }),
+    }
+}
+
+/// The `@type` `t` of an element: records the dump's API and, for a kept
+/// kind, returns it; `c` (the element) is parsed when given, else the caller
+/// reads the element itself (the streaming parser).
+fn typed_entry(out: &mut ConfigDump, t: &str, c: Option<&Value>, path: &str) -> Option<Kind> {
+    let Some((api, kind)) = type_suffix(t) else {
+        out.problems.push(DumpError::Element {
+            path: path.to_string(),
+            reason: format!("unknown type URL {t}"),
+        });
+        return None;
+    };
+    if out.api == DumpApi::Unknown {
+        out.api = api;
+    }
+    let kind = kind_of(kind)?;
+    if let Some(c) = c {
+        config_element(out, kind, c, path);
+    }
+    Some(kind)
 }

@@ -17,9 +17,7 @@
 //! nameless entry holding another `error_state` for the same listener; Envoy
 //! 1.40 shows a NACKed listener with both `active_state` and `error_state`.
 
-use serde_json::Value;
-
-use super::json::s;
+use super::json::{s, Json};
 
 /// The xDS type of a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,7 +86,7 @@ impl RejectedResource {
 }
 
 /// Parse an `error_state` object.
-pub(super) fn update_failure(es: &Value) -> UpdateFailure {
+pub(super) fn update_failure<J: Json>(es: &J) -> UpdateFailure {
     let failed = es.get("failed_configuration").filter(|f| f.is_object());
     UpdateFailure {
         details: s(es, "details"),
@@ -102,8 +100,8 @@ pub(super) fn update_failure(es: &Value) -> UpdateFailure {
 /// The rejection recorded next to a dynamic cluster or endpoint assignment
 /// (`wrapper` holds `error_state` and, if a version still serves,
 /// `version_info` / `last_updated` and the resource under `resource_key`).
-pub(super) fn wrapper_rejection(
-    wrapper: &Value,
+pub(super) fn wrapper_rejection<J: Json>(
+    wrapper: &J,
     resource_type: ResourceType,
     resource_key: &str,
     name_key: &str,

@@ -8,6 +8,12 @@ use crate::envoy::access_log::LogFormatSpec;
 use proptest::prelude::*;
 use serde_json::json;
 
+/// The tree parser, checked against the streaming reader on the same
+/// document (shadows `super::parse_config_dump` in these tests).
+fn parse_config_dump(v: &Value) -> Result<ConfigDump, DumpError> {
+    super::stream_tests::parse_checked(v)
+}
+
 fn v3_cluster_dump() -> Value {
     // Shape of Envoy ≥1.13 `?resource=dynamic_active_clusters` with an Istio auto-mTLS cluster.
     json!({"configs": [{

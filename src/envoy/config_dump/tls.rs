@@ -9,9 +9,7 @@
 //! (`UpstreamTlsContext`, `DownstreamTlsContext`, `CommonTlsContext`),
 //! `api/envoy/config/core/v3/base.proto` (`TransportSocket`).
 
-use serde_json::Value;
-
-use super::json::{bool_of, filter_config, s, str_list, string_matcher};
+use super::json::{bool_of, filter_config, s, str_list, string_matcher, Json};
 
 /// Upstream TLS context, v2 `tls_context` or v3 `UpstreamTlsContext`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,21 +34,21 @@ pub struct DownstreamTls {
     pub sds_cert: Option<String>,
 }
 
-fn first_sds_name(common: &Value) -> Option<String> {
+fn first_sds_name<J: Json>(common: &J) -> Option<String> {
     common
         .get("tls_certificate_sds_secret_configs")
-        .and_then(Value::as_array)
+        .and_then(J::as_array)
         .and_then(|a| a.first())
         .and_then(|c| s(c, "name"))
 }
 
 /// The SAN matchers of one validation context (`verify_subject_alt_name`,
 /// `match_subject_alt_names`, `match_typed_subject_alt_names`).
-fn san_matchers(vc: &Value, out: &mut Vec<String>) {
+fn san_matchers<J: Json>(vc: &J, out: &mut Vec<String>) {
     out.extend(str_list(vc.get("verify_subject_alt_name")));
     for m in vc
         .get("match_subject_alt_names")
-        .and_then(Value::as_array)
+        .and_then(J::as_array)
         .into_iter()
         .flatten()
     {
@@ -58,7 +56,7 @@ fn san_matchers(vc: &Value, out: &mut Vec<String>) {
     }
     for m in vc
         .get("match_typed_subject_alt_names")
-        .and_then(Value::as_array)
+        .and_then(J::as_array)
         .into_iter()
         .flatten()
     {
@@ -67,8 +65,8 @@ fn san_matchers(vc: &Value, out: &mut Vec<String>) {
 }
 
 /// Parse a `common_tls_context` (+ `sni`) into [`TlsContext`].
-pub(super) fn tls_context(ctx: &Value) -> TlsContext {
-    let common = ctx.get("common_tls_context").unwrap_or(&Value::Null);
+pub(super) fn tls_context<J: Json>(ctx: &J) -> TlsContext {
+    let common = ctx.get("common_tls_context").unwrap_or(J::null());
     let mut t = TlsContext {
         sni: s(ctx, "sni").filter(|x| !x.is_empty()),
         alpn: str_list(common.get("alpn_protocols")),
@@ -77,7 +75,7 @@ pub(super) fn tls_context(ctx: &Value) -> TlsContext {
     };
     t.cert_file = common
         .get("tls_certificates")
-        .and_then(Value::as_array)
+        .and_then(J::as_array)
         .and_then(|a| a.first())
         .and_then(|c| c.get("certificate_chain"))
         .and_then(|c| s(c, "filename"));
@@ -101,8 +99,8 @@ pub(super) fn tls_context(ctx: &Value) -> TlsContext {
 }
 
 /// Parse a `DownstreamTlsContext` (v3) or v2 filter-chain `tls_context`.
-pub(super) fn downstream_tls(ctx: &Value) -> DownstreamTls {
-    let common = ctx.get("common_tls_context").unwrap_or(&Value::Null);
+pub(super) fn downstream_tls<J: Json>(ctx: &J) -> DownstreamTls {
+    let common = ctx.get("common_tls_context").unwrap_or(J::null());
     DownstreamTls {
         require_client_certificate: ctx
             .get("require_client_certificate")
@@ -115,12 +113,12 @@ pub(super) fn downstream_tls(ctx: &Value) -> DownstreamTls {
 
 /// Classify one transport socket: `Ok(None)` = plaintext, `Ok(Some(ctx))` =
 /// TLS, `Err(name)` = another socket (by name or type URL).
-pub(super) fn transport_socket(ts: &Value) -> Result<Option<TlsContext>, String> {
-    let name = ts.get("name").and_then(Value::as_str).unwrap_or("");
+pub(super) fn transport_socket<J: Json>(ts: &J) -> Result<Option<TlsContext>, String> {
+    let name = ts.get("name").and_then(J::as_str).unwrap_or("");
     let cfg = ts.get("typed_config").or_else(|| ts.get("config"));
     let type_url = cfg
         .and_then(|c| c.get("@type"))
-        .and_then(Value::as_str)
+        .and_then(J::as_str)
         .unwrap_or("");
     if name.contains("raw_buffer") || type_url.ends_with("RawBuffer") {
         return Ok(None);
@@ -130,7 +128,7 @@ pub(super) fn transport_socket(ts: &Value) -> Result<Option<TlsContext>, String>
         || type_url.ends_with("UpstreamTlsContext")
         || type_url.ends_with("DownstreamTlsContext")
     {
-        return Ok(Some(tls_context(cfg.unwrap_or(&Value::Null))));
+        return Ok(Some(tls_context(cfg.unwrap_or(J::null()))));
     }
     // Wrappers (internal_upstream, tap, …) hold the real socket inside.
     if let Some(inner) = cfg.and_then(|c| c.get("transport_socket")) {
@@ -148,7 +146,7 @@ pub(super) fn transport_socket(ts: &Value) -> Result<Option<TlsContext>, String>
 
 /// The downstream TLS a filter chain terminates (v2 `tls_context`, v3 a TLS
 /// `transport_socket`), if any.
-pub(super) fn chain_tls(fc: &Value) -> Option<DownstreamTls> {
+pub(super) fn chain_tls<J: Json>(fc: &J) -> Option<DownstreamTls> {
     if let Some(tc) = fc.get("tls_context") {
         return Some(downstream_tls(tc));
     }

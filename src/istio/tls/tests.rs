@@ -9,7 +9,9 @@
 //! Place in the flow: test-only (istio/ helpers).
 
 use super::*;
-use crate::envoy::config_dump::{parse_config_dump, ClientTlsConfig};
+use crate::envoy::config_dump::ClientTlsConfig;
+// The tree parser, checked against the streaming reader on each dump.
+use crate::envoy::config_dump::stream_tests::parse_checked as parse_config_dump;
 use crate::istio::destination_rule::{ClientTls, TlsMode};
 use serde_json::{json, Value};
 use MtlsMode::{Disable, Permissive, Strict};
