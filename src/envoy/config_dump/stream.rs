@@ -343,27 +343,25 @@ impl<'de> Visitor<'de> for Element<'_> {
             return Ok(());
         };
         let value: Value = map.next_value()?;
-        let streamed = match (first.as_str(), &value) {
+        // The type to stream by, when `@type` comes first and says it.
+        let streamed: Option<&str> = match (first.as_str(), &value) {
             ("@type", Value::String(t)) => {
                 let kind = type_suffix(t).map(|(_, k)| kind_of(k));
                 match kind {
                     // Not kept, or not an Envoy admin type: skipped unread.
-                    None | Some(None) => true,
-                    Some(Some(Kind::Lists(_))) => true,
+                    None | Some(None) => Some(t.as_str()),
+                    Some(Some(Kind::Lists(_))) => Some(t.as_str()),
                     // Small: read whole below.
-                    Some(Some(_)) => false,
+                    Some(Some(_)) => None,
                 }
             }
             // The fallback: `@type` is not first (or not a string).
-            _ => false,
+            _ => None,
         };
-        if !streamed {
+        let Some(t) = streamed else {
             let element = rest_of(map, first, value)?;
             config_entry(self.out, &element, self.path);
             return Ok(());
-        }
-        let Value::String(t) = &value else {
-            unreachable!("only a string @type is streamed")
         };
         match typed_entry(self.out, t, None, self.path) {
             Some(Kind::Lists(lists)) => read_lists(map, self.out, lists, self.path),
