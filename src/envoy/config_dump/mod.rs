@@ -41,6 +41,7 @@ mod cluster;
 mod endpoint;
 mod json;
 mod listener;
+mod parallel;
 mod pruned;
 mod rejected;
 pub mod stream;

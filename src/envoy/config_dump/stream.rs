@@ -70,6 +70,11 @@ pub struct DumpDocument {
 /// Reads a whole document from memory. Errors are serde_json's (not JSON,
 /// truncated: with line and column).
 pub fn from_slice(bytes: &[u8]) -> Result<DumpDocument, serde_json::Error> {
+    if bytes.len() >= super::parallel::PARALLEL_FROM {
+        if let Some(doc) = super::parallel::read(bytes) {
+            return Ok(doc);
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let doc = Document.deserialize(&mut de)?;
     de.end()?;
@@ -143,7 +148,7 @@ impl<'de, K, F: FnOnce(&str) -> K> Visitor<'de> for Key<F> {
 }
 
 /// A value kept only when it is a string (`schema`, `version_info`).
-struct StringOrNone;
+pub(super) struct StringOrNone;
 
 impl<'de> DeserializeSeed<'de> for StringOrNone {
     type Value = Option<String>;
@@ -291,7 +296,7 @@ impl<'de> Visitor<'de> for Configs {
 }
 
 /// One element of `configs[]`, added to `out`.
-struct Element<'a> {
+pub(super) struct Element<'a> {
     out: &'a mut ConfigDump,
     path: &'a str,
 }
@@ -303,7 +308,12 @@ impl<'de> DeserializeSeed<'de> for Element<'_> {
     }
 }
 
-impl Element<'_> {
+impl<'a> Element<'a> {
+    /// The reader of the element at `path` (`configs[3]`), adding to `out`.
+    pub(super) fn new(out: &'a mut ConfigDump, path: &'a str) -> Element<'a> {
+        Element { out, path }
+    }
+
     fn no_type(self) {
         self.out.problems.push(DumpError::Element {
             path: self.path.to_string(),

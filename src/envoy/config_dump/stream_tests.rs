@@ -57,6 +57,11 @@ fn assert_same(bytes: &[u8], what: &str) -> Option<DumpDocument> {
     match (tree, streamed, from_reader) {
         (Ok(v), Ok(doc), Ok(doc2)) => {
             assert_eq!(doc, doc2, "from_slice vs from_reader ({what}): {}", text());
+            // The two-thread reader of large documents, whatever the size:
+            // the same document, or it leaves it to the one-thread reader.
+            if let Some(two) = super::parallel::read(bytes) {
+                assert_eq!(two, doc, "two threads vs one ({what}): {}", text());
+            }
             assert_eq!(
                 doc.dump,
                 parse_config_dump(&v),
@@ -443,5 +448,24 @@ proptest! {
     #[test]
     fn arbitrary_dumps_read_the_same_streamed(v in arb_dump()) {
         assert_same_value(&v);
+    }
+}
+
+#[test]
+fn the_two_thread_reader_reads_recorded_dumps_and_leaves_odd_ones() {
+    // A recorded full dump: read on two threads, the same as on one.
+    let path = repo().join("benches/data/seed-sleep.config_dump.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let two = super::parallel::read(&bytes).expect("a dump with a configs list");
+    assert_eq!(two, stream::from_slice(&bytes).unwrap());
+    assert!(!two.dump.as_ref().unwrap().clusters.is_empty());
+    // No configs list, or not JSON: the one-thread reader's job.
+    for odd in [
+        r#"{}"#,
+        r#"{"configs": {}}"#,
+        r#"{"configs": [1, {"@type": "x"}"#,
+        "[]",
+    ] {
+        assert!(super::parallel::read(odd.as_bytes()).is_none(), "{odd}");
     }
 }
