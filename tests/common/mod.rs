@@ -166,3 +166,26 @@ pub fn start_with_role(name: &str, role: &str) -> (tempfile::TempDir, Lab) {
     .expect("lab");
     (dir, lab)
 }
+
+/// The pod lists the plugin asked the lab for, as `path?query`.
+pub fn pod_lists(lab: &Lab) -> Vec<String> {
+    lab.requests()
+        .into_iter()
+        .filter(|r| r.verb == "list" && r.resource.as_deref() == Some("pods"))
+        .filter(|r| r.user_agent.starts_with("kubectl-mesh503/"))
+        .map(|r| format!("{}?{}", r.path, r.query))
+        .collect()
+}
+
+/// No list of every pod of the cluster: cluster-wide pod lists are
+/// narrowed by a label or field selector.
+pub fn assert_no_unselected_cluster_wide_pod_list(lists: &[String]) {
+    for list in lists {
+        assert!(
+            !list.starts_with("/api/v1/pods?")
+                || list.contains("labelSelector=")
+                || list.contains("fieldSelector="),
+            "every pod of the cluster was listed: {list} (of {lists:?})"
+        );
+    }
+}
