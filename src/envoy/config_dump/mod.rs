@@ -130,12 +130,26 @@ impl ConfigDump {
         out
     }
     /// Merge another (partial) dump into this one (e.g. the three
-    /// `?resource=` fetches of one proxy).
+    /// `?resource=` fetches of one proxy): what this one set first stays.
     pub fn merge(&mut self, other: ConfigDump) {
+        self.combine(other, false);
+    }
+
+    /// Add the dump of a later part of the same document, as reading it
+    /// into this one would have: a bootstrap and whole-dump versions it
+    /// sets replace this one's (`stream`'s two-thread reader).
+    pub(super) fn append_later(&mut self, later: ConfigDump) {
+        self.combine(later, true);
+    }
+
+    /// Lists appended, the first known API kept; the bootstrap and the
+    /// whole-dump versions from `other` when `later_wins`, else only where
+    /// this one has none.
+    fn combine(&mut self, other: ConfigDump, later_wins: bool) {
         if self.api == DumpApi::Unknown {
             self.api = other.api;
         }
-        if self.bootstrap.is_none() {
+        if other.bootstrap.is_some() && (later_wins || self.bootstrap.is_none()) {
             self.bootstrap = other.bootstrap;
         }
         self.clusters.extend(other.clusters);
@@ -145,7 +159,11 @@ impl ConfigDump {
         }
         self.endpoint_versions.extend(other.endpoint_versions);
         for (k, v) in other.type_versions {
-            self.type_versions.entry(k).or_insert(v);
+            if later_wins {
+                self.type_versions.insert(k, v);
+            } else {
+                self.type_versions.entry(k).or_insert(v);
+            }
         }
         self.rejected.extend(other.rejected);
         self.problems.extend(other.problems);

@@ -47,7 +47,7 @@ pub fn read(bytes: &[u8]) -> Option<DumpDocument> {
     parts.sort_by_key(|(i, _)| *i);
     let mut out = ConfigDump::default();
     for (_, part) in parts {
-        add_in_order(&mut out, part);
+        out.append_later(part);
     }
     Some(DumpDocument {
         dump: Ok(out),
@@ -71,27 +71,6 @@ fn read_each(elements: &[&RawValue], which: &[usize]) -> Option<Vec<(usize, Conf
             Some((i, part))
         })
         .collect()
-}
-
-/// Adds the dump of the next element as the one-thread reader would have
-/// written it into the same dump: the first known API, the last bootstrap
-/// and type versions, everything else appended.
-fn add_in_order(out: &mut ConfigDump, part: ConfigDump) {
-    if out.api == super::DumpApi::Unknown {
-        out.api = part.api;
-    }
-    if part.bootstrap.is_some() {
-        out.bootstrap = part.bootstrap;
-    }
-    out.clusters.extend(part.clusters);
-    out.listeners.extend(part.listeners);
-    for (k, v) in part.endpoints {
-        out.endpoints.entry(k).or_default().extend(v);
-    }
-    out.endpoint_versions.extend(part.endpoint_versions);
-    out.type_versions.extend(part.type_versions);
-    out.rejected.extend(part.rejected);
-    out.problems.extend(part.problems);
 }
 
 /// The top level as [`super::stream`] reads it, with `configs[]`'s
